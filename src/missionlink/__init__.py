@@ -1,0 +1,1 @@
+"""MissionLink: streamer mission donations."""
