@@ -1,0 +1,235 @@
+"""Core database: wallets, the journal, missions, predictions, outbox and email jobs.
+
+User ids here refer to the identity database; there are no foreign keys across the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from missionlink.adapters.db.identity_tables import NAMING
+from missionlink.adapters.db.types import BigId, UTCDateTime
+
+core_metadata = MetaData(naming_convention=NAMING)
+
+members = Table(
+    "members",
+    core_metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("display_name", String(50), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+wallets = Table(
+    "wallets",
+    core_metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("cash_balance", BigInteger, nullable=False, server_default=text("0")),
+    Column("points_balance", BigInteger, nullable=False, server_default=text("0")),
+    CheckConstraint("cash_balance >= 0", name="cash_not_negative"),
+    CheckConstraint("points_balance >= 0", name="points_not_negative"),
+)
+
+channels = Table(
+    "channels",
+    core_metadata,
+    Column("streamer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("missions_enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("min_mission_amount", BigInteger, nullable=False),
+    Column("accept_timeout_seconds", Integer, nullable=False),
+    Column("overlay_token", String(64), nullable=False, unique=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("min_mission_amount > 0", name="min_amount_positive"),
+    CheckConstraint("accept_timeout_seconds >= 60", name="accept_timeout_floor"),
+)
+
+# Append-only double-entry journal: one row is one transfer of `amount` from one account
+# to another, so every transfer's two postings (-amount, +amount) balance by construction.
+transfers = Table(
+    "transfers",
+    core_metadata,
+    Column("id", String(80), primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("from_account", String(64), nullable=False),
+    Column("to_account", String(64), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("mission_id", BigInteger, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint("from_account <> to_account", name="distinct_accounts"),
+    CheckConstraint("currency IN ('KRW', 'PTS')", name="currency"),
+)
+Index("ix_transfers_from", transfers.c.from_account, transfers.c.created_at)
+Index("ix_transfers_to", transfers.c.to_account, transfers.c.created_at)
+Index("ix_transfers_mission", transfers.c.mission_id)
+
+topups = Table(
+    "topups",
+    core_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("provider_payment_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
+    UniqueConstraint("provider", "provider_payment_id"),
+)
+
+MISSION_STATUSES = "('pending', 'accepted', 'rejected', 'cancelled', 'succeeded', 'failed', 'expired')"
+
+missions = Table(
+    "missions",
+    core_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("streamer_id", BigInteger, nullable=False),
+    Column("creator_id", BigInteger, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("fee_bps", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("accept_by", UTCDateTime, nullable=False),
+    Column("deadline_at", UTCDateTime, nullable=False),
+    Column("accepted_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("settlement", String(16), nullable=True),
+    Column("settled_at", UTCDateTime, nullable=True),
+    CheckConstraint(f"status IN {MISSION_STATUSES}", name="status"),
+    CheckConstraint("settlement IS NULL OR settlement IN ('pending', 'settled')", name="settlement"),
+    CheckConstraint("streamer_id <> creator_id", name="not_own_channel"),
+    CheckConstraint("fee_bps >= 0 AND fee_bps <= 10000", name="fee_bps"),
+    CheckConstraint(
+        "(status IN ('pending', 'accepted')) = (settlement IS NULL)", name="settlement_when_terminal"
+    ),
+)
+Index("ix_missions_streamer_status", missions.c.streamer_id, missions.c.status)
+Index("ix_missions_status_deadline", missions.c.status, missions.c.deadline_at)
+Index("ix_missions_creator", missions.c.creator_id, missions.c.status, missions.c.ended_at)
+
+pledges = Table(
+    "pledges",
+    core_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("mission_id", BigInteger, ForeignKey("missions.id"), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("amount > 0", name="amount_positive"),
+)
+Index("ix_pledges_mission_user", pledges.c.mission_id, pledges.c.user_id, pledges.c.amount)
+Index("ix_pledges_user", pledges.c.user_id)
+
+bets = Table(
+    "bets",
+    core_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("mission_id", BigInteger, ForeignKey("missions.id"), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("side IN ('success', 'failure')", name="side"),
+    CheckConstraint("points > 0", name="points_positive"),
+    UniqueConstraint("mission_id", "user_id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    core_metadata,
+    Column("user_id", BigInteger, nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    PrimaryKeyConstraint("user_id", "key"),
+)
+
+outbox = Table(
+    "outbox",
+    core_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("topic", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("available_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+    Column("processed_at", UTCDateTime, nullable=True),
+)
+Index(
+    "ix_outbox_unprocessed",
+    outbox.c.available_at,
+    outbox.c.id,
+    postgresql_where=outbox.c.processed_at.is_(None),
+    sqlite_where=outbox.c.processed_at.is_(None),
+)
+
+processed_events = Table(
+    "processed_events",
+    core_metadata,
+    Column("event_id", BigInteger, nullable=False),
+    Column("handler", String(64), nullable=False),
+    Column("processed_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("event_id", "handler"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    core_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", BigInteger, nullable=False, unique=True),
+    Column("topic", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("failed_at", UTCDateTime, nullable=False),
+    Column("replayed_at", UTCDateTime, nullable=True),
+)
+
+email_jobs = Table(
+    "email_jobs",
+    core_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("mission_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("message_id", String(200), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, server_default="queued"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    CheckConstraint("status IN ('queued', 'sent', 'failed')", name="status"),
+    CheckConstraint("role IN ('backer', 'streamer')", name="role"),
+    UniqueConstraint("mission_id", "user_id"),
+)
+Index(
+    "ix_email_jobs_queued",
+    email_jobs.c.id,
+    postgresql_where=email_jobs.c.status == "queued",
+    sqlite_where=email_jobs.c.status == "queued",
+)

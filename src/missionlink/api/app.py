@@ -1,0 +1,64 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from missionlink.api import problems
+from missionlink.api.middleware import BodyLimitMiddleware
+from missionlink.api.routers import auth, health
+from missionlink.bootstrap import Container
+
+ROUTERS = [health.router, auth.router]
+
+
+def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
+    """Build the app; with ``run_worker`` the outbox worker runs inside this process."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task: asyncio.Task[None] | None = None
+        worker = None
+        if run_worker:
+            from missionlink.workers.runner import Worker
+
+            worker = Worker(container)
+            task = asyncio.create_task(worker.run_forever(), name="missionlink-worker")
+        app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None and task is not None:
+                worker.stop()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await container.close()
+
+    app = FastAPI(
+        title="MissionLink API",
+        version="1.0.0",
+        summary="Streamer mission donations: escrowed pledges, predictions, fan boards.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    settings = container.settings
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After", "Location"],
+            allow_credentials=True,
+            max_age=600,
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

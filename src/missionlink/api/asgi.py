@@ -1,0 +1,17 @@
+"""ASGI entry point for uvicorn: ``missionlink.api.asgi:create_from_env``."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from missionlink import bootstrap
+from missionlink.api.app import create_app
+from missionlink.config import Settings
+
+
+def create_from_env() -> FastAPI:
+    settings = Settings()
+    run_worker = os.environ.get("MISSIONLINK_SERVE_WORKER", "1") == "1"
+    return create_app(bootstrap.build(settings), run_worker=run_worker)

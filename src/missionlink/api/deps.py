@@ -1,0 +1,98 @@
+"""FastAPI dependencies: the container, the caller, the client address."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from missionlink.adapters.security.tokens import AccessClaims
+from missionlink.bootstrap import Container
+from missionlink.domain.errors import Forbidden, InvalidInput, NotAuthenticated
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+Deps = Annotated[Container, Depends(get_container)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("use 'Authorization: Bearer <access_token>'")
+    return token.strip()
+
+
+def current_user(request: Request, container: Deps) -> AccessClaims:
+    token = _bearer(request)
+    if token is None:
+        raise NotAuthenticated("this endpoint needs 'Authorization: Bearer <access_token>'")
+    return container.tokens.verify(token)
+
+
+def optional_user(request: Request, container: Deps) -> AccessClaims | None:
+    token = _bearer(request)
+    return container.tokens.verify(token) if token else None
+
+
+def streamer_user(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessClaims:
+    if user.role != "streamer":
+        raise Forbidden("only streamers have a channel")
+    return user
+
+
+CurrentUser = Annotated[AccessClaims, Depends(current_user)]
+OptionalUser = Annotated[AccessClaims | None, Depends(optional_user)]
+CurrentStreamer = Annotated[AccessClaims, Depends(streamer_user)]
+
+
+def idempotency_key(
+    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> str | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255:
+        raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
+
+
+def client_address(request: Request, container: Deps) -> str:
+    """The client's address, believing ``X-Forwarded-For`` only from trusted proxies."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = container.settings.trusted_proxies
+    forwarded = request.headers.get("x-forwarded-for")
+    if not forwarded or not _is_trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    # Walk from the nearest hop outwards, skipping our own proxies.
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _is_trusted(address: str, trusted: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for entry in trusted:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+ClientAddress = Annotated[str, Depends(client_address)]

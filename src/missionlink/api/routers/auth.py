@@ -1,0 +1,4 @@
+"""Identity endpoints."""
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,84 @@
+"""Wires settings to adapters: the one place that decides which implementation runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+
+from missionlink.adapters.broker.inprocess import Broker, make_broker
+from missionlink.adapters.db.engine import Database
+from missionlink.adapters.email.senders import FileMailer, Mailer, SmtpMailer
+from missionlink.adapters.payments.providers import PaymentProvider, make_provider
+from missionlink.adapters.security.rate_limit import RateLimiter
+from missionlink.adapters.security.tokens import TokenService, load_or_create_key
+from missionlink.config import Settings
+from missionlink.domain.clock import Clock, SystemClock
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Clock
+    identity_db: Database
+    core_db: Database
+    tokens: TokenService
+    passwords: PasswordHasher
+    mailer: Mailer
+    payments: PaymentProvider
+    broker: Broker
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+
+    async def close(self) -> None:
+        await self.mailer.close()
+        await self.broker.close()
+        await self.core_db.dispose()
+        await self.identity_db.dispose()
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    if settings.smtp_host:
+        return SmtpMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+        )
+    return FileMailer(settings.mail_dir)
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    mailer: Mailer | None = None,
+    broker: Broker | None = None,
+    payments: PaymentProvider | None = None,
+) -> Container:
+    key = load_or_create_key(settings.jwt_private_key, settings.data_dir)
+    return Container(
+        settings=settings,
+        clock=clock or SystemClock(),
+        identity_db=Database(settings.identity_url),
+        core_db=Database(settings.core_url),
+        tokens=TokenService(
+            key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=settings.access_token_seconds,
+        ),
+        passwords=PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        ),
+        mailer=mailer or make_mailer(settings),
+        payments=payments
+        or make_provider(
+            settings.payment_provider,
+            settings.payment_webhook_secret,
+            settings.payment_webhook_tolerance_seconds,
+        ),
+        broker=broker or make_broker(settings.broker_url),
+    )

@@ -1,0 +1,151 @@
+"""The ``missionlink`` command: serve, worker, migrate, admin, reconcile, dead-letters."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from missionlink.config import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        messages = "; ".join(str(e["msg"]) for e in exc.errors())
+        sys.exit(f"missionlink: invalid settings: {messages}")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from missionlink.migrations.runner import upgrade_all
+
+    settings = _settings()
+    if settings.embedded and args.workers > 1:
+        print(
+            "missionlink: --workers above 1 needs PostgreSQL (MISSIONLINK_DATABASE_URL); "
+            "the embedded SQLite default runs as one process.",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.embedded:
+        upgrade_all(settings)
+    # The in-process worker runs beside the API unless a separate `missionlink worker` runs.
+    os.environ.setdefault("MISSIONLINK_SERVE_WORKER", "1" if not settings.broker_url else "0")
+    uvicorn.run(
+        "missionlink.api.asgi:create_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=False,
+        log_level="info",
+    )
+    return 0
+
+
+def cmd_worker(_: argparse.Namespace) -> int:
+    from missionlink.workers.runner import run_standalone
+
+    settings = _settings()
+    asyncio.run(run_standalone(settings))
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from missionlink.migrations.runner import upgrade_all
+
+    upgrade_all(_settings())
+    print("migrated: identity, core")
+    return 0
+
+
+def cmd_reconcile(_: argparse.Namespace) -> int:
+    from missionlink.services.reconcile import run_report
+
+    report = asyncio.run(run_report(_settings()))
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def cmd_admin_create(args: argparse.Namespace) -> int:
+    from missionlink.services.identity_cli import create_admin
+
+    password = args.password or os.environ.get("MISSIONLINK_ADMIN_PASSWORD")
+    if not password:
+        import getpass
+
+        password = getpass.getpass("Password for the new admin: ")
+    user_id = asyncio.run(
+        create_admin(_settings(), email=args.email, password=password, display_name=args.name)
+    )
+    print(f"admin created: id={user_id} email={args.email}")
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from missionlink.workers.dead_letters import list_dead_letters, replay_dead_letter
+
+    settings = _settings()
+    if args.action == "list":
+        rows = asyncio.run(list_dead_letters(settings))
+        if not rows:
+            print("no dead letters")
+        for row in rows:
+            print(f"{row['id']}\tevent={row['event_id']}\t{row['topic']}\t"
+                  f"attempts={row['attempts']}\treplayed={row['replayed_at'] or '-'}\t"
+                  f"{row['error'][:120]}")
+        return 0
+    if args.id is None:
+        print("missionlink: dead-letters replay needs an id", file=sys.stderr)
+        return 2
+    ok = asyncio.run(replay_dead_letter(settings, args.id))
+    print("replayed" if ok else "no such dead letter (or already replayed)")
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="missionlink", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API and web front end")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="run the outbox worker alone").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="upgrade both databases").set_defaults(func=cmd_migrate)
+    sub.add_parser("reconcile", help="check every ledger invariant").set_defaults(
+        func=cmd_reconcile
+    )
+
+    admin = sub.add_parser("admin", help="administration")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_sub.add_parser("create", help="create an admin account")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", default="Admin")
+    create.add_argument("--password", help="or MISSIONLINK_ADMIN_PASSWORD, or a prompt")
+    create.set_defaults(func=cmd_admin_create)
+
+    dead = sub.add_parser("dead-letters", help="list or replay events that kept failing")
+    dead.add_argument("action", choices=["list", "replay"])
+    dead.add_argument("id", nargs="?", type=int)
+    dead.set_defaults(func=cmd_dead_letters)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""Settings: every ``MISSIONLINK_*`` environment variable, validated at start."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Env(StrEnum):
+    dev = "dev"
+    staging = "staging"
+    prod = "prod"
+
+
+def normalize_database_url(url: str, password: str | None = None) -> str:
+    """Turn cloud-style ``postgres://`` URLs into async driver URLs; inject a password."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite:///"):
+        url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    parsed = make_url(url)
+    if password:
+        parsed = parsed.set(password=password)
+    return parsed.render_as_string(hide_password=False)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MISSIONLINK_", extra="ignore")
+
+    env: Env = Env.dev
+    data_dir: Path = Path("./var")
+    identity_database_url: str = ""
+    database_url: str = ""
+    database_password: str | None = None
+    identity_database_password: str | None = None
+    broker_url: str = ""
+
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "MissionLink <no-reply@missionlink.example.com>"
+    smtp_starttls: bool = True
+
+    platform_fee_bps: int = Field(default=1000, ge=0, le=10000)
+    min_pledge: int = Field(default=1000, ge=1)
+    max_pledge: int = Field(default=1_000_000, ge=1)
+    max_topup: int = Field(default=2_000_000, ge=1000)
+    min_mission_seconds: int = Field(default=60, ge=1)
+    max_mission_seconds: int = Field(default=604_800, ge=60)
+    signup_points: int = Field(default=1000, ge=0)
+    bet_window_seconds: int = Field(default=120, ge=0)
+    proposal_cooldown_seconds: int = Field(default=300, ge=0)
+    cancel_limit_per_day: int = Field(default=5, ge=1)
+
+    cors_origins: Annotated[list[str], NoDecode] = []
+    rate_limit_signups_per_minute: int = Field(default=20, ge=0)
+    rate_limit_login_failures: int = Field(default=5, ge=0)
+    rate_limit_pledges_per_minute: int = Field(default=120, ge=0)
+    rate_limit_posts_per_minute: int = Field(default=10, ge=0)
+
+    jwt_private_key: str = ""
+    jwt_issuer: str = "missionlink"
+    jwt_audience: str = "missionlink-api"
+    access_token_seconds: int = Field(default=900, ge=60)
+    refresh_token_seconds: int = Field(default=2_592_000, ge=300)
+
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19_456, ge=8)
+    argon2_parallelism: int = Field(default=1, ge=1)
+
+    public_url: str = "http://127.0.0.1:8000"
+    payment_provider: str = "sandbox"
+    payment_webhook_secret: str = ""
+    payment_webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+
+    metrics_port: int = Field(default=9100, ge=0, le=65535)
+    worker_batch_size: int = Field(default=50, ge=1)
+    worker_max_attempts: int = Field(default=8, ge=1)
+    idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("payment_provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in {"sandbox", "webhook"}:
+            raise ValueError("PAYMENT_PROVIDER must be 'sandbox' or 'webhook'")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.min_pledge > self.max_pledge:
+            raise ValueError("MIN_PLEDGE must not exceed MAX_PLEDGE")
+        if self.min_mission_seconds > self.max_mission_seconds:
+            raise ValueError("MIN_MISSION_SECONDS must not exceed MAX_MISSION_SECONDS")
+        if self.payment_provider == "webhook" and not self.payment_webhook_secret:
+            raise ValueError("PAYMENT_PROVIDER=webhook needs PAYMENT_WEBHOOK_SECRET")
+        if self.env is Env.prod:
+            problems = []
+            if self.core_url.startswith("sqlite") or self.identity_url.startswith("sqlite"):
+                problems.append("SQLite databases")
+            if not self.jwt_private_key:
+                problems.append("the generated JWT key (set JWT_PRIVATE_KEY)")
+            if self.payment_provider == "sandbox":
+                problems.append("the sandbox payment provider")
+            if not self.broker_url:
+                problems.append("an empty BROKER_URL")
+            if not self.smtp_host:
+                problems.append("no SMTP_HOST")
+            if problems:
+                raise ValueError("ENV=prod refuses to start with " + ", ".join(problems))
+        return self
+
+    @cached_property
+    def core_url(self) -> str:
+        url = self.database_url or f"sqlite:///{self.data_dir}/core.sqlite3"
+        return normalize_database_url(url, self.database_password)
+
+    @cached_property
+    def identity_url(self) -> str:
+        url = self.identity_database_url or f"sqlite:///{self.data_dir}/identity.sqlite3"
+        return normalize_database_url(url, self.identity_database_password)
+
+    @property
+    def embedded(self) -> bool:
+        """True when the core database is SQLite: one process, worker inside ``serve``."""
+        return self.core_url.startswith("sqlite")
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"

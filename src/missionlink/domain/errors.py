@@ -1,0 +1,86 @@
+"""Domain errors: each has a stable code (listed in docs/errors.md) and an HTTP status."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "error"
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class InvalidInput(DomainError):
+    code = "invalid-input"
+    status = 422
+    title = "Invalid input"
+
+
+class NotAuthenticated(DomainError):
+    code = "not-authenticated"
+    status = 401
+    title = "Not authenticated"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(DomainError):
+    code = "not-found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class InsufficientFunds(Conflict):
+    code = "insufficient-funds"
+    title = "Insufficient funds"
+
+
+class InvalidState(Conflict):
+    code = "invalid-state"
+    title = "Mission state does not allow this"
+
+
+class DeadlinePassed(Conflict):
+    code = "deadline-passed"
+    title = "Deadline passed"
+
+
+class ProposalBlocked(Conflict):
+    code = "proposal-blocked"
+    title = "Proposal not allowed yet"
+
+
+class DuplicateEmail(Conflict):
+    code = "email-taken"
+    title = "Email already registered"
+
+
+class IdempotencyInProgress(Conflict):
+    code = "idempotency-in-progress"
+    title = "A request with this Idempotency-Key is still running"
+
+
+class IdempotencyMismatch(DomainError):
+    code = "idempotency-key-reused"
+    status = 422
+    title = "Idempotency-Key reused with a different request"
+
+
+class RateLimited(DomainError):
+    code = "rate-limited"
+    status = 429
+    title = "Too many requests"

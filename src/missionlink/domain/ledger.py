@@ -1,0 +1,55 @@
+"""Ledger accounts and the maths of money: integer KRW and integer points only."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+KRW = "KRW"
+PTS = "PTS"
+
+PLATFORM_FEE_ACCOUNT = "platform:fee"
+PLATFORM_POINTS_ACCOUNT = "platform:points"
+
+
+class TransferKind(StrEnum):
+    topup = "topup"
+    pledge = "pledge"
+    refund = "refund"
+    payout = "payout"
+    fee = "fee"
+    signup_bonus = "signup_bonus"
+    pledge_points = "pledge_points"
+    bet = "bet"
+    bet_payout = "bet_payout"
+    bet_refund = "bet_refund"
+    bet_dust = "bet_dust"
+
+
+def user_cash(user_id: int) -> str:
+    return f"user:{user_id}:cash"
+
+
+def user_points(user_id: int) -> str:
+    return f"user:{user_id}:points"
+
+
+def escrow(mission_id: int) -> str:
+    return f"mission:{mission_id}:escrow"
+
+
+def stake_pool(mission_id: int) -> str:
+    return f"mission:{mission_id}:pool"
+
+
+def provider_clearing(provider: str) -> str:
+    return f"provider:{provider}"
+
+
+def fee_for(total: int, fee_bps: int) -> int:
+    """The platform's share of a payout: ``floor(total * fee_bps / 10000)``."""
+    return total * fee_bps // 10_000
+
+
+def points_for_pledged(amount: int) -> int:
+    """Points earned by pledging: one per 100 KRW."""
+    return amount // 100

@@ -1,0 +1,45 @@
+"""Shared Alembic environment: async engines, batch mode on SQLite, lock timeouts on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def _configure_and_run(connection: Connection, metadata: MetaData) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        transaction_per_migration=True,
+    )
+    if connection.dialect.name == "postgresql":
+        # Never wait forever behind live traffic for a lock, nor run away with a statement.
+        connection.exec_driver_sql("SET lock_timeout = '10s'")
+        connection.exec_driver_sql("SET statement_timeout = '10min'")
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async(url: str, metadata: MetaData) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    async with engine.connect() as conn:
+        await conn.run_sync(_configure_and_run, metadata)
+        await conn.commit()
+    await engine.dispose()
+
+
+def run(metadata: MetaData) -> None:
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url must be set by missionlink.migrations.runner"
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    asyncio.run(_run_async(url, metadata))

@@ -1,0 +1,137 @@
+"""Shared fixtures: a fresh pair of databases per test on SQLite, and on PostgreSQL when
+``MISSIONLINK_TEST_POSTGRES_URL`` is set (under ``CI=true`` a missing URL fails the run)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from missionlink import bootstrap
+from missionlink.api.app import create_app
+from missionlink.bootstrap import Container
+from missionlink.config import Settings, normalize_database_url
+from missionlink.domain.clock import FrozenClock
+from missionlink.migrations.runner import upgrade_all
+from tests.fakes import MemoryMailer
+
+PG_ENV = "MISSIONLINK_TEST_POSTGRES_URL"
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pg_admin_url() -> str:
+    url = os.environ.get(PG_ENV, "")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{PG_ENV} is not set under CI=true: the PostgreSQL suite must run")
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/postgres)")
+    return url
+
+
+async def _admin(url: str, sql: str) -> None:
+    engine = create_async_engine(normalize_database_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+def _db_url(admin_url: str, name: str) -> str:
+    base, _, _ = admin_url.rstrip("/").rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture
+async def database_urls(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield {}
+        return
+    admin = pg_admin_url()
+    suffix = uuid.uuid4().hex[:10]
+    names = {"core": f"ml_test_core_{suffix}", "identity": f"ml_test_identity_{suffix}"}
+    for name in names.values():
+        await _admin(admin, f'CREATE DATABASE "{name}"')
+    try:
+        yield {
+            "MISSIONLINK_DATABASE_URL": _db_url(admin, names["core"]),
+            "MISSIONLINK_IDENTITY_DATABASE_URL": _db_url(admin, names["identity"]),
+        }
+    finally:
+        for name in names.values():
+            await _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(tmp_path: Path, urls: dict[str, str], **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "var",
+        "database_url": urls.get("MISSIONLINK_DATABASE_URL", ""),
+        "identity_database_url": urls.get("MISSIONLINK_IDENTITY_DATABASE_URL", ""),
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 8,
+        "rate_limit_signups_per_minute": 0,
+        "rate_limit_pledges_per_minute": 0,
+        "rate_limit_posts_per_minute": 0,
+        "cors_origins": ["https://app.missionlink.example.com"],
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def mailer() -> MemoryMailer:
+    return MemoryMailer()
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    """Override in a test module to change settings for its tests."""
+    return {}
+
+
+@pytest.fixture
+async def container(
+    tmp_path: Path,
+    database_urls: dict[str, str],
+    clock: FrozenClock,
+    mailer: MemoryMailer,
+    settings_overrides: dict[str, object],
+) -> AsyncIterator[Container]:
+    settings = make_settings(tmp_path, database_urls, **settings_overrides)
+    (tmp_path / "var").mkdir(exist_ok=True)
+    await asyncio.to_thread(upgrade_all, settings)
+    c = bootstrap.build(settings, clock=clock, mailer=mailer)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(container)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Integration and e2e tests run on SQLite and PostgreSQL; unit tests on SQLite only."""
+    if "database_urls" in metafunc.fixturenames and ".unit." not in f".{metafunc.module.__name__}.":
+        if not any(m.name == "parametrize" and "database_urls" in m.args[0]
+                   for m in metafunc.definition.iter_markers()):
+            metafunc.parametrize("database_urls", BACKENDS, indirect=True)
