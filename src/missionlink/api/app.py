@@ -11,10 +11,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from missionlink.api import problems
 from missionlink.api.middleware import BodyLimitMiddleware
-from missionlink.api.routers import auth, health
+from missionlink.api.routers import auth, health, missions, streamers, wallet
 from missionlink.bootstrap import Container
 
-ROUTERS = [health.router, auth.router]
+ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers.router]
 
 
 def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:

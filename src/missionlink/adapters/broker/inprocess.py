@@ -91,7 +91,7 @@ class RedisBroker:
     async def ping(self) -> bool:
         try:
             return bool(await self._redis.ping())
-        except Exception:  # noqa: BLE001 - readiness reports any failure as "not ready"
+        except Exception:
             return False
 
     async def close(self) -> None:

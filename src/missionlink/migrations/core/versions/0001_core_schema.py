@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:29:37.569293
+Create Date: 2026-11-22 07:35:56.863727
 
 """
 from typing import Sequence, Union
@@ -28,6 +28,7 @@ def upgrade() -> None:
     sa.Column('min_mission_amount', sa.BigInteger(), nullable=False),
     sa.Column('accept_timeout_seconds', sa.Integer(), nullable=False),
     sa.Column('overlay_token', sa.String(length=64), nullable=False),
+    sa.Column('live_at', missionlink.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', missionlink.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('accept_timeout_seconds >= 60', name=op.f('ck_channels_accept_timeout_floor')),
     sa.CheckConstraint('min_mission_amount > 0', name=op.f('ck_channels_min_amount_positive')),
@@ -55,6 +56,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), server_default='queued', nullable=False),
     sa.Column('attempts', sa.Integer(), server_default=sa.text('0'), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('lease_until', missionlink.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', missionlink.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', missionlink.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("role IN ('backer', 'streamer')", name=op.f('ck_email_jobs_role')),

@@ -1,0 +1,64 @@
+"""Account rules: which emails, passwords, display names, roles and languages are valid."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+
+from missionlink.domain.errors import InvalidInput
+
+PUBLIC_ROLES = frozenset({"viewer", "streamer"})
+ROLES = PUBLIC_ROLES | {"admin"}
+LANGUAGES = frozenset({"ko", "en"})
+#: Reserved top-level domains (RFC 2606, RFC 6761, RFC 6762) that never receive real mail.
+RESERVED_TLDS = frozenset({"test", "example", "invalid", "localhost", "local", "onion", "arpa"})
+PASSWORD_MIN, PASSWORD_MAX = 10, 128
+DISPLAY_NAME_MAX = 50
+
+
+def normalize_email(raw: str) -> tuple[str, str]:
+    """The address as stored and its case-insensitive key; InvalidInput when it can't get mail."""
+    try:
+        info = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"email: {exc}") from exc
+    tld = info.ascii_domain.rsplit(".", 1)[-1].lower()
+    if tld in RESERVED_TLDS:
+        raise InvalidInput(f"email: .{tld} is a reserved domain that cannot receive email")
+    return info.normalized, info.normalized.lower()
+
+
+def login_key(raw: str) -> str:
+    """The key an address is stored and rate limited under, even when it is malformed."""
+    try:
+        return normalize_email(raw)[1]
+    except InvalidInput:
+        return raw.strip().lower()[:320]
+
+
+def encodable(text: str) -> bool:
+    # JSON may carry lone surrogates that no database or hash function accepts.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_password(password: str) -> None:
+    """Passwords are 10 to 128 characters; no composition rules (NIST SP 800-63B)."""
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise InvalidInput(f"password: must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    if not encodable(password):
+        raise InvalidInput("password: contains characters that are not valid Unicode")
+
+
+def clean_display_name(name: str) -> str:
+    """The display name without surrounding whitespace; 1 to 50 printable characters."""
+    name = name.strip()
+    if not 1 <= len(name) <= DISPLAY_NAME_MAX:
+        raise InvalidInput(f"display_name: must be 1 to {DISPLAY_NAME_MAX} characters")
+    if any(unicodedata.category(ch) in {"Cc", "Cs"} for ch in name):
+        raise InvalidInput("display_name: must not contain control characters")
+    return name

@@ -1,0 +1,101 @@
+"""Channel settings and the streamer directory."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from missionlink.adapters.db.core_tables import channels, members
+from missionlink.config import Settings
+from missionlink.domain.errors import InvalidInput, NotFound
+
+LIVE_SECONDS = 45
+
+
+def settings_out(row: Any) -> dict[str, Any]:
+    return {
+        "missions_enabled": row.missions_enabled,
+        "min_mission_amount": row.min_mission_amount,
+        "accept_timeout_seconds": row.accept_timeout_seconds,
+    }
+
+
+async def get_settings(conn: AsyncConnection, streamer_id: int) -> dict[str, Any]:
+    row = (
+        await conn.execute(select(channels).where(channels.c.streamer_id == streamer_id))
+    ).first()
+    if row is None:
+        raise NotFound("you have no channel")
+    return settings_out(row)
+
+
+async def update_settings(
+    conn: AsyncConnection, *, settings: Settings, streamer_id: int, changes: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    if "min_mission_amount" in changes:
+        amount = changes["min_mission_amount"]
+        if not settings.min_pledge <= amount <= settings.max_pledge:
+            raise InvalidInput(
+                f"min_mission_amount must be between {settings.min_pledge} and "
+                f"{settings.max_pledge}"
+            )
+    if "accept_timeout_seconds" in changes:
+        timeout = changes["accept_timeout_seconds"]
+        if not 60 <= timeout <= settings.max_mission_seconds:
+            raise InvalidInput(
+                f"accept_timeout_seconds must be between 60 and {settings.max_mission_seconds}"
+            )
+    row = (
+        await conn.execute(
+            update(channels)
+            .where(channels.c.streamer_id == streamer_id)
+            .values(**changes, updated_at=now)
+            .returning(*channels.c)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("you have no channel")
+    return settings_out(row)
+
+
+def streamer_out(row: Any, now: datetime) -> dict[str, Any]:
+    live_at = getattr(row, "live_at", None)
+    return {
+        "id": row.streamer_id,
+        "display_name": row.display_name,
+        "missions_enabled": row.missions_enabled,
+        "min_mission_amount": row.min_mission_amount,
+        "accept_timeout_seconds": row.accept_timeout_seconds,
+        "live": bool(live_at and (now - live_at).total_seconds() < LIVE_SECONDS),
+    }
+
+
+def _directory() -> Any:
+    return select(channels, members.c.display_name).join(
+        members, members.c.user_id == channels.c.streamer_id
+    )
+
+
+async def list_streamers(
+    conn: AsyncConnection, *, now: datetime, limit: int, after_id: int | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    stmt = _directory().order_by(channels.c.streamer_id).limit(limit + 1)
+    if after_id is not None:
+        stmt = stmt.where(channels.c.streamer_id > after_id)
+    rows = list(await conn.execute(stmt))
+    page = rows[:limit]
+    nxt = page[-1].streamer_id if len(rows) > limit else None
+    return [streamer_out(r, now) for r in page], nxt
+
+
+async def get_streamer(conn: AsyncConnection, streamer_id: int, now: datetime) -> dict[str, Any]:
+    row = (
+        await conn.execute(_directory().where(channels.c.streamer_id == streamer_id))
+    ).first()
+    if row is None:
+        raise NotFound(f"streamer {streamer_id} does not exist")
+    return streamer_out(row, now)

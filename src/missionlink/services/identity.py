@@ -1,0 +1,293 @@
+"""Identity use cases: signup, login, refresh-token rotation, logout and the caller's profile."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from missionlink.adapters.db.identity_tables import refresh_tokens, users
+from missionlink.bootstrap import Container
+from missionlink.domain.errors import DuplicateEmail, InvalidInput, NotAuthenticated, RateLimited
+from missionlink.domain.identity import (
+    LANGUAGES,
+    PUBLIC_ROLES,
+    ROLES,
+    check_password,
+    clean_display_name,
+    encodable,
+    login_key,
+    normalize_email,
+)
+from missionlink.services.members import member_exists, open_member
+
+SIGNUP_WINDOW_SECONDS = 60
+LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
+#: One address may fail more often than one account: several people can share a NAT.
+ADDRESS_FAILURE_FACTOR = 4
+BAD_CREDENTIALS = "wrong email or password"
+BAD_REFRESH = "the refresh token is unknown, expired, spent or revoked"
+
+
+@dataclass(frozen=True)
+class UserView:
+    id: int
+    email: str
+    display_name: str
+    role: str
+    language: str
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def hash_refresh_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_dummy_hashes: dict[tuple[int, int, int, int, int], str] = {}
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash with the live parameters, verified for unknown emails so timing matches."""
+    key = (
+        hasher.time_cost,
+        hasher.memory_cost,
+        hasher.parallelism,
+        hasher.hash_len,
+        hasher.salt_len,
+    )
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = hasher.hash(secrets.token_urlsafe(16))
+    return _dummy_hashes[key]
+
+
+def _verify(hasher: PasswordHasher, stored: str | None, password: str) -> bool:
+    """Runs one argon2 verification whatever the input, so failures cost the same time."""
+    usable = encodable(password)
+    try:
+        ok = hasher.verify(stored or _dummy_hash(hasher), password if usable else "-")
+    except (VerificationError, InvalidHashError):
+        return False
+    return ok and usable and stored is not None
+
+
+def _view(row: Any) -> UserView:
+    return UserView(row.id, row.email, row.display_name, row.role, row.language)
+
+
+async def signup(
+    c: Container,
+    *,
+    email: str,
+    password: str,
+    display_name: str,
+    role: str,
+    language: str = "ko",
+    client: str,
+) -> UserView:
+    """Register a viewer or streamer; signups are rate limited per client address."""
+    c.limiter.hit(
+        f"signup:{client}",
+        limit=c.settings.rate_limit_signups_per_minute,
+        window=SIGNUP_WINDOW_SECONDS,
+        what="signups from this address",
+    )
+    if role not in PUBLIC_ROLES:
+        raise InvalidInput("role: must be 'viewer' or 'streamer'")
+    return await register(
+        c, email=email, password=password, display_name=display_name, role=role, language=language
+    )
+
+
+async def register(
+    c: Container, *, email: str, password: str, display_name: str, role: str, language: str
+) -> UserView:
+    """Create the user in the identity database, then their member records in the core."""
+    stored, key = normalize_email(email)
+    check_password(password)
+    name = clean_display_name(display_name)
+    if role not in ROLES:
+        raise InvalidInput(f"role: unknown role {role!r}")
+    if language not in LANGUAGES:
+        raise InvalidInput("language: must be 'ko' or 'en'")
+    password_hash = await asyncio.to_thread(c.passwords.hash, password)
+    now = c.clock.now()
+    values = {
+        "email": stored,
+        "email_normalized": key,
+        "password_hash": password_hash,
+        "display_name": name,
+        "role": role,
+        "language": language,
+        "created_at": now,
+    }
+    try:
+        async with c.identity_db.begin() as conn:
+            result = await conn.execute(insert(users).values(**values).returning(users.c.id))
+            user_id = int(result.scalar_one())
+    except IntegrityError as exc:
+        raise DuplicateEmail(f"{stored} is already registered") from exc
+    await _open_member(c, user_id=user_id, display_name=name, role=role, now=now)
+    return UserView(user_id, stored, name, role, language)
+
+
+async def _open_member(
+    c: Container, *, user_id: int, display_name: str, role: str, now: datetime
+) -> None:
+    async def work(conn: AsyncConnection) -> bool:
+        return await open_member(
+            conn,
+            settings=c.settings,
+            user_id=user_id,
+            display_name=display_name,
+            role=role,
+            now=now,
+        )
+
+    await c.core_db.transaction(work)
+
+
+async def login(c: Container, *, email: str, password: str, client: str) -> TokenPair:
+    """Check the credentials and open a new session (a new refresh-token family)."""
+    key = login_key(email)
+    limit = c.settings.rate_limit_login_failures
+    budgets = {
+        f"login-fail:account:{key}": limit,
+        f"login-fail:address:{client}": limit * ADDRESS_FAILURE_FACTOR,
+    }
+    for bucket, budget in budgets.items():
+        wait = c.limiter.retry_after(bucket, limit=budget, window=LOGIN_FAILURE_WINDOW_SECONDS)
+        if wait is not None:
+            raise RateLimited(f"too many failed logins; retry in {wait} s", retry_after=wait)
+    async with c.identity_db.read() as conn:
+        row = (await conn.execute(select(users).where(users.c.email_normalized == key))).first()
+    stored = row.password_hash if row is not None else None
+    if row is None or not await asyncio.to_thread(_verify, c.passwords, stored, password):
+        if limit > 0:
+            for bucket in budgets:
+                c.limiter.record(bucket)
+        raise NotAuthenticated(BAD_CREDENTIALS)
+    c.limiter.reset(f"login-fail:account:{key}")
+    now = c.clock.now()
+    await _rehash_if_needed(c, row.id, row.password_hash, password)
+    await _repair_member(c, row, now)
+    async with c.identity_db.begin() as conn:
+        return await _issue_pair(c, conn, user_id=row.id, role=row.role, family_id=None, now=now)
+
+
+async def _rehash_if_needed(c: Container, user_id: int, stored: str, password: str) -> None:
+    """Upgrade a hash made with older argon2 parameters while the password is at hand."""
+    if not c.passwords.check_needs_rehash(stored):
+        return
+    fresh = await asyncio.to_thread(c.passwords.hash, password)
+    async with c.identity_db.begin() as conn:
+        await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=fresh))
+
+
+async def _repair_member(c: Container, row: Any, now: datetime) -> None:
+    """Create the core records if a crash came between the two databases at signup."""
+    async with c.core_db.read() as conn:
+        if await member_exists(conn, row.id):
+            return
+    await _open_member(c, user_id=row.id, display_name=row.display_name, role=row.role, now=now)
+
+
+async def _issue_pair(
+    c: Container,
+    conn: AsyncConnection,
+    *,
+    user_id: int,
+    role: str,
+    family_id: str | None,
+    now: datetime,
+) -> TokenPair:
+    token = secrets.token_urlsafe(32)
+    await conn.execute(
+        insert(refresh_tokens).values(
+            id=str(uuid.uuid4()),
+            family_id=family_id or str(uuid.uuid4()),
+            user_id=user_id,
+            token_hash=hash_refresh_token(token),
+            issued_at=now,
+            expires_at=now + timedelta(seconds=c.settings.refresh_token_seconds),
+        )
+    )
+    return TokenPair(
+        access_token=c.tokens.issue(user_id, role, now),
+        refresh_token=token,
+        expires_in=c.settings.access_token_seconds,
+    )
+
+
+async def refresh(c: Container, *, refresh_token: str) -> TokenPair:
+    """Spend a refresh token for a new pair; a spent one presented again revokes its family."""
+    now = c.clock.now()
+    digest = hash_refresh_token(refresh_token)
+    rt = refresh_tokens
+    async with c.identity_db.begin() as conn:
+        # One conditional UPDATE: of two concurrent refreshes only one can spend the token.
+        spent = await conn.execute(
+            update(rt)
+            .where(
+                rt.c.token_hash == digest,
+                rt.c.spent_at.is_(None),
+                rt.c.revoked_at.is_(None),
+                rt.c.expires_at > now,
+            )
+            .values(spent_at=now)
+            .returning(rt.c.user_id, rt.c.family_id)
+        )
+        row = spent.first()
+        if row is not None:
+            role = await conn.scalar(select(users.c.role).where(users.c.id == row.user_id))
+            if role is not None:
+                return await _issue_pair(
+                    c, conn, user_id=row.user_id, role=role, family_id=row.family_id, now=now
+                )
+        else:
+            reused = (rt.c.token_hash == digest) & rt.c.spent_at.is_not(None)
+            await _revoke_family(conn, reused, now)
+    raise NotAuthenticated(BAD_REFRESH)
+
+
+async def logout(c: Container, *, user_id: int, refresh_token: str) -> None:
+    """End the session the refresh token belongs to, if it is the caller's."""
+    digest = hash_refresh_token(refresh_token)
+    rt = refresh_tokens
+    async with c.identity_db.begin() as conn:
+        mine = (rt.c.token_hash == digest) & (rt.c.user_id == user_id)
+        await _revoke_family(conn, mine, c.clock.now())
+
+
+async def _revoke_family(conn: AsyncConnection, which: ColumnElement[bool], now: datetime) -> int:
+    """Revoke every token in the family of the token(s) matching ``which``."""
+    rt = refresh_tokens
+    family = select(rt.c.family_id).where(which).scalar_subquery()
+    result = await conn.execute(
+        update(rt).where(rt.c.family_id == family, rt.c.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return int(result.rowcount)
+
+
+async def profile(c: Container, *, user_id: int) -> UserView:
+    """The caller's account; 401 when the token outlived the account."""
+    async with c.identity_db.read() as conn:
+        row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+    if row is None:
+        raise NotAuthenticated("the account of this token no longer exists")
+    return _view(row)

@@ -1,0 +1,144 @@
+"""Read side of missions: the API's mission shape, lists and backers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from missionlink.adapters.db.core_tables import members, missions, pledges
+from missionlink.domain.errors import NotFound
+from missionlink.domain.missions import MissionView, Status, effective_status
+
+
+def view_of(row: Row[Any]) -> MissionView:
+    return MissionView(
+        id=row.id,
+        streamer_id=row.streamer_id,
+        creator_id=row.creator_id,
+        status=Status(row.status),
+        accept_by=row.accept_by,
+        deadline_at=row.deadline_at,
+        accepted_at=row.accepted_at,
+    )
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def mission_out(row: Row[Any], total_pledged: int, backers: int, now: datetime) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "streamer_id": row.streamer_id,
+        "creator_id": row.creator_id,
+        "title": row.title,
+        "description": row.description,
+        "status": effective_status(view_of(row), now).value,
+        "total_pledged": total_pledged,
+        "backers": backers,
+        "fee_bps": row.fee_bps,
+        "created_at": iso(row.created_at),
+        "accept_by": iso(row.accept_by),
+        "deadline_at": iso(row.deadline_at),
+        "accepted_at": iso(row.accepted_at),
+        "ended_at": iso(row.ended_at),
+        "settlement": row.settlement,
+    }
+
+
+async def totals(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """(total pledged, distinct backers) per mission, summed from pledges: no hot counter."""
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        select(
+            pledges.c.mission_id,
+            func.coalesce(func.sum(pledges.c.amount), 0),
+            func.count(func.distinct(pledges.c.user_id)),
+        )
+        .where(pledges.c.mission_id.in_(ids))
+        .group_by(pledges.c.mission_id)
+    )
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+async def get_mission(conn: AsyncConnection, mission_id: int, now: datetime) -> dict[str, Any]:
+    row = (await conn.execute(select(missions).where(missions.c.id == mission_id))).first()
+    if row is None:
+        raise NotFound(f"mission {mission_id} does not exist")
+    total, backers = (await totals(conn, [mission_id])).get(mission_id, (0, 0))
+    return mission_out(row, total, backers, now)
+
+
+def _status_filter(status: Status, now: datetime) -> Any:
+    overdue = or_(
+        missions.c.deadline_at <= now,
+        and_(missions.c.status == Status.pending.value, missions.c.accept_by <= now),
+    )
+    if status is Status.expired:
+        return or_(
+            missions.c.status == Status.expired.value,
+            and_(missions.c.status.in_([Status.pending.value, Status.accepted.value]), overdue),
+        )
+    if status in (Status.pending, Status.accepted):
+        return and_(missions.c.status == status.value, ~overdue)
+    return missions.c.status == status.value
+
+
+async def list_missions(
+    conn: AsyncConnection,
+    *,
+    now: datetime,
+    limit: int,
+    before_id: int | None,
+    streamer_id: int | None,
+    status: Status | None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    stmt = select(missions).order_by(missions.c.id.desc()).limit(limit + 1)
+    if before_id is not None:
+        stmt = stmt.where(missions.c.id < before_id)
+    if streamer_id is not None:
+        stmt = stmt.where(missions.c.streamer_id == streamer_id)
+    if status is not None:
+        stmt = stmt.where(_status_filter(status, now))
+    rows = list(await conn.execute(stmt))
+    page = rows[:limit]
+    sums = await totals(conn, [r.id for r in page])
+    items = [mission_out(r, *sums.get(r.id, (0, 0)), now) for r in page]
+    next_id = page[-1].id if len(rows) > limit else None
+    return items, next_id
+
+
+async def list_backers(
+    conn: AsyncConnection, mission_id: int, *, limit: int, before_id: int | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    exists = await conn.execute(select(missions.c.id).where(missions.c.id == mission_id))
+    if exists.first() is None:
+        raise NotFound(f"mission {mission_id} does not exist")
+    stmt = (
+        select(pledges.c.id, pledges.c.user_id, pledges.c.amount, pledges.c.created_at,
+               members.c.display_name)
+        .join(members, members.c.user_id == pledges.c.user_id)
+        .where(pledges.c.mission_id == mission_id)
+        .order_by(pledges.c.id.desc())
+        .limit(limit + 1)
+    )
+    if before_id is not None:
+        stmt = stmt.where(pledges.c.id < before_id)
+    rows = list(await conn.execute(stmt))
+    page = rows[:limit]
+    items = [
+        {
+            "id": r.id,
+            "user_id": r.user_id,
+            "display_name": r.display_name,
+            "amount": r.amount,
+            "created_at": iso(r.created_at),
+        }
+        for r in page
+    ]
+    return items, (page[-1].id if len(rows) > limit else None)

@@ -1,0 +1,167 @@
+"""Ledger invariants, checked against the live database (read-only, safe beside ``serve``).
+
+1. Every transfer moves a positive integer between two different accounts in one currency
+   (so the postings of every transfer, and of each currency, sum to zero).
+2. Accounts hold one currency: user cash/escrow/fee/provider in KRW, points in PTS.
+3. Each cached wallet balance equals the sum of its postings; none is negative.
+4. An unsettled mission's escrow holds exactly its pledges, and its stake pool its bets;
+   a settled mission's escrow and pool are empty.
+5. Each pledge has its journal transfer; each refunded mission has one refund per pledge.
+6. Completed top-ups equal what the provider clearing accounts paid out.
+7. A settled mission has one result email job per distinct backer and one for the streamer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import String, cast, func, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from missionlink.adapters.db.core_tables import (
+    bets,
+    email_jobs,
+    missions,
+    pledges,
+    topups,
+    transfers,
+    wallets,
+)
+from missionlink.adapters.db.engine import Database
+from missionlink.config import Settings
+from missionlink.domain import ledger as L
+
+
+@dataclass
+class Report:
+    failures: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def check(self, name: str, problems: list[str]) -> None:
+        self.checked.append(name)
+        self.failures += [f"{name}: {p}" for p in problems[:20]]
+        if len(problems) > 20:
+            self.failures.append(f"{name}: ... and {len(problems) - 20} more")
+
+    def render(self) -> str:
+        lines = [f"{'FAIL' if any(f.startswith(c + ':') for f in self.failures) else 'ok  '} {c}"
+                 for c in self.checked]
+        lines += [f"  - {f}" for f in self.failures]
+        lines.append("all invariants hold" if self.ok else f"{len(self.failures)} problem(s)")
+        return "\n".join(lines)
+
+
+def _currency_of(account: str) -> str:
+    return L.PTS if account.endswith((":points", ":pool")) or account == L.PLATFORM_POINTS_ACCOUNT \
+        else L.KRW
+
+
+async def account_balances(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    legs = union_all(
+        select(transfers.c.to_account.label("account"), transfers.c.currency,
+               transfers.c.amount.label("delta")),
+        select(transfers.c.from_account, transfers.c.currency,
+               (literal(0) - transfers.c.amount)),
+    ).subquery()
+    rows = await conn.execute(
+        select(legs.c.account, legs.c.currency, func.sum(legs.c.delta)).group_by(
+            legs.c.account, legs.c.currency
+        )
+    )
+    return {(a, c): int(s) for a, c, s in rows}
+
+
+async def check(conn: AsyncConnection) -> Report:
+    report = Report()
+    bad = await conn.execute(
+        select(transfers.c.id).where(
+            (transfers.c.amount <= 0) | (transfers.c.from_account == transfers.c.to_account)
+            | transfers.c.currency.not_in([L.KRW, L.PTS])
+        )
+    )
+    report.check("transfers are positive and between two accounts",
+                 [f"transfer {r[0]}" for r in bad])
+    balances = await account_balances(conn)
+    per_currency: dict[str, int] = defaultdict(int)
+    for (_, currency), amount in balances.items():
+        per_currency[currency] += amount
+    report.check("postings sum to zero per currency",
+                 [f"{c} sums to {s}" for c, s in per_currency.items() if s != 0])
+    report.check("accounts hold one currency",
+                 [f"{a} has {c}" for (a, c) in balances if _currency_of(a) != c])
+
+    problems = []
+    for w in await conn.execute(select(wallets)):
+        for currency, cached, account in (
+            (L.KRW, w.cash_balance, L.user_cash(w.user_id)),
+            (L.PTS, w.points_balance, L.user_points(w.user_id)),
+        ):
+            derived = balances.get((account, currency), 0)
+            if cached != derived or cached < 0:
+                problems.append(f"{account} cached {cached} but journal says {derived}")
+    report.check("wallet balances equal their journal and are not negative", problems)
+
+    pledged = dict(
+        (await conn.execute(select(pledges.c.mission_id, func.sum(pledges.c.amount))
+                            .group_by(pledges.c.mission_id))).all()
+    )
+    staked = dict(
+        (await conn.execute(select(bets.c.mission_id, func.sum(bets.c.points))
+                            .group_by(bets.c.mission_id))).all()
+    )
+    problems = []
+    for m in await conn.execute(select(missions.c.id, missions.c.settlement)):
+        escrow = balances.get((L.escrow(m.id), L.KRW), 0)
+        pool = balances.get((L.stake_pool(m.id), L.PTS), 0)
+        want_escrow = 0 if m.settlement == "settled" else int(pledged.get(m.id, 0))
+        want_pool = 0 if m.settlement == "settled" else int(staked.get(m.id, 0))
+        if escrow != want_escrow:
+            problems.append(f"mission {m.id} escrow {escrow}, expected {want_escrow}")
+        if pool != want_pool:
+            problems.append(f"mission {m.id} stake pool {pool}, expected {want_pool}")
+    report.check("escrows hold their pledges until settled", problems)
+
+    missing = await conn.execute(
+        select(pledges.c.id).where(
+            ~select(transfers.c.id)
+            .where(transfers.c.id == literal("pledge:", String) + cast(pledges.c.id, String))
+            .exists()
+        )
+    )
+    report.check("every pledge is in the journal", [f"pledge {r[0]}" for r in missing])
+
+    completed = int(await conn.scalar(
+        select(func.coalesce(func.sum(topups.c.amount), 0)).where(topups.c.status == "completed")
+    ) or 0)
+    clearing = sum(v for (a, _), v in balances.items() if a.startswith("provider:"))
+    report.check("completed top-ups match provider clearing",
+                 [] if completed == -clearing else [f"top-ups {completed}, clearing {clearing}"])
+
+    expected_jobs = await conn.execute(
+        select(missions.c.id, func.count(func.distinct(pledges.c.user_id)))
+        .select_from(missions.outerjoin(pledges, pledges.c.mission_id == missions.c.id))
+        .where(missions.c.settlement == "settled")
+        .group_by(missions.c.id)
+    )
+    jobs = dict(
+        (await conn.execute(select(email_jobs.c.mission_id, func.count())
+                            .group_by(email_jobs.c.mission_id))).all()
+    )
+    report.check("settled missions email every backer and the streamer once",
+                 [f"mission {mid}: {jobs.get(mid, 0)} jobs for {n} backers"
+                  for mid, n in expected_jobs if jobs.get(mid, 0) != n + 1])
+    return report
+
+
+async def run_report(settings: Settings) -> Report:
+    db = Database(settings.core_url)
+    try:
+        async with db.read() as conn:
+            return await check(conn)
+    finally:
+        await db.dispose()

@@ -1,0 +1,158 @@
+"""Send queued result emails; each send is recorded under its stable Message-ID."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from missionlink.adapters.db.core_tables import email_jobs, missions, transfers
+from missionlink.adapters.db.identity_tables import users
+from missionlink.bootstrap import Container
+from missionlink.domain import ledger as L
+from missionlink.services.notifications import Recipient, Statement, build_message
+
+log = structlog.get_logger(__name__)
+LEASE = timedelta(seconds=120)
+RECORD_EVERY = 25
+
+
+async def _claim(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+    stmt = (
+        select(email_jobs)
+        .where(
+            email_jobs.c.status == "queued",
+            or_(email_jobs.c.lease_until.is_(None), email_jobs.c.lease_until <= now),
+        )
+        .order_by(email_jobs.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(await conn.execute(stmt))
+    if rows:
+        await conn.execute(
+            update(email_jobs)
+            .where(email_jobs.c.id.in_([r.id for r in rows]))
+            .values(lease_until=now + LEASE, attempts=email_jobs.c.attempts + 1)
+        )
+    return rows
+
+
+async def _statements(
+    conn: AsyncConnection, mission_id: int, user_ids: list[int]
+) -> dict[int, Statement]:
+    accounts = {L.user_cash(u): u for u in user_ids} | {L.user_points(u): u for u in user_ids}
+    rows = await conn.execute(
+        select(transfers.c.kind, transfers.c.from_account, transfers.c.to_account,
+               transfers.c.amount)
+        .where(
+            or_(transfers.c.from_account.in_(accounts), transfers.c.to_account.in_(accounts)),
+            transfers.c.mission_id == mission_id,
+        )
+    )
+    sums: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for kind, src, dst, amount in rows:
+        user = accounts.get(dst) if dst in accounts else accounts.get(src)
+        if user is not None:
+            sums[user][kind] += amount
+    fees = int(
+        await conn.scalar(
+            select(transfers.c.amount).where(transfers.c.id == f"fee:{mission_id}")
+        )
+        or 0
+    )
+    return {
+        u: Statement(
+            pledged=s["pledge"], refunded=s["refund"], payout=s["payout"], fee=fees,
+            points_earned=s["pledge_points"], staked=s["bet"],
+            stake_returned=s["bet_payout"] + s["bet_refund"],
+        )
+        for u, s in ((u, sums[u]) for u in user_ids)
+    }
+
+
+async def send_batch(container: Container, limit: int = 200) -> int:
+    """Send up to ``limit`` queued emails; returns how many were sent."""
+    now = container.clock.now()
+    async with container.core_db.begin() as conn:
+        jobs = await _claim(conn, now, limit)
+    if not jobs:
+        return 0
+    async with container.core_db.read() as conn:
+        mission_rows = {
+            r.id: r
+            for r in await conn.execute(
+                select(missions.c.id, missions.c.title, missions.c.status).where(
+                    missions.c.id.in_({j.mission_id for j in jobs})
+                )
+            )
+        }
+        statements: dict[tuple[int, int], Statement] = {}
+        by_mission: dict[int, list[int]] = defaultdict(list)
+        for j in jobs:
+            by_mission[j.mission_id].append(j.user_id)
+        for mission_id, uids in by_mission.items():
+            for uid, st in (await _statements(conn, mission_id, uids)).items():
+                statements[(mission_id, uid)] = st
+    async with container.identity_db.read() as conn:
+        people = {
+            r.id: Recipient(r.id, r.email, r.display_name, r.language)
+            for r in await conn.execute(
+                select(users.c.id, users.c.email, users.c.display_name, users.c.language).where(
+                    users.c.id.in_({j.user_id for j in jobs})
+                )
+            )
+        }
+    sent: list[int] = []
+    failed: list[tuple[int, str, int]] = []
+    for job in jobs:
+        person = people.get(job.user_id)
+        mission = mission_rows.get(job.mission_id)
+        if person is None or mission is None:
+            failed.append((job.id, "recipient or mission not found", 10**6))
+            continue
+        message = build_message(
+            sender=container.settings.smtp_from, recipient=person, message_id=job.message_id,
+            mission_title=mission.title, status=mission.status, role=job.role,
+            statement=statements.get((job.mission_id, job.user_id), Statement()),
+            now=container.clock.now(),
+        )
+        try:
+            await container.mailer.send(message)
+        except Exception as exc:
+            log.warning("email.send_failed", job=job.id, error=str(exc))
+            failed.append((job.id, f"{type(exc).__name__}: {exc}", job.attempts + 1))
+            continue
+        sent.append(job.id)
+        if len(sent) % RECORD_EVERY == 0:
+            await _record(container, sent[-RECORD_EVERY:], [])
+    await _record(container, sent[len(sent) - len(sent) % RECORD_EVERY:], failed)
+    return len(sent)
+
+
+async def _record(container: Container, sent: list[int], failed: list[tuple[int, str, int]]) -> None:
+    now = container.clock.now()
+    max_attempts = container.settings.worker_max_attempts
+    async with container.core_db.begin() as conn:
+        if sent:
+            await conn.execute(
+                update(email_jobs)
+                .where(email_jobs.c.id.in_(sent))
+                .values(status="sent", sent_at=now, lease_until=None)
+            )
+        for job_id, error, attempts in failed:
+            backoff = timedelta(seconds=min(300, 2 ** min(attempts, 8)))
+            await conn.execute(
+                update(email_jobs)
+                .where(email_jobs.c.id == job_id)
+                .values(
+                    status="failed" if attempts >= max_attempts else "queued",
+                    last_error=error[:2000],
+                    lease_until=now + backoff,
+                )
+            )

@@ -1,0 +1,174 @@
+"""The worker: expires overdue missions, relays the outbox to handlers, sends emails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from missionlink.adapters.db.core_tables import dead_letters, outbox, processed_events
+from missionlink.bootstrap import Container, build
+from missionlink.config import Settings
+from missionlink.observability import metrics
+from missionlink.services import idempotency, missions
+from missionlink.workers import emails
+from missionlink.workers.handlers import HANDLERS
+
+log = structlog.get_logger(__name__)
+WAKE_CHANNEL = "outbox"
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(600, 2 ** min(attempts, 10)))
+
+
+class Worker:
+    def __init__(self, container: Container, *, idle_seconds: float = 0.5) -> None:
+        self.c = container
+        self.idle_seconds = idle_seconds
+        self._stopping = asyncio.Event()
+        self._last_purge = 0.0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run_once(self) -> int:
+        """One pass over every duty; returns how much work it did."""
+        done = 0
+        now = self.c.clock.now()
+        async with self.c.core_db.begin() as conn:
+            done += await missions.expire_due(conn, now)
+        done += await self.process_outbox()
+        done += await emails.send_batch(self.c)
+        if time.monotonic() - self._last_purge > 3600:
+            self._last_purge = time.monotonic()
+            async with self.c.core_db.begin() as conn:
+                await idempotency.purge_expired(conn, now, self.c.settings.idempotency_ttl_seconds)
+        await self._observe()
+        return done
+
+    async def run_until_idle(self, max_passes: int = 100) -> None:
+        for _ in range(max_passes):
+            if await self.run_once() == 0:
+                return
+        raise RuntimeError("worker did not become idle")
+
+    async def run_forever(self) -> None:
+        log.info("worker.started")
+        async with self.c.broker.subscribe(WAKE_CHANNEL) as wake:
+            while not self._stopping.is_set():
+                try:
+                    busy = await self.run_once()
+                except Exception:
+                    log.exception("worker.pass_failed")
+                    busy = 0
+                    await asyncio.sleep(1)
+                if busy:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.idle_seconds):
+                        stop = asyncio.ensure_future(self._stopping.wait())
+                        got = asyncio.ensure_future(wake.get())
+                        try:
+                            await asyncio.wait({stop, got}, return_when=asyncio.FIRST_COMPLETED)
+                        finally:
+                            stop.cancel()
+                            got.cancel()
+        log.info("worker.stopped")
+
+    async def process_outbox(self) -> int:
+        now = self.c.clock.now()
+        limit = self.c.settings.worker_batch_size
+        async with self.c.core_db.begin() as conn:
+            stmt = (
+                select(outbox)
+                .where(outbox.c.processed_at.is_(None), outbox.c.available_at <= now)
+                .order_by(outbox.c.id)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            events = list(await conn.execute(stmt))
+            for event in events:
+                await self._handle(conn, event)
+        return len(events)
+
+    async def _handle(self, conn: AsyncConnection, event: Any) -> None:
+        now = self.c.clock.now()
+        try:
+            async with conn.begin_nested():
+                done = set(
+                    (
+                        await conn.execute(
+                            select(processed_events.c.handler).where(
+                                processed_events.c.event_id == event.id
+                            )
+                        )
+                    ).scalars()
+                )
+                for name, handler in HANDLERS.get(event.topic, []):
+                    if name in done:
+                        continue
+                    await handler(conn, dict(event.payload), self.c)
+                    await conn.execute(
+                        insert(processed_events).values(
+                            event_id=event.id, handler=name, processed_at=now
+                        )
+                    )
+                await conn.execute(
+                    update(outbox).where(outbox.c.id == event.id).values(processed_at=now)
+                )
+            metrics.EVENTS.labels(topic=event.topic, outcome="ok").inc()
+        except Exception as exc:
+            attempts = event.attempts + 1
+            error = f"{type(exc).__name__}: {exc}"[:4000]
+            log.warning("outbox.handler_failed", event_id=event.id, topic=event.topic, error=error)
+            values: dict[str, Any] = {"attempts": attempts, "last_error": error,
+                                      "available_at": now + backoff(attempts)}
+            if attempts >= self.c.settings.worker_max_attempts:
+                values["processed_at"] = now
+                await conn.execute(delete(dead_letters).where(dead_letters.c.event_id == event.id))
+                await conn.execute(
+                    insert(dead_letters).values(
+                        event_id=event.id, topic=event.topic, payload=event.payload,
+                        error=error, attempts=attempts, failed_at=now,
+                    )
+                )
+                metrics.EVENTS.labels(topic=event.topic, outcome="dead").inc()
+            else:
+                metrics.EVENTS.labels(topic=event.topic, outcome="retry").inc()
+            await conn.execute(update(outbox).where(outbox.c.id == event.id).values(**values))
+
+    async def _observe(self) -> None:
+        async with self.c.core_db.read() as conn:
+            oldest = await conn.scalar(
+                select(func.min(outbox.c.created_at)).where(outbox.c.processed_at.is_(None))
+            )
+        age = (self.c.clock.now() - oldest).total_seconds() if oldest else 0.0
+        metrics.OUTBOX_AGE.set(max(age, 0.0))
+
+
+async def run_standalone(settings: Settings) -> None:
+    """``missionlink worker``: the worker alone, with metrics on ``METRICS_PORT``."""
+    import signal
+
+    from prometheus_client import start_http_server
+
+    structlog.configure()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    container = build(settings)
+    worker = Worker(container)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    try:
+        await worker.run_forever()
+    finally:
+        await container.close()

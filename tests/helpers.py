@@ -1,0 +1,66 @@
+"""Test data builders that go through the real databases and use cases."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import insert
+
+from missionlink.adapters.db.identity_tables import users
+from missionlink.bootstrap import Container
+from missionlink.services.members import open_member
+from missionlink.services.reconcile import check
+from missionlink.workers.runner import Worker
+
+_seq = itertools.count(1)
+
+
+@dataclass
+class Actor:
+    id: int
+    email: str
+    headers: dict[str, str]
+
+
+async def make_user(container: Container, role: str = "viewer", *, name: str | None = None,
+                    language: str = "ko") -> Actor:
+    n = next(_seq)
+    email = f"{role}{n}@example.com"
+    now = container.clock.now()
+    display = name or f"{role.title()} {n}"
+    async with container.identity_db.begin() as conn:
+        user_id = await conn.scalar(
+            insert(users).values(email=email, email_normalized=email, password_hash="x",
+                                 display_name=display, role=role, language=language,
+                                 created_at=now).returning(users.c.id)
+        )
+    assert user_id is not None
+    async with container.core_db.begin() as conn:
+        await open_member(conn, settings=container.settings, user_id=user_id,
+                          display_name=display, role=role, now=now)
+    token = container.tokens.issue(user_id, role, now)
+    return Actor(user_id, email, {"Authorization": f"Bearer {token}"})
+
+
+async def top_up(client: httpx.AsyncClient, actor: Actor, amount: int) -> None:
+    r = await client.post("/api/v1/wallet/topups", json={"amount": amount}, headers=actor.headers)
+    assert r.status_code == 201, r.text
+
+
+async def wallet(client: httpx.AsyncClient, actor: Actor) -> dict[str, int]:
+    r = await client.get("/api/v1/wallet", headers=actor.headers)
+    assert r.status_code == 200, r.text
+    data: dict[str, int] = r.json()
+    return data
+
+
+async def settle_all(container: Container) -> None:
+    await Worker(container).run_until_idle()
+
+
+async def assert_ledger_ok(container: Container) -> None:
+    async with container.core_db.read() as conn:
+        report = await check(conn)
+    assert report.ok, report.render()
