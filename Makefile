@@ -1,0 +1,51 @@
+# MissionLink — `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck check migrate worker reconcile bench infra-check clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+run: $(STAMP) ## start the service on the embedded default (SQLite, in-process worker, mail to files)
+	$(BIN)/missionlink serve --host 127.0.0.1 --port 8000
+
+test: $(STAMP) ## run the test suite (PostgreSQL tests run when MISSIONLINK_TEST_POSTGRES_URL is set)
+	$(BIN)/pytest -q
+
+lint: $(STAMP) ## ruff on src and tests
+	$(BIN)/ruff check src tests
+
+typecheck: $(STAMP) ## mypy --strict on src
+	$(BIN)/mypy src
+
+check: lint typecheck test ## everything CI checks about the Python code
+
+migrate: $(STAMP) ## upgrade both databases
+	$(BIN)/missionlink migrate
+
+worker: $(STAMP) ## run the outbox worker alone
+	$(BIN)/missionlink worker
+
+reconcile: $(STAMP) ## check the ledger invariants
+	$(BIN)/missionlink reconcile
+
+bench: $(STAMP) ## settlement benchmark on PostgreSQL (needs MISSIONLINK_BENCH_POSTGRES_URL)
+	$(BIN)/python bench/settlement.py
+
+infra-check: ## synthesize the AWS stacks offline and run the pitfall guards, cfn-lint, checkov
+	bash deploy/aws/check.sh
+
+clean: ## remove the venv, caches and local data
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .cache
