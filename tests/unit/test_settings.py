@@ -1,0 +1,38 @@
+"""Settings are validated at start; prod refuses the embedded defaults."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from missionlink.config import Settings, normalize_database_url
+
+
+def test_prod_refuses_sqlite_generated_key_sandbox_no_broker_no_smtp() -> None:
+    with pytest.raises(ValidationError) as err:
+        Settings(env="prod")
+    text = str(err.value)
+    for reason in ("SQLite", "JWT", "sandbox", "BROKER_URL", "SMTP_HOST"):
+        assert reason in text
+
+
+def test_cloud_style_postgres_urls_are_accepted_and_password_injected() -> None:
+    url = normalize_database_url("postgres://app@db.internal:5432/core", "s3cr%t")
+    assert url.startswith("postgresql+asyncpg://app:")
+    assert url.endswith("@db.internal:5432/core")
+
+
+def test_csv_lists_and_bounds() -> None:
+    s = Settings(cors_origins="https://a.example.com, https://b.example.com",  # type: ignore[arg-type]
+                 trusted_proxies="10.0.0.0/8")  # type: ignore[arg-type]
+    assert s.cors_origins == ["https://a.example.com", "https://b.example.com"]
+    with pytest.raises(ValidationError):
+        Settings(min_pledge=5000, max_pledge=1000)
+    with pytest.raises(ValidationError):
+        Settings(payment_provider="paypal")
+
+
+def test_embedded_default_lives_under_data_dir(tmp_path: object) -> None:
+    s = Settings(data_dir=tmp_path)  # type: ignore[arg-type]
+    assert s.embedded and s.core_url.startswith("sqlite+aiosqlite:///")
+    assert s.core_url != s.identity_url
