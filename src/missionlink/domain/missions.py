@@ -92,6 +92,10 @@ def check_action(
         raise InvalidState(f"cannot {action.value} a mission that is {m.status.value}")
     if m.status in OPEN and is_overdue(m, now):
         raise DeadlinePassed("the mission's deadline has passed; it has expired")
-    if action is Action.bet and m.status == Status.accepted and m.accepted_at is not None:
-        if (now - m.accepted_at).total_seconds() >= bet_window_seconds:
-            raise InvalidState("betting closed when the bet window after acceptance ended")
+    if (
+        action is Action.bet
+        and m.status == Status.accepted
+        and m.accepted_at is not None
+        and (now - m.accepted_at).total_seconds() >= bet_window_seconds
+    ):
+        raise InvalidState("betting closed when the bet window after acceptance ended")

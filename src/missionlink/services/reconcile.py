@@ -148,7 +148,7 @@ async def check(conn: AsyncConnection) -> Report:
         .where(missions.c.settlement == "settled")
         .group_by(missions.c.id)
     )
-    jobs = dict(
+    jobs: dict[int, int] = dict(
         (await conn.execute(select(email_jobs.c.mission_id, func.count())
                             .group_by(email_jobs.c.mission_id))).all()
     )

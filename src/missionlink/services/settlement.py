@@ -171,8 +171,11 @@ async def _settle_bets(
     if total == 0:
         return
     winning_pool = int(pools.get(winning, 0)) if winning else 0
+    amount: Any
+    where: Any
     if winning_pool == 0:
-        kind, amount, where = L.TransferKind.bet_refund, bets.c.points, bets.c.mission_id == mission_id
+        kind, amount = L.TransferKind.bet_refund, bets.c.points
+        where = bets.c.mission_id == mission_id
     else:
         # floor(stake * total / winning_pool): integer division on both databases.
         kind = L.TransferKind.bet_payout

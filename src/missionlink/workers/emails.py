@@ -135,7 +135,9 @@ async def send_batch(container: Container, limit: int = 200) -> int:
     return len(sent)
 
 
-async def _record(container: Container, sent: list[int], failed: list[tuple[int, str, int]]) -> None:
+async def _record(
+    container: Container, sent: list[int], failed: list[tuple[int, str, int]]
+) -> None:
     now = container.clock.now()
     max_attempts = container.settings.worker_max_attempts
     async with container.core_db.begin() as conn:

@@ -78,7 +78,7 @@ class RedisBroker:
                 if item.get("type") == "message":
                     await self._local.publish(channel, json.loads(item["data"]))
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:

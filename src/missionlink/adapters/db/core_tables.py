@@ -98,7 +98,9 @@ topups = Table(
     UniqueConstraint("provider", "provider_payment_id"),
 )
 
-MISSION_STATUSES = "('pending', 'accepted', 'rejected', 'cancelled', 'succeeded', 'failed', 'expired')"
+MISSION_STATUSES = (
+    "('pending', 'accepted', 'rejected', 'cancelled', 'succeeded', 'failed', 'expired')"
+)
 
 missions = Table(
     "missions",
@@ -118,11 +120,14 @@ missions = Table(
     Column("settlement", String(16), nullable=True),
     Column("settled_at", UTCDateTime, nullable=True),
     CheckConstraint(f"status IN {MISSION_STATUSES}", name="status"),
-    CheckConstraint("settlement IS NULL OR settlement IN ('pending', 'settled')", name="settlement"),
+    CheckConstraint(
+        "settlement IS NULL OR settlement IN ('pending', 'settled')", name="settlement"
+    ),
     CheckConstraint("streamer_id <> creator_id", name="not_own_channel"),
     CheckConstraint("fee_bps >= 0 AND fee_bps <= 10000", name="fee_bps"),
     CheckConstraint(
-        "(status IN ('pending', 'accepted')) = (settlement IS NULL)", name="settlement_when_terminal"
+        "(status IN ('pending', 'accepted')) = (settlement IS NULL)",
+        name="settlement_when_terminal",
     ),
 )
 Index("ix_missions_streamer_status", missions.c.streamer_id, missions.c.status)
