@@ -1,0 +1,1 @@
+"""MissionLink's AWS infrastructure as code (AWS CDK v2)."""
