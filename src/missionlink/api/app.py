@@ -13,6 +13,7 @@ from missionlink.api import problems
 from missionlink.api.middleware import BodyLimitMiddleware
 from missionlink.api.routers import auth, health, missions, streamers, wallet
 from missionlink.bootstrap import Container
+from missionlink.observability.http import RequestMetricsMiddleware
 
 ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers.router]
 
@@ -61,4 +62,5 @@ def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware)
     return app

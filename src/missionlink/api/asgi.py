@@ -8,10 +8,12 @@ from fastapi import FastAPI
 
 from missionlink import bootstrap
 from missionlink.api.app import create_app
-from missionlink.config import Settings
+from missionlink.config import Env, Settings
+from missionlink.observability.logging import configure
 
 
 def create_from_env() -> FastAPI:
     settings = Settings()
+    configure(json_logs=settings.env != Env.dev)
     run_worker = os.environ.get("MISSIONLINK_SERVE_WORKER", "1") == "1"
     return create_app(bootstrap.build(settings), run_worker=run_worker)

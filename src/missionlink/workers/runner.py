@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import dead_letters, outbox, processed_events
 from missionlink.bootstrap import Container, build
-from missionlink.config import Settings
+from missionlink.config import Env, Settings
 from missionlink.observability import metrics
+from missionlink.observability.logging import configure
 from missionlink.services import idempotency, missions
 from missionlink.workers import emails
 from missionlink.workers.handlers import HANDLERS
@@ -160,7 +161,7 @@ async def run_standalone(settings: Settings) -> None:
 
     from prometheus_client import start_http_server
 
-    structlog.configure()
+    configure(json_logs=settings.env != Env.dev)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     container = build(settings)
