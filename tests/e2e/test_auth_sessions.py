@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from missionlink.adapters.db.identity_tables import refresh_tokens
@@ -15,6 +16,9 @@ from missionlink.domain.clock import FrozenClock
 PASSWORD = "correct horse battery"
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
+
+# The backend plays no part here: run on SQLite only to keep the suite fast.
+SQLITE_ONLY = pytest.mark.parametrize("database_urls", ["sqlite"], indirect=True)
 
 
 async def session(
@@ -92,6 +96,7 @@ async def test_unknown_and_expired_refresh_tokens_are_401(
     assert (await refresh(client, token)).status_code == 401
 
 
+@SQLITE_ONLY
 async def test_refresh_needs_a_token_from_the_body_or_the_cookie(client: httpx.AsyncClient) -> None:
     assert (await client.post(REFRESH)).status_code == 422
     assert (await client.post(REFRESH, json={})).status_code == 422
@@ -108,7 +113,9 @@ async def test_concurrent_refreshes_spend_the_token_once(client: httpx.AsyncClie
 async def test_logout_revokes_the_session(client: httpx.AsyncClient) -> None:
     pair = (await session(client)).json()
     kept = (await session(client)).json()
-    r = await client.post(LOGOUT, json={"refresh_token": pair["refresh_token"]}, headers=bearer(pair))
+    r = await client.post(
+        LOGOUT, json={"refresh_token": pair["refresh_token"]}, headers=bearer(pair)
+    )
     assert r.status_code == 204
     assert r.content == b""
     assert (await refresh(client, pair["refresh_token"])).status_code == 401
@@ -130,6 +137,7 @@ async def test_logout_cannot_revoke_someone_elses_session(client: httpx.AsyncCli
     assert (await refresh(client, theirs["refresh_token"])).status_code == 200
 
 
+@SQLITE_ONLY
 async def test_cookie_mode_sets_a_strict_httponly_secure_cookie(
     client: httpx.AsyncClient, container: Container
 ) -> None:
@@ -168,6 +176,7 @@ async def test_cookie_mode_refreshes_and_logs_out_from_the_cookie(
     assert (await refresh(client, third["refresh_token"])).status_code == 401
 
 
+@SQLITE_ONLY
 async def test_the_body_wins_over_the_cookie(client: httpx.AsyncClient) -> None:
     pair = (await session(client)).json()
     headers = {"Cookie": "ml_refresh=stale-cookie-value"}

@@ -20,7 +20,7 @@ DISPLAY_NAME_MAX = 50
 def normalize_email(raw: str) -> tuple[str, str]:
     """The address as stored and its case-insensitive key; InvalidInput when it can't get mail."""
     try:
-        info = validate_email(raw, check_deliverability=False)
+        info = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidInput(f"email: {exc}") from exc
     tld = info.ascii_domain.rsplit(".", 1)[-1].lower()
@@ -29,12 +29,12 @@ def normalize_email(raw: str) -> tuple[str, str]:
     return info.normalized, info.normalized.lower()
 
 
-def login_key(raw: str) -> str:
-    """The key an address is stored and rate limited under, even when it is malformed."""
+def login_key(raw: str) -> str | None:
+    """The key an address is stored under; None when no account can have it."""
     try:
         return normalize_email(raw)[1]
     except InvalidInput:
-        return raw.strip().lower()[:320]
+        return None
 
 
 def encodable(text: str) -> bool:

@@ -165,29 +165,36 @@ async def _open_member(
 async def login(c: Container, *, email: str, password: str, client: str) -> TokenPair:
     """Check the credentials and open a new session (a new refresh-token family)."""
     key = login_key(email)
+    account = f"login-fail:account:{key or email.strip().lower()[:320]}"
     limit = c.settings.rate_limit_login_failures
     budgets = {
-        f"login-fail:account:{key}": limit,
+        account: limit,
         f"login-fail:address:{client}": limit * ADDRESS_FAILURE_FACTOR,
     }
     for bucket, budget in budgets.items():
         wait = c.limiter.retry_after(bucket, limit=budget, window=LOGIN_FAILURE_WINDOW_SECONDS)
         if wait is not None:
             raise RateLimited(f"too many failed logins; retry in {wait} s", retry_after=wait)
-    async with c.identity_db.read() as conn:
-        row = (await conn.execute(select(users).where(users.c.email_normalized == key))).first()
+    row = await _find_user(c, key) if key else None
     stored = row.password_hash if row is not None else None
-    if row is None or not await asyncio.to_thread(_verify, c.passwords, stored, password):
+    # Always run argon2, known email or not, so response times don't reveal accounts.
+    verified = await asyncio.to_thread(_verify, c.passwords, stored, password)
+    if row is None or not verified:
         if limit > 0:
             for bucket in budgets:
                 c.limiter.record(bucket)
         raise NotAuthenticated(BAD_CREDENTIALS)
-    c.limiter.reset(f"login-fail:account:{key}")
+    c.limiter.reset(account)
     now = c.clock.now()
     await _rehash_if_needed(c, row.id, row.password_hash, password)
     await _repair_member(c, row, now)
     async with c.identity_db.begin() as conn:
         return await _issue_pair(c, conn, user_id=row.id, role=row.role, family_id=None, now=now)
+
+
+async def _find_user(c: Container, key: str) -> Any:
+    async with c.identity_db.read() as conn:
+        return (await conn.execute(select(users).where(users.c.email_normalized == key))).first()
 
 
 async def _rehash_if_needed(c: Container, user_id: int, stored: str, password: str) -> None:
