@@ -271,7 +271,6 @@ class DataStack(Stack):
                 )
             ],
         )
-        group.add_resource_dependency(subnets)
         skip_nag(group, "AwsSolutions-AEC5", "Only the app security group reaches the broker; "
                  "the default port is fine.")
         if not replicated:

@@ -51,7 +51,6 @@ def build_load_balancer(
         idle_timeout=Duration.seconds(120),  # overlay SSE heartbeats every 15 s
     )
     alb.log_access_logs(logs_bucket, prefix="alb")
-    alb.node.add_dependency(logs_bucket)
     
     alb.add_listener(
         "Http",

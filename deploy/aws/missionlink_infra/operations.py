@@ -21,7 +21,7 @@ from constructs import Construct
 from missionlink_infra.config import METRICS_NAMESPACE, OUTBOX_METRIC, EnvConfig
 from missionlink_infra.keys import encrypted_log_group
 from missionlink_infra.loadbalancer import LoadBalancer
-from missionlink_infra.suppressions import skip_checkov, skip_nag
+from missionlink_infra.suppressions import skip_cfn_lint, skip_checkov, skip_nag
 
 NOTIFIER_SOURCE = Path(__file__).resolve().parent.parent / "lambda" / "slack_notifier"
 
@@ -206,6 +206,7 @@ class Operations(Construct):
         reason = ("Reaches only Slack's public webhook endpoint and Secrets Manager; it "
                   "touches no private resource, so it runs outside the VPC.")
         skip_checkov(function, "CKV_AWS_117", reason)
+        skip_cfn_lint(function, "W3005")  # CDK's own explicit DependsOn on the role
         skip_checkov(function, "CKV_AWS_272", "Deployed only from this repository's reviewed "
                      "source by CloudFormation; no code-signing profile is in use.")
         return function
