@@ -111,10 +111,7 @@ def check_ci_credentials(a: Assembly) -> list[str]:
                 for key in a.resources("AWS::IAM::AccessKey")]
     for role in a.resources("AWS::IAM::Role"):
         for st in as_list((role.props.get("AssumeRolePolicyDocument") or {}).get("Statement")):
-            principal = st.get("Principal") or {}
-            federated = a.flat(role.stack, principal.get("Federated")) if isinstance(
-                principal, dict) else ""
-            if GITHUB not in federated and GITHUB not in str(principal):
+            if not _trusts_github(a, role, st.get("Principal")):
                 continue
             conditions = st.get("Condition") or {}
             exact = conditions.get("StringEquals") or {}
@@ -126,3 +123,13 @@ def check_ci_credentials(a: Assembly) -> list[str]:
                               for s in as_list(sub)):
                 problems.append(f"P7: GitHub role {role} trusts any repository's tokens")
     return problems
+
+
+def _trusts_github(a: Assembly, role: Resource, principal: Json) -> bool:
+    if not isinstance(principal, dict) or "Federated" not in principal:
+        return False
+    federated = principal["Federated"]
+    provider = a.target(role.stack, federated)
+    if provider is not None and provider.type == "AWS::IAM::OIDCProvider":
+        return GITHUB in a.flat(provider.stack, provider.props.get("Url"))
+    return GITHUB in a.flat(role.stack, federated)

@@ -1,0 +1,34 @@
+"""Every pitfall guard holds on the synthesized templates of dev, staging and prod."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aws_cdk")
+
+from missionlink_infra.config import ENVIRONMENTS  # noqa: E402
+from missionlink_infra.guards import TEMPLATE_GUARDS  # noqa: E402
+from missionlink_infra.guards.edge import check_cors_preflight  # noqa: E402
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("pitfall", list(TEMPLATE_GUARDS))
+def test_guard_holds(assemblies: dict[str, Any], env: str, pitfall: str) -> None:
+    problems = TEMPLATE_GUARDS[pitfall](assemblies[env])
+    assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_api_allows_exactly_the_environments_origins(assemblies: dict[str, Any], env: str) -> None:
+    origins = list(ENVIRONMENTS[env].cors_origins)
+    assert check_cors_preflight(assemblies[env], cors_origins=origins) == []
+
+
+def test_no_manifest_has_missing_context(cdk_out: Any) -> None:
+    import json
+
+    for manifest in cdk_out.rglob("manifest.json"):
+        missing = json.loads(manifest.read_text()).get("missing")
+        assert not missing, f"{manifest} needs lookups (commit them to cdk.context.json): {missing}"
