@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from missionlink_infra.stage import build_app  # noqa: E402
+from missionlink_infra.stage import build_app
 
 if __name__ == "__main__":
     app, _ = build_app()

@@ -55,9 +55,7 @@ def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def assemblies(cdk_out: Path) -> dict[str, Any]:
     from missionlink_infra.guards import Assembly
 
-    return {
-        env: Assembly.from_directory(cdk_out / f"assembly-{env}", env) for env in ENVIRONMENTS
-    }
+    return {env: Assembly.from_directory(cdk_out / f"assembly-{env}", env) for env in ENVIRONMENTS}
 
 
 @pytest.fixture
@@ -76,16 +74,20 @@ def synth_stack() -> Callable[[Callable[[Any], None]], Any]:
     """Synthesize a small stand-alone stack that a test builds (a deliberately broken one)."""
     pytest.importorskip("aws_cdk")
     from aws_cdk import App, Environment, Stack
-
     from missionlink_infra.guards import Assembly
 
     def build(body: Callable[[Any], None]) -> Any:
-        app = App(context={
-            "availability-zones:account=123456789012:region=ap-northeast-2":
-                ["ap-northeast-2a", "ap-northeast-2c"],
-        })
-        stack = Stack(app, "Broken", env=Environment(account="123456789012",
-                                                     region="ap-northeast-2"))
+        app = App(
+            context={
+                "availability-zones:account=123456789012:region=ap-northeast-2": [
+                    "ap-northeast-2a",
+                    "ap-northeast-2c",
+                ],
+            }
+        )
+        stack = Stack(
+            app, "Broken", env=Environment(account="123456789012", region="ap-northeast-2")
+        )
         body(stack)
         template = app.synth().get_stack_by_name("Broken").template
         return Assembly.single(template, "broken")

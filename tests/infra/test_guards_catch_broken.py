@@ -11,15 +11,14 @@ import pytest
 
 pytest.importorskip("aws_cdk")
 
-from aws_cdk import aws_applicationautoscaling as appscaling  # noqa: E402
-from aws_cdk import aws_ec2 as ec2  # noqa: E402
-from aws_cdk import aws_ecs as ecs  # noqa: E402
-from aws_cdk import aws_elasticloadbalancingv2 as elbv2  # noqa: E402
-from aws_cdk import aws_iam as iam  # noqa: E402
-from aws_cdk import aws_s3 as s3  # noqa: E402
-
-from missionlink_infra.guards import TEMPLATE_GUARDS, Assembly  # noqa: E402
-from missionlink_infra.guards.model import Resource  # noqa: E402
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from missionlink_infra.guards import TEMPLATE_GUARDS, Assembly
+from missionlink_infra.guards.model import Resource
 
 Broken = Callable[[str], Assembly]
 Synth = Callable[[Callable[[Any], None]], Assembly]
@@ -41,8 +40,11 @@ def one(assembly: Assembly, rtype: str, contains: str = "") -> Resource:
 
 
 def routes_via_nat(assembly: Assembly, subnet_group: str) -> list[Resource]:
-    return [r for r in assembly.resources("AWS::EC2::Route")
-            if subnet_group in r.logical_id and "NatGatewayId" in r.props]
+    return [
+        r
+        for r in assembly.resources("AWS::EC2::Route")
+        if subnet_group in r.logical_id and "NatGatewayId" in r.props
+    ]
 
 
 def drop(assembly: Assembly, resource: Resource) -> None:
@@ -50,6 +52,7 @@ def drop(assembly: Assembly, resource: Resource) -> None:
 
 
 # P1 -------------------------------------------------------------------------------------
+
 
 def test_p1_service_relying_on_an_empty_default_capacity_strategy(broken: Broken) -> None:
     a = broken("dev")
@@ -64,15 +67,21 @@ def test_p1_service_naming_a_capacity_provider_that_does_not_exist(synth_stack: 
         cluster = ecs.Cluster(stack, "Cluster", vpc=vpc)
         task = ecs.FargateTaskDefinition(stack, "Task", cpu=256, memory_limit_mib=512)
         task.add_container("app", image=ecs.ContainerImage.from_registry("repo/app:v1.0.0"))
-        ecs.FargateService(stack, "Service", cluster=cluster, task_definition=task,
-                           capacity_provider_strategies=[
-                               ecs.CapacityProviderStrategy(capacity_provider="asg-nodes",
-                                                            weight=1)])
+        ecs.FargateService(
+            stack,
+            "Service",
+            cluster=cluster,
+            task_definition=task,
+            capacity_provider_strategies=[
+                ecs.CapacityProviderStrategy(capacity_provider="asg-nodes", weight=1)
+            ],
+        )
 
     caught("P1", synth_stack(build), "asg-nodes")
 
 
 # P2 / P11 / P12 -------------------------------------------------------------------------
+
 
 def test_p2_task_subnets_without_nat_or_endpoints(broken: Broken) -> None:
     a = broken("dev")
@@ -124,6 +133,7 @@ def test_p11_data_subnets_must_stay_isolated(broken: Broken) -> None:
 
 # P3 -------------------------------------------------------------------------------------
 
+
 def test_p3_task_memory_fargate_cannot_place(synth_stack: Synth) -> None:
     def build(stack: Any) -> None:
         task = ecs.FargateTaskDefinition(stack, "Task", cpu=256, memory_limit_mib=16384)
@@ -141,6 +151,7 @@ def test_p3_is_refused_before_synthesis() -> None:
 
 
 # P4 -------------------------------------------------------------------------------------
+
 
 def test_p4_target_group_port_differs_from_the_container(broken: Broken) -> None:
     a = broken("dev")
@@ -163,12 +174,17 @@ def test_p4_container_does_not_define_the_port(broken: Broken) -> None:
 
 # P5 -------------------------------------------------------------------------------------
 
+
 def test_p5_data_permission_on_the_execution_role(broken: Broken) -> None:
     a = broken("dev")
     policy = one(a, "AWS::IAM::Policy", "TaskExecutionRole")
     policy.props["PolicyDocument"]["Statement"].append(
-        {"Effect": "Allow", "Action": "dynamodb:GetItem",
-         "Resource": "arn:aws:dynamodb:ap-northeast-2:111111111111:table/fans"})
+        {
+            "Effect": "Allow",
+            "Action": "dynamodb:GetItem",
+            "Resource": "arn:aws:dynamodb:ap-northeast-2:111111111111:table/fans",
+        }
+    )
     caught("P5", a, "execution role")
 
 
@@ -179,6 +195,7 @@ def test_p5_no_s3_gateway_endpoint(broken: Broken) -> None:
 
 
 # P6 -------------------------------------------------------------------------------------
+
 
 def test_p6_cloudfront_does_not_forward_preflights(broken: Broken) -> None:
     a = broken("dev")
@@ -202,6 +219,7 @@ def test_p6_wildcard_cors_origins(broken: Broken) -> None:
 
 # P7 -------------------------------------------------------------------------------------
 
+
 def test_p7_github_role_trusting_every_repository(broken: Broken) -> None:
     a = broken("dev")
     role = one(a, "AWS::IAM::Role", "GitHubInfraDeploy")
@@ -221,11 +239,15 @@ def test_p7_long_lived_access_key(synth_stack: Synth) -> None:
 
 # P8 -------------------------------------------------------------------------------------
 
+
 def test_p8_internet_facing_alb_in_private_subnets(synth_stack: Synth) -> None:
     def build(stack: Any) -> None:
         vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
         elbv2.ApplicationLoadBalancer(
-            stack, "Alb", vpc=vpc, internet_facing=True,
+            stack,
+            "Alb",
+            vpc=vpc,
+            internet_facing=True,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
         )
 
@@ -242,14 +264,26 @@ def test_p8_internet_facing_alb_in_public_subnets_passes(synth_stack: Synth) -> 
 
 # P9 -------------------------------------------------------------------------------------
 
+
 def test_p9_bucket_policy_with_principal_star(synth_stack: Synth) -> None:
     def build(stack: Any) -> None:
-        bucket = s3.Bucket(stack, "Site", block_public_access=s3.BlockPublicAccess(
-            block_public_policy=False, restrict_public_buckets=False,
-            block_public_acls=True, ignore_public_acls=True))
-        bucket.add_to_resource_policy(iam.PolicyStatement(
-            principals=[iam.AnyPrincipal()], actions=["s3:GetObject"],
-            resources=[bucket.arn_for_objects("*")]))
+        bucket = s3.Bucket(
+            stack,
+            "Site",
+            block_public_access=s3.BlockPublicAccess(
+                block_public_policy=False,
+                restrict_public_buckets=False,
+                block_public_acls=True,
+                ignore_public_acls=True,
+            ),
+        )
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:GetObject"],
+                resources=[bucket.arn_for_objects("*")],
+            )
+        )
 
     problems = caught("P9", synth_stack(build), "Principal '*'")
     assert any("does not block all public access" in p for p in problems)
@@ -265,41 +299,73 @@ def test_p9_cloudfront_read_without_source_arn(broken: Broken) -> None:
 
 # P10 ------------------------------------------------------------------------------------
 
+
 def step_policy(stack: Any, steps: list[dict[str, float]]) -> None:
     target = appscaling.ScalableTarget(
-        stack, "Target", service_namespace=appscaling.ServiceNamespace.ECS,
-        resource_id="service/cluster/api", scalable_dimension="ecs:service:DesiredCount",
-        min_capacity=1, max_capacity=4)
+        stack,
+        "Target",
+        service_namespace=appscaling.ServiceNamespace.ECS,
+        resource_id="service/cluster/api",
+        scalable_dimension="ecs:service:DesiredCount",
+        min_capacity=1,
+        max_capacity=4,
+    )
     appscaling.CfnScalingPolicy(
-        stack, "Steps", policy_name="steps", policy_type="StepScaling",
+        stack,
+        "Steps",
+        policy_name="steps",
+        policy_type="StepScaling",
         scaling_target_id=target.scalable_target_id,
-        step_scaling_policy_configuration=appscaling.CfnScalingPolicy
-        .StepScalingPolicyConfigurationProperty(
+        step_scaling_policy_configuration=appscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty(
             adjustment_type="ChangeInCapacity",
-            step_adjustments=[appscaling.CfnScalingPolicy.StepAdjustmentProperty(
-                scaling_adjustment=int(s["change"]),
-                metric_interval_lower_bound=s.get("lower"),
-                metric_interval_upper_bound=s.get("upper")) for s in steps]))
+            step_adjustments=[
+                appscaling.CfnScalingPolicy.StepAdjustmentProperty(
+                    scaling_adjustment=int(s["change"]),
+                    metric_interval_lower_bound=s.get("lower"),
+                    metric_interval_upper_bound=s.get("upper"),
+                )
+                for s in steps
+            ],
+        ),
+    )
 
 
 def test_p10_step_policy_with_a_gap(synth_stack: Synth) -> None:
-    problems = caught("P10", synth_stack(lambda st: step_policy(st, [
-        {"lower": 0, "upper": 10, "change": 1}, {"lower": 20, "change": 3}])), "gap")
+    problems = caught(
+        "P10",
+        synth_stack(
+            lambda st: step_policy(
+                st, [{"lower": 0, "upper": 10, "change": 1}, {"lower": 20, "change": 3}]
+            )
+        ),
+        "gap",
+    )
     assert any("10.0 and 20.0" in p for p in problems)
 
 
 def test_p10_breach_just_over_the_threshold_has_no_step(synth_stack: Synth) -> None:
-    caught("P10", synth_stack(lambda st: step_policy(st, [{"lower": 10, "change": 2}])),
-           "No step adjustment found")
+    caught(
+        "P10",
+        synth_stack(lambda st: step_policy(st, [{"lower": 10, "change": 2}])),
+        "No step adjustment found",
+    )
 
 
 def test_p10_overlapping_and_capped_steps(synth_stack: Synth) -> None:
-    problems = caught("P10", synth_stack(lambda st: step_policy(st, [
-        {"lower": 0, "upper": 30, "change": 1}, {"lower": 20, "upper": 50, "change": 2}])))
+    problems = caught(
+        "P10",
+        synth_stack(
+            lambda st: step_policy(
+                st,
+                [{"lower": 0, "upper": 30, "change": 1}, {"lower": 20, "upper": 50, "change": 2}],
+            )
+        ),
+    )
     assert any("overlap" in p for p in problems) and any("beyond 50" in p for p in problems)
 
 
 # P13 ------------------------------------------------------------------------------------
+
 
 def test_p13_empty_tags_in_a_task_definition(broken: Broken) -> None:
     a = broken("prod")
@@ -308,6 +374,7 @@ def test_p13_empty_tags_in_a_task_definition(broken: Broken) -> None:
 
 
 # P14 ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("image", ["repo/app:latest", "repo/app", "repo/app:", "repo/app:main"])
 def test_p14_movable_image_references(broken: Broken, image: str) -> None:
@@ -325,6 +392,7 @@ def test_p14_app_refuses_a_movable_tag_before_synthesis(tag: str) -> None:
 
 
 # P15 ------------------------------------------------------------------------------------
+
 
 def test_p15_api_deployed_in_place(broken: Broken) -> None:
     a = broken("prod")
@@ -348,12 +416,18 @@ def test_p15_autoscaling_set_by_hand(broken: Broken) -> None:
 
 # P16 ------------------------------------------------------------------------------------
 
+
 def test_p16_password_as_a_plain_environment_value(synth_stack: Synth) -> None:
     def build(stack: Any) -> None:
         task = ecs.FargateTaskDefinition(stack, "Task", cpu=256, memory_limit_mib=512)
-        task.add_container("app", image=ecs.ContainerImage.from_registry("repo/app:v1.0.0"),
-                           environment={"MISSIONLINK_DATABASE_PASSWORD": "hunter2hunter2",
-                                        "DB_HOST": "core.cluster-abc.ap-northeast-2.rds"})
+        task.add_container(
+            "app",
+            image=ecs.ContainerImage.from_registry("repo/app:v1.0.0"),
+            environment={
+                "MISSIONLINK_DATABASE_PASSWORD": "hunter2hunter2",
+                "DB_HOST": "core.cluster-abc.ap-northeast-2.rds",
+            },
+        )
 
     caught("P16", synth_stack(build), "MISSIONLINK_DATABASE_PASSWORD")
 
@@ -362,17 +436,24 @@ def test_p16_database_endpoint_in_plain_environment(broken: Broken) -> None:
     a = broken("dev")
     task = one(a, "AWS::ECS::TaskDefinition", "Worker")
     task.props["ContainerDefinitions"][0]["Environment"].append(
-        {"Name": "MISSIONLINK_DB_HOST", "Value": {"Fn::GetAtt": ["CoreDb", "Endpoint.Address"]}})
+        {"Name": "MISSIONLINK_DB_HOST", "Value": {"Fn::GetAtt": ["CoreDb", "Endpoint.Address"]}}
+    )
     caught("P16", a, "MISSIONLINK_DB_HOST")
 
 
 # P17 ------------------------------------------------------------------------------------
 
+
 def test_p17_admin_policy_and_star_actions(synth_stack: Synth) -> None:
     def build(stack: Any) -> None:
-        role = iam.Role(stack, "Ops", assumed_by=iam.AccountRootPrincipal(),
-                        managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
-                            "AdministratorAccess")])
+        role = iam.Role(
+            stack,
+            "Ops",
+            assumed_by=iam.AccountRootPrincipal(),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("AdministratorAccess")
+            ],
+        )
         role.add_to_policy(iam.PolicyStatement(actions=["*"], resources=["*"]))
         role.add_to_policy(iam.PolicyStatement(actions=["s3:*"], resources=["*"]))
         role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=["*"]))

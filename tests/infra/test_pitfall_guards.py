@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("aws_cdk")
 
-from missionlink_infra.config import ENVIRONMENTS  # noqa: E402
-from missionlink_infra.guards import TEMPLATE_GUARDS  # noqa: E402
-from missionlink_infra.guards.edge import check_cors_preflight  # noqa: E402
+from missionlink_infra.config import ENVIRONMENTS
+from missionlink_infra.guards import TEMPLATE_GUARDS
+from missionlink_infra.guards.edge import check_cors_preflight
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])

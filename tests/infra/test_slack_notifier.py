@@ -9,8 +9,9 @@ import pytest
 
 from tests.infra.conftest import AWS_DIR, load_module
 
-notifier = load_module("slack_notifier_handler", AWS_DIR / "lambda" / "slack_notifier" /
-                       "handler.py")
+notifier = load_module(
+    "slack_notifier_handler", AWS_DIR / "lambda" / "slack_notifier" / "handler.py"
+)
 
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/notarealtoken"
 ALARM = {
@@ -32,8 +33,12 @@ def sns_event(*messages: str, subject: str = "ALARM") -> dict[str, Any]:
 
 def test_alarm_becomes_a_message_naming_alarm_state_reason_environment_and_link() -> None:
     sent: list[tuple[str, dict[str, Any]]] = []
-    count = notifier.notify(sns_event(json.dumps(ALARM)), environment="prod",
-                            webhook=lambda: WEBHOOK, send=lambda u, p: sent.append((u, p)))
+    count = notifier.notify(
+        sns_event(json.dumps(ALARM)),
+        environment="prod",
+        webhook=lambda: WEBHOOK,
+        send=lambda u, p: sent.append((u, p)),
+    )
     assert count == 1
     url, payload = sent[0]
     assert url == WEBHOOK
@@ -50,8 +55,7 @@ def test_alarm_becomes_a_message_naming_alarm_state_reason_environment_and_link(
 
 
 def test_recovery_is_green_and_long_reasons_are_cut() -> None:
-    alarm = {**ALARM, "NewStateValue": "OK", "OldStateValue": "ALARM",
-             "NewStateReason": "x" * 5000}
+    alarm = {**ALARM, "NewStateValue": "OK", "OldStateValue": "ALARM", "NewStateReason": "x" * 5000}
     message = notifier.slack_message(notifier.parse_alarm(alarm), "staging")
     assert message["text"].startswith(":large_green_circle: [staging]")
     reason = next(b for b in message["blocks"] if "Reason" in json.dumps(b))
@@ -60,8 +64,12 @@ def test_recovery_is_green_and_long_reasons_are_cut() -> None:
 
 def test_plain_sns_messages_are_forwarded_as_text() -> None:
     sent: list[dict[str, Any]] = []
-    notifier.notify(sns_event("hello from a test publish", subject="check"), environment="dev",
-                    webhook=lambda: WEBHOOK, send=lambda _u, p: sent.append(p))
+    notifier.notify(
+        sns_event("hello from a test publish", subject="check"),
+        environment="dev",
+        webhook=lambda: WEBHOOK,
+        send=lambda _u, p: sent.append(p),
+    )
     assert sent == [{"text": "[dev] check\nhello from a test publish"}]
 
 
@@ -80,8 +88,7 @@ def test_webhook_url_never_appears_in_errors_or_logs(
 
     monkeypatch.setattr(notifier.urllib.request, "urlopen", refuse)
     with caplog.at_level("DEBUG"), pytest.raises(notifier.NotifierError) as raised:
-        notifier.notify(sns_event(json.dumps(ALARM)), environment="prod",
-                        webhook=lambda: WEBHOOK)
+        notifier.notify(sns_event(json.dumps(ALARM)), environment="prod", webhook=lambda: WEBHOOK)
     assert "403" in str(raised.value)
     assert WEBHOOK not in str(raised.value) and "hooks.slack.com" not in caplog.text
 
@@ -96,7 +103,7 @@ def test_reads_the_url_from_a_plain_or_json_secret(monkeypatch: pytest.MonkeyPat
         def __init__(self, value: str) -> None:
             self.value = value
 
-        def get_secret_value(self, SecretId: str) -> dict[str, str]:  # noqa: N803
+        def get_secret_value(self, SecretId: str) -> dict[str, str]:
             assert SecretId == "arn:secret"
             return {"SecretString": self.value}
 

@@ -32,8 +32,15 @@ class AppStack(Stack):
     """Everything that runs the image: cluster, services, load balancer, alarms."""
 
     def __init__(
-        self, scope: Construct, cid: str, *, config: EnvConfig, network: NetworkStack,
-        data: DataStack, image_tag: str, **kwargs: object,
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        config: EnvConfig,
+        network: NetworkStack,
+        data: DataStack,
+        image_tag: str,
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, cid, **kwargs)  # type: ignore[arg-type]
         self.config = config
@@ -59,27 +66,50 @@ class AppStack(Stack):
             ),
         )
         self.tasks = TaskFactory(
-            self, config=config, data=data, image=image, key=self.key,
+            self,
+            config=config,
+            data=data,
+            image=image,
+            key=self.key,
             vpc_cidr=config.vpc_cidr,
         ).build()
-        exec_reason = ("ECS Exec (SSM Session Manager) opens its channels with ssmmessages "
-                       "actions that take no resource, and writes session logs to streams of "
-                       "its own log group.")
-        exec_streams = f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:" + \
-            exec_logs.log_group_name + ":*"
+        exec_reason = (
+            "ECS Exec (SSM Session Manager) opens its channels with ssmmessages "
+            "actions that take no resource, and writes session logs to streams of "
+            "its own log group."
+        )
+        exec_streams = (
+            f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:"
+            + exec_logs.log_group_name
+            + ":*"
+        )
         for task in (self.tasks.api, self.tasks.worker):
             skip_nag_wildcards(task.task_role, ["*", exec_streams], exec_reason)
         build_mail(self, config=config)
         self.lb = build_load_balancer(
             self, config=config, network=network, logs_bucket=self.logs_bucket, key=self.key
         )
-        self.api_service = self._service("Api", "api", self.tasks.api, network,
-                                         config.api.min_count, code_deploy=True)
+        self.api_service = self._service(
+            "Api", "api", self.tasks.api, network, config.api.min_count, code_deploy=True
+        )
         self.api_service.attach_to_application_target_group(self.lb.blue)
-        self.worker_service = self._service("Worker", "worker", self.tasks.worker, network,
-                                            config.worker.min_count, code_deploy=False)
-        self.ops = Operations(self, "Operations", config=config, key=self.key, lb=self.lb,
-                              api=self.api_service, worker=self.worker_service)
+        self.worker_service = self._service(
+            "Worker",
+            "worker",
+            self.tasks.worker,
+            network,
+            config.worker.min_count,
+            code_deploy=False,
+        )
+        self.ops = Operations(
+            self,
+            "Operations",
+            config=config,
+            key=self.key,
+            lb=self.lb,
+            api=self.api_service,
+            worker=self.worker_service,
+        )
         self._blue_green()
         self._worker_rollback()
         self._scale_api()
@@ -95,13 +125,18 @@ class AppStack(Stack):
             enforce_ssl=True,
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(
-                max(self.config.log_retention_days, 30)
-            ), noncurrent_version_expiration=Duration.days(7))],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=Duration.days(max(self.config.log_retention_days, 30)),
+                    noncurrent_version_expiration=Duration.days(7),
+                )
+            ],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        reason = ("This bucket is the access-log destination itself; ELB and CloudFront log "
-                  "delivery only support SSE-S3.")
+        reason = (
+            "This bucket is the access-log destination itself; ELB and CloudFront log "
+            "delivery only support SSE-S3."
+        )
         skip_nag(bucket, "AwsSolutions-S1", reason)
         skip_checkov(bucket, "CKV_AWS_18", reason)
         skip_checkov(bucket, "CKV_AWS_145", reason)
@@ -111,8 +146,14 @@ class AppStack(Stack):
         return bucket
 
     def _service(
-        self, cid: str, name: str, task: ecs.FargateTaskDefinition, network: NetworkStack,
-        count: int, *, code_deploy: bool,
+        self,
+        cid: str,
+        name: str,
+        task: ecs.FargateTaskDefinition,
+        network: NetworkStack,
+        count: int,
+        *,
+        code_deploy: bool,
     ) -> ecs.FargateService:
         service = ecs.FargateService(
             self,
@@ -131,11 +172,12 @@ class AppStack(Stack):
             health_check_grace_period=Duration.seconds(60) if code_deploy else None,
             deployment_controller=ecs.DeploymentController(
                 type=ecs.DeploymentControllerType.CODE_DEPLOY
-                if code_deploy else ecs.DeploymentControllerType.ECS
+                if code_deploy
+                else ecs.DeploymentControllerType.ECS
             ),
-            circuit_breaker=None if code_deploy else ecs.DeploymentCircuitBreaker(
-                enable=True, rollback=True
-            ),
+            circuit_breaker=None
+            if code_deploy
+            else ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
         )
         cfn = service.node.default_child
         # The service names the family, not a revision: infrastructure deploys register new
@@ -197,8 +239,10 @@ class AppStack(Stack):
             min_capacity=cfg.min_count, max_capacity=cfg.max_count
         )
         scaling.scale_on_cpu_utilization(
-            "Cpu", target_utilization_percent=60,
-            scale_in_cooldown=Duration.minutes(5), scale_out_cooldown=Duration.minutes(1),
+            "Cpu",
+            target_utilization_percent=60,
+            scale_in_cooldown=Duration.minutes(5),
+            scale_out_cooldown=Duration.minutes(1),
         )
         # ALB requests per running task: the load balancer's count divided by the service's
         # task count, so it keeps working after CodeDeploy swaps blue and green.
@@ -215,14 +259,28 @@ class AppStack(Stack):
                 scale_out_cooldown=60,
                 customized_metric_specification=appscaling.CfnScalingPolicy.CustomizedMetricSpecificationProperty(
                     metrics=[
-                        _metric_stat("requests", "AWS/ApplicationELB", "RequestCount", "Sum",
-                                     {"LoadBalancer": self.lb.alb.load_balancer_full_name}),
-                        _metric_stat("tasks", "ECS/ContainerInsights", "RunningTaskCount",
-                                     "Average", {"ClusterName": self.cluster.cluster_name,
-                                                 "ServiceName": self.api_service.service_name}),
+                        _metric_stat(
+                            "requests",
+                            "AWS/ApplicationELB",
+                            "RequestCount",
+                            "Sum",
+                            {"LoadBalancer": self.lb.alb.load_balancer_full_name},
+                        ),
+                        _metric_stat(
+                            "tasks",
+                            "ECS/ContainerInsights",
+                            "RunningTaskCount",
+                            "Average",
+                            {
+                                "ClusterName": self.cluster.cluster_name,
+                                "ServiceName": self.api_service.service_name,
+                            },
+                        ),
                         appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
-                            id="perTask", expression="requests / MAX([tasks, 1])",
-                            label="ALB requests per api task", return_data=True,
+                            id="perTask",
+                            expression="requests / MAX([tasks, 1])",
+                            label="ALB requests per api task",
+                            return_data=True,
                         ),
                     ]
                 ),
@@ -235,8 +293,10 @@ class AppStack(Stack):
             min_capacity=cfg.min_count, max_capacity=cfg.max_count
         )
         scaling.scale_on_cpu_utilization(
-            "Cpu", target_utilization_percent=60,
-            scale_in_cooldown=Duration.minutes(5), scale_out_cooldown=Duration.minutes(1),
+            "Cpu",
+            target_utilization_percent=60,
+            scale_in_cooldown=Duration.minutes(5),
+            scale_out_cooldown=Duration.minutes(1),
         )
         # Steps on the outbox backlog; CDK turns them into contiguous intervals (P10).
         scaling.scale_on_metric(
@@ -274,4 +334,3 @@ def _metric_stat(
             ),
         ),
     )
-

@@ -116,10 +116,10 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         api=TaskSize(cpu=512, memory_mib=1024, min_count=1, max_count=2),
         worker=TaskSize(cpu=512, memory_mib=1024, min_count=1, max_count=2),
         migrate=TaskSize(cpu=256, memory_mib=512),
-        core_db=DatabaseSize(0.5, 4, readers=0, backup_retention_days=1,
-                             deletion_protection=False),
-        identity_db=DatabaseSize(0.5, 2, readers=0, backup_retention_days=1,
-                                 deletion_protection=False),
+        core_db=DatabaseSize(0.5, 4, readers=0, backup_retention_days=1, deletion_protection=False),
+        identity_db=DatabaseSize(
+            0.5, 2, readers=0, backup_retention_days=1, deletion_protection=False
+        ),
         cache=CacheSize(node_type="cache.t4g.micro", replicas=0),
         log_retention_days=14,
         domain_name="dev.missionlink.example",
@@ -139,10 +139,10 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         api=TaskSize(cpu=1024, memory_mib=2048, min_count=2, max_count=4),
         worker=TaskSize(cpu=1024, memory_mib=2048, min_count=1, max_count=4),
         migrate=TaskSize(cpu=512, memory_mib=1024),
-        core_db=DatabaseSize(0.5, 8, readers=0, backup_retention_days=7,
-                             deletion_protection=True),
-        identity_db=DatabaseSize(0.5, 4, readers=0, backup_retention_days=7,
-                                 deletion_protection=True),
+        core_db=DatabaseSize(0.5, 8, readers=0, backup_retention_days=7, deletion_protection=True),
+        identity_db=DatabaseSize(
+            0.5, 4, readers=0, backup_retention_days=7, deletion_protection=True
+        ),
         cache=CacheSize(node_type="cache.t4g.small", replicas=1),
         log_retention_days=30,
         domain_name="staging.missionlink.example",
@@ -161,10 +161,10 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         api=TaskSize(cpu=1024, memory_mib=2048, min_count=3, max_count=20),
         worker=TaskSize(cpu=1024, memory_mib=2048, min_count=2, max_count=10),
         migrate=TaskSize(cpu=512, memory_mib=1024),
-        core_db=DatabaseSize(2, 64, readers=1, backup_retention_days=35,
-                             deletion_protection=True),
-        identity_db=DatabaseSize(1, 16, readers=1, backup_retention_days=35,
-                                 deletion_protection=True),
+        core_db=DatabaseSize(2, 64, readers=1, backup_retention_days=35, deletion_protection=True),
+        identity_db=DatabaseSize(
+            1, 16, readers=1, backup_retention_days=35, deletion_protection=True
+        ),
         cache=CacheSize(node_type="cache.r7g.large", replicas=1),
         log_retention_days=365,
         domain_name="missionlink.example",

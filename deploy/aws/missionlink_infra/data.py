@@ -28,7 +28,12 @@ class DataStack(Stack):
     """Databases, broker and the secrets the app reads at start."""
 
     def __init__(
-        self, scope: Construct, cid: str, *, config: EnvConfig, network: NetworkStack,
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        config: EnvConfig,
+        network: NetworkStack,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, cid, **kwargs)  # type: ignore[arg-type]
@@ -47,12 +52,16 @@ class DataStack(Stack):
 
         # Filled by operators (see docs/deploy-aws.md); generated placeholders until then.
         self.jwt_private_key = self._secret(
-            "JwtPrivateKey", "jwt-private-key", "PEM private key that signs access tokens",
+            "JwtPrivateKey",
+            "jwt-private-key",
+            "PEM private key that signs access tokens",
             removal,
         )
         self.payment_webhook_secret = self._secret(
-            "PaymentWebhookSecret", "payment-webhook-secret",
-            "shared secret of the payment provider's signed webhooks", removal,
+            "PaymentWebhookSecret",
+            "payment-webhook-secret",
+            "shared secret of the payment provider's signed webhooks",
+            removal,
         )
         self.smtp_credentials = sm.Secret(
             self,
@@ -61,17 +70,25 @@ class DataStack(Stack):
             description="SES SMTP username and password (JSON keys username, password)",
             encryption_key=self.key,
             generate_secret_string=sm.SecretStringGenerator(
-                secret_string_template='{"username": "set-me"}',
+                secret_string_template='{"username": "set-me"}',  # noqa: S106 - a placeholder
                 generate_string_key="password",
                 exclude_punctuation=True,
             ),
             removal_policy=removal,
         )
         for secret in (self.jwt_private_key, self.payment_webhook_secret, self.smtp_credentials):
-            skip_nag(secret, "AwsSolutions-SMG4", "Issued by a third party or an operator; "
-                     "rotated by the runbook in docs/deploy-aws.md.")
-            skip_checkov(secret, "CKV2_AWS_57", "Issued by a third party or an operator; "
-                         "rotated by the runbook in docs/deploy-aws.md.")
+            skip_nag(
+                secret,
+                "AwsSolutions-SMG4",
+                "Issued by a third party or an operator; "
+                "rotated by the runbook in docs/deploy-aws.md.",
+            )
+            skip_checkov(
+                secret,
+                "CKV2_AWS_57",
+                "Issued by a third party or an operator; "
+                "rotated by the runbook in docs/deploy-aws.md.",
+            )
 
     def _secret(self, cid: str, name: str, description: str, removal: RemovalPolicy) -> sm.Secret:
         return sm.Secret(
@@ -91,22 +108,24 @@ class DataStack(Stack):
     ) -> tuple[rds.DatabaseCluster, sm.Secret]:
         config = self.config
         sg = ec2.SecurityGroup(
-            self, f"{cid}DbSecurityGroup", vpc=self.network.vpc,
-            description=f"{config.prefix} {name} database", allow_all_outbound=False,
+            self,
+            f"{cid}DbSecurityGroup",
+            vpc=self.network.vpc,
+            description=f"{config.prefix} {name} database",
+            allow_all_outbound=False,
         )
         sg.add_ingress_rule(
             self.network.app_security_group, ec2.Port.tcp(5432), "from the app tasks"
         )
         cluster_id = f"{config.prefix}-{name}"
-        log_group = encrypted_log_group(
-            self, f"{cid}DbLogs", config, f"rds-{name}", self.key
-        )
+        log_group = encrypted_log_group(self, f"{cid}DbLogs", config, f"rds-{name}", self.key)
         # RDS writes to its own fixed group name; ours only pins retention and encryption.
         log_group.node.default_child.add_property_override(  # type: ignore[union-attr]
             "LogGroupName", f"/aws/rds/cluster/{cluster_id}/postgresql"
         )
         parameters = rds.ParameterGroup(
-            self, f"{cid}DbParameters",
+            self,
+            f"{cid}DbParameters",
             engine=rds.DatabaseClusterEngine.aurora_postgres(version=POSTGRES_VERSION),
             description=f"{cluster_id} cluster parameters",
             parameters={
@@ -118,7 +137,8 @@ class DataStack(Stack):
         )
         readers = [
             rds.ClusterInstance.serverless_v2(
-                f"reader{i + 1}", scale_with_writer=True,
+                f"reader{i + 1}",
+                scale_with_writer=True,
                 enable_performance_insights=True,
                 performance_insight_encryption_key=self.key,
                 auto_minor_version_upgrade=True,
@@ -173,19 +193,32 @@ class DataStack(Stack):
             "RDSOSMetrics log group.",
         )
         skip_nag(cluster, "AwsSolutions-SMG4", ROTATION_REASON)
-        skip_checkov(cluster.secret.node.default_child,  # type: ignore[union-attr]
-                     "CKV2_AWS_57", ROTATION_REASON)
-        skip_nag(cluster, "AwsSolutions-RDS11",
-                 "Only the app security group reaches the cluster; the default port is fine.")
-        skip_checkov(cluster, "CKV_AWS_327", "Encrypted with the stack's customer-managed "
-                     "key through StorageEncrypted/KmsKeyId.")
+        skip_checkov(
+            cluster.secret.node.default_child,  # type: ignore[union-attr]
+            "CKV2_AWS_57",
+            ROTATION_REASON,
+        )
+        skip_nag(
+            cluster,
+            "AwsSolutions-RDS11",
+            "Only the app security group reaches the cluster; the default port is fine.",
+        )
+        skip_checkov(
+            cluster,
+            "CKV_AWS_327",
+            "Encrypted with the stack's customer-managed key through StorageEncrypted/KmsKeyId.",
+        )
         if not size.deletion_protection:
-            skip_nag(cluster, "AwsSolutions-RDS10", "dev databases are disposable; staging "
-                     "and prod keep deletion protection.")
+            skip_nag(
+                cluster,
+                "AwsSolutions-RDS10",
+                "dev databases are disposable; staging and prod keep deletion protection.",
+            )
             skip_checkov(cluster, "CKV_AWS_139", "dev databases are disposable.")
         if size.readers == 0:
-            skip_nag(cluster, "AwsSolutions-RDS14", "Backtrack is not available on Aurora "
-                     "PostgreSQL.")
+            skip_nag(
+                cluster, "AwsSolutions-RDS14", "Backtrack is not available on Aurora PostgreSQL."
+            )
         # The URL carries no password: the app injects DATABASE_PASSWORD on its own (P16).
         url = sm.Secret(
             self,
@@ -194,10 +227,14 @@ class DataStack(Stack):
             description=f"postgresql:// URL of the {name} database, without the password",
             encryption_key=self.key,
             secret_string_value=SecretValue.unsafe_plain_text(
-                Fn.join("", [
-                    f"postgresql://{user}@", cluster.cluster_endpoint.socket_address,
-                    "/missionlink",
-                ])
+                Fn.join(
+                    "",
+                    [
+                        f"postgresql://{user}@",
+                        cluster.cluster_endpoint.socket_address,
+                        "/missionlink",
+                    ],
+                )
             ),
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -208,8 +245,11 @@ class DataStack(Stack):
     def _broker(self) -> sm.Secret:
         config = self.config
         sg = ec2.SecurityGroup(
-            self, "BrokerSecurityGroup", vpc=self.network.vpc,
-            description=f"{config.prefix} Redis broker", allow_all_outbound=False,
+            self,
+            "BrokerSecurityGroup",
+            vpc=self.network.vpc,
+            description=f"{config.prefix} Redis broker",
+            allow_all_outbound=False,
         )
         sg.add_ingress_rule(
             self.network.app_security_group, ec2.Port.tcp(REDIS_PORT), "from the app tasks"
@@ -221,7 +261,7 @@ class DataStack(Stack):
             description="Redis AUTH token",
             encryption_key=self.key,
             generate_secret_string=sm.SecretStringGenerator(
-                secret_string_template="{}",
+                secret_string_template="{}",  # noqa: S106 - the token is generated
                 generate_string_key="token",
                 exclude_punctuation=True,
                 password_length=64,
@@ -233,9 +273,7 @@ class DataStack(Stack):
             self,
             "BrokerSubnets",
             description=f"{config.prefix} broker",
-            subnet_ids=self.network.vpc.select_subnets(
-                subnet_group_name="data"
-            ).subnet_ids,
+            subnet_ids=self.network.vpc.select_subnets(subnet_group_name="data").subnet_ids,
         )
         log_group = encrypted_log_group(self, "BrokerSlowLog", config, "redis-slow-log", self.key)
         replicated = config.cache.replicas > 0
@@ -271,11 +309,17 @@ class DataStack(Stack):
                 )
             ],
         )
-        skip_nag(group, "AwsSolutions-AEC5", "Only the app security group reaches the broker; "
-                 "the default port is fine.")
+        skip_nag(
+            group,
+            "AwsSolutions-AEC5",
+            "Only the app security group reaches the broker; the default port is fine.",
+        )
         if not replicated:
-            skip_nag(group, "AwsSolutions-AEC4", "dev runs a single broker node; staging and "
-                     "prod replicate across AZs.")
+            skip_nag(
+                group,
+                "AwsSolutions-AEC4",
+                "dev runs a single broker node; staging and prod replicate across AZs.",
+            )
         # rediss:// with the AUTH token resolved by CloudFormation, never written in code.
         url = sm.Secret(
             self,
@@ -284,11 +328,18 @@ class DataStack(Stack):
             description="rediss:// URL of the message broker, with its AUTH token",
             encryption_key=self.key,
             secret_string_value=SecretValue.unsafe_plain_text(
-                Fn.join("", [
-                    "rediss://:", token.secret_value_from_json("token").unsafe_unwrap(), "@",
-                    group.attr_primary_end_point_address, ":",
-                    group.attr_primary_end_point_port, "/0",
-                ])
+                Fn.join(
+                    "",
+                    [
+                        "rediss://:",
+                        token.secret_value_from_json("token").unsafe_unwrap(),
+                        "@",
+                        group.attr_primary_end_point_address,
+                        ":",
+                        group.attr_primary_end_point_port,
+                        "/0",
+                    ],
+                )
             ),
         )
         skip_nag(url, "AwsSolutions-SMG4", ROTATION_REASON)

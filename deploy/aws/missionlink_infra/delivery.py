@@ -94,7 +94,8 @@ class DeliveryStack(Stack):
     def _let_later_environments_pull(self) -> None:
         """Staging and prod copy the image tested in dev by digest (release.yml)."""
         later = [
-            cfg for cfg in ENVIRONMENTS.values()
+            cfg
+            for cfg in ENVIRONMENTS.values()
             if cfg.name != "dev" and cfg.account != self.config.account
         ]
         for cfg in later:
@@ -104,8 +105,9 @@ class DeliveryStack(Stack):
                     principals=[iam.AccountPrincipal(cfg.account)],
                     conditions={
                         "ArnEquals": {
-                            "aws:PrincipalArn":
+                            "aws:PrincipalArn": (
                                 f"arn:aws:iam::{cfg.account}:role/{cfg.prefix}-github-release"
+                            )
                         }
                     },
                     actions=[

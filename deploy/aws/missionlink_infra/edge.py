@@ -26,7 +26,12 @@ class EdgeStack(Stack):
     """The only public entry point of an environment."""
 
     def __init__(
-        self, scope: Construct, cid: str, *, config: EnvConfig, logs_bucket: s3.IBucket,
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        config: EnvConfig,
+        logs_bucket: s3.IBucket,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, cid, **kwargs)  # type: ignore[arg-type]
@@ -52,12 +57,17 @@ class EdgeStack(Stack):
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))],
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
-        reason = ("Public web assets; SSE-S3 keeps them encrypted at rest without granting "
-                  "CloudFront a KMS key.")
+        reason = (
+            "Public web assets; SSE-S3 keeps them encrypted at rest without granting "
+            "CloudFront a KMS key."
+        )
         skip_checkov(self.static_bucket, "CKV_AWS_145", reason)
         skip_checkov(self.static_bucket, "CKV2_AWS_62", "Deploys are the only writers.")
-        skip_checkov(self.static_bucket, "CKV_AWS_144", "Rebuilt from git by every release; "
-                     "replication would copy build output.")
+        skip_checkov(
+            self.static_bucket,
+            "CKV_AWS_144",
+            "Rebuilt from git by every release; replication would copy build output.",
+        )
 
         api = origins.HttpOrigin(
             config.origin_domain_name,
@@ -101,11 +111,14 @@ class EdgeStack(Stack):
                     response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
                     compress=True,
                 ),
-                **{path: dynamic for path in DYNAMIC_PATHS},
+                **dict.fromkeys(DYNAMIC_PATHS, dynamic),
             },
         )
         skip_nag(self.distribution, "AwsSolutions-CFR2", WAF_REASON)
-        skip_nag(self.distribution, "AwsSolutions-CFR1", "MissionLink serves fans worldwide; "
-                 "no geographic restriction is wanted.")
+        skip_nag(
+            self.distribution,
+            "AwsSolutions-CFR1",
+            "MissionLink serves fans worldwide; no geographic restriction is wanted.",
+        )
         skip_checkov(self.distribution, "CKV_AWS_68", WAF_REASON)
         skip_checkov(self.distribution, "CKV2_AWS_47", WAF_REASON)

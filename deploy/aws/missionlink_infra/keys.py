@@ -28,13 +28,20 @@ def platform_key(scope: Construct, cid: str, config: EnvConfig, purpose: str) ->
         iam.PolicyStatement(
             sid="CloudWatchLogs",
             principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-            actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
-                     "kms:GenerateDataKey", "kms:DescribeKey"],
+            actions=[
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+                "kms:GenerateDataKey",
+                "kms:DescribeKey",
+            ],
             resources=["*"],
             conditions={
                 "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn":
-                        f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:*",
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:*"
+                    ),
                 }
             },
         )
@@ -66,8 +73,15 @@ def encrypted_log_group(
 
 
 RETENTION = {
-    1: "ONE_DAY", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH", 90: "THREE_MONTHS",
-    180: "SIX_MONTHS", 365: "ONE_YEAR", 731: "TWO_YEARS", 1827: "FIVE_YEARS",
+    1: "ONE_DAY",
+    7: "ONE_WEEK",
+    14: "TWO_WEEKS",
+    30: "ONE_MONTH",
+    90: "THREE_MONTHS",
+    180: "SIX_MONTHS",
+    365: "ONE_YEAR",
+    731: "TWO_YEARS",
+    1827: "FIVE_YEARS",
 }
 
 

@@ -28,7 +28,11 @@ class LoadBalancer:
 
 
 def build_load_balancer(
-    scope: Construct, *, config: EnvConfig, network: NetworkStack, logs_bucket: s3.IBucket,
+    scope: Construct,
+    *,
+    config: EnvConfig,
+    network: NetworkStack,
+    logs_bucket: s3.IBucket,
     key: object,
 ) -> LoadBalancer:
     certificate = CfnParameter(
@@ -51,14 +55,12 @@ def build_load_balancer(
         idle_timeout=Duration.seconds(120),  # overlay SSE heartbeats every 15 s
     )
     alb.log_access_logs(logs_bucket, prefix="alb")
-    
+
     alb.add_listener(
         "Http",
         port=80,
         open=False,
-        default_action=elbv2.ListenerAction.redirect(
-            protocol="HTTPS", port="443", permanent=True
-        ),
+        default_action=elbv2.ListenerAction.redirect(protocol="HTTPS", port="443", permanent=True),
     )
     blue, green = (_target_group(scope, name, config, network) for name in ("Blue", "Green"))
     https = alb.add_listener(
@@ -78,7 +80,8 @@ def build_load_balancer(
         priority=1,
         conditions=[elbv2.ListenerCondition.path_patterns(METRICS_PATHS)],
         action=elbv2.ListenerAction.fixed_response(
-            404, content_type="application/problem+json",
+            404,
+            content_type="application/problem+json",
             message_body='{"type":"about:blank","title":"Not Found","status":404}',
         ),
     )
@@ -130,7 +133,8 @@ def _managed(name: str, priority: int, overrides: list[str] | None = None) -> ob
                         action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
                     )
                     for rule in overrides or []
-                ] or None,
+                ]
+                or None,
             )
         ),
         visibility_config=_visibility(name),
@@ -192,7 +196,8 @@ def _web_acl(scope: Construct, config: EnvConfig, key: object) -> wafv2.CfnWebAC
         resource_arn=acl.attr_arn,
         log_destination_configs=[
             Stack.of(scope).format_arn(
-                service="logs", resource="log-group",
+                service="logs",
+                resource="log-group",
                 resource_name=f"aws-waf-logs-{config.prefix}",
                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
             )

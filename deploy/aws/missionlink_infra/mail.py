@@ -39,10 +39,12 @@ def build_mail(scope: Construct, *, config: EnvConfig) -> ses.EmailIdentity:
         iam.PolicyStatement(
             actions=["ses:SendRawEmail"],
             resources=[
-                stack.format_arn(service="ses", resource="identity",
-                                 resource_name=config.mail_domain),
-                stack.format_arn(service="ses", resource="configuration-set",
-                                 resource_name=config.prefix),
+                stack.format_arn(
+                    service="ses", resource="identity", resource_name=config.mail_domain
+                ),
+                stack.format_arn(
+                    service="ses", resource="configuration-set", resource_name=config.prefix
+                ),
             ],
             conditions={"StringLike": {"ses:FromAddress": f"*@{config.mail_domain}"}},
         )

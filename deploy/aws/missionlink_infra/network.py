@@ -48,7 +48,9 @@ class NetworkStack(Stack):
             restrict_default_security_group=True,
             subnet_configuration=[
                 ec2.SubnetConfiguration(
-                    name=PUBLIC, subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24,
+                    name=PUBLIC,
+                    subnet_type=ec2.SubnetType.PUBLIC,
+                    cidr_mask=24,
                     map_public_ip_on_launch=False,
                 ),
                 ec2.SubnetConfiguration(name=APP, subnet_type=app_subnet_type, cidr_mask=20),
@@ -110,9 +112,11 @@ class NetworkStack(Stack):
     def _explain_default_sg_handler(self) -> None:
         provider = self.node.find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider")
         handler = provider.node.find_child("Handler")
-        reason = ("CDK's one-shot deploy-time handler that empties the default security "
-                  "group; it runs once per deploy, outside the VPC, invoked only by "
-                  "CloudFormation.")
+        reason = (
+            "CDK's one-shot deploy-time handler that empties the default security "
+            "group; it runs once per deploy, outside the VPC, invoked only by "
+            "CloudFormation."
+        )
         for check in ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"):
             skip_checkov(handler, check, reason)
         skip_cfn_lint(handler, "W3005")  # CDK's own explicit DependsOn on its role

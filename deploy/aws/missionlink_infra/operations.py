@@ -12,10 +12,10 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as sm
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_secretsmanager as sm
 from constructs import Construct
 
 from missionlink_infra.config import METRICS_NAMESPACE, OUTBOX_METRIC, EnvConfig
@@ -30,14 +30,24 @@ class Operations(Construct):
     """Everything an on-call engineer sees: alarms, Slack messages, one dashboard."""
 
     def __init__(
-        self, scope: Construct, cid: str, *, config: EnvConfig, key: kms.IKey,
-        lb: LoadBalancer, api: ecs.FargateService, worker: ecs.FargateService,
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        config: EnvConfig,
+        key: kms.IKey,
+        lb: LoadBalancer,
+        api: ecs.FargateService,
+        worker: ecs.FargateService,
     ) -> None:
         super().__init__(scope, cid)
         self.config = config
         self.lb = lb
         self.topic = sns.Topic(
-            self, "Alarms", topic_name=f"{config.prefix}-alarms", master_key=key,
+            self,
+            "Alarms",
+            topic_name=f"{config.prefix}-alarms",
+            master_key=key,
             enforce_ssl=True,
         )
         self.notifier = self._notifier(key)
@@ -53,7 +63,9 @@ class Operations(Construct):
                     "target5xx": alb.http_code_target(
                         code=elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=Duration.minutes(1)
                     ),
-                    "elb5xx": alb.http_code_elb(code=elbv2.HttpCodeElb.ELB_5XX_COUNT, period=Duration.minutes(1)),
+                    "elb5xx": alb.http_code_elb(
+                        code=elbv2.HttpCodeElb.ELB_5XX_COUNT, period=Duration.minutes(1)
+                    ),
                 },
                 label="5xx responses, % of requests",
                 period=Duration.minutes(1),
@@ -90,16 +102,24 @@ class Operations(Construct):
             for name, tg in (("Blue", lb.blue), ("Green", lb.green))
         ]
         self.api_cpu = self._alarm(
-            "ApiCpu", api.metric_cpu_utilization(period=Duration.minutes(1)),
-            threshold=config.alarm_cpu_percent, periods=5, description="api CPU (%)",
+            "ApiCpu",
+            api.metric_cpu_utilization(period=Duration.minutes(1)),
+            threshold=config.alarm_cpu_percent,
+            periods=5,
+            description="api CPU (%)",
         )
         self.worker_cpu = self._alarm(
-            "WorkerCpu", worker.metric_cpu_utilization(period=Duration.minutes(1)),
-            threshold=config.alarm_cpu_percent, periods=5, description="worker CPU (%)",
+            "WorkerCpu",
+            worker.metric_cpu_utilization(period=Duration.minutes(1)),
+            threshold=config.alarm_cpu_percent,
+            periods=5,
+            description="worker CPU (%)",
         )
         self.outbox_age = self._alarm(
-            "OutboxAge", self.outbox_age_metric(Duration.minutes(1)),
-            threshold=config.alarm_outbox_age_seconds, periods=3,
+            "OutboxAge",
+            self.outbox_age_metric(Duration.minutes(1)),
+            threshold=config.alarm_outbox_age_seconds,
+            periods=3,
             description="Age of the oldest unprocessed outbox event (seconds)",
         )
         self._dashboard(api, worker)
@@ -128,7 +148,13 @@ class Operations(Construct):
         )
 
     def _alarm(
-        self, cid: str, metric: cw.IMetric, *, threshold: float, periods: int, description: str,
+        self,
+        cid: str,
+        metric: cw.IMetric,
+        *,
+        threshold: float,
+        periods: int,
+        description: str,
         comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
     ) -> cw.Alarm:
         alarm = cw.Alarm(
@@ -203,48 +229,75 @@ class Operations(Construct):
             },
             environment_encryption=key,
         )
-        reason = ("Reaches only Slack's public webhook endpoint and Secrets Manager; it "
-                  "touches no private resource, so it runs outside the VPC.")
+        reason = (
+            "Reaches only Slack's public webhook endpoint and Secrets Manager; it "
+            "touches no private resource, so it runs outside the VPC."
+        )
         skip_checkov(function, "CKV_AWS_117", reason)
         skip_cfn_lint(function, "W3005")  # CDK's own explicit DependsOn on the role
-        skip_checkov(function, "CKV_AWS_272", "Deployed only from this repository's reviewed "
-                     "source by CloudFormation; no code-signing profile is in use.")
+        skip_checkov(
+            function,
+            "CKV_AWS_272",
+            "Deployed only from this repository's reviewed "
+            "source by CloudFormation; no code-signing profile is in use.",
+        )
         return function
 
     def _dashboard(self, api: ecs.FargateService, worker: ecs.FargateService) -> None:
         alb = self.lb.alb.metrics
         minute = Duration.minutes(1)
         dashboard = cw.Dashboard(
-            self, "Dashboard", dashboard_name=self.config.prefix,
+            self,
+            "Dashboard",
+            dashboard_name=self.config.prefix,
             default_interval=Duration.hours(3),
         )
         dashboard.add_widgets(
             cw.AlarmStatusWidget(
-                title="Alarms", width=24,
-                alarms=[self.api_5xx, self.api_latency, *self.unhealthy, self.api_cpu,
-                        self.worker_cpu, self.outbox_age],
+                title="Alarms",
+                width=24,
+                alarms=[
+                    self.api_5xx,
+                    self.api_latency,
+                    *self.unhealthy,
+                    self.api_cpu,
+                    self.worker_cpu,
+                    self.outbox_age,
+                ],
             )
         )
         dashboard.add_widgets(
-            cw.GraphWidget(title="Requests", width=8,
-                           left=[alb.request_count(period=minute)]),
+            cw.GraphWidget(title="Requests", width=8, left=[alb.request_count(period=minute)]),
             cw.GraphWidget(title="5xx ratio (%)", width=8, left=[self.api_5xx.metric]),
-            cw.GraphWidget(title="Latency (s)", width=8, left=[
-                alb.target_response_time(statistic="p50", period=minute),
-                alb.target_response_time(statistic="p99", period=minute),
-            ]),
+            cw.GraphWidget(
+                title="Latency (s)",
+                width=8,
+                left=[
+                    alb.target_response_time(statistic="p50", period=minute),
+                    alb.target_response_time(statistic="p99", period=minute),
+                ],
+            ),
         )
         dashboard.add_widgets(
-            cw.GraphWidget(title="CPU (%)", width=8, left=[
-                api.metric_cpu_utilization(period=minute),
-                worker.metric_cpu_utilization(period=minute),
-            ]),
-            cw.GraphWidget(title="Memory (%)", width=8, left=[
-                api.metric_memory_utilization(period=minute),
-                worker.metric_memory_utilization(period=minute),
-            ]),
-            cw.GraphWidget(title="Outbox oldest age (s)", width=8,
-                           left=[self.outbox_age_metric(minute)]),
+            cw.GraphWidget(
+                title="CPU (%)",
+                width=8,
+                left=[
+                    api.metric_cpu_utilization(period=minute),
+                    worker.metric_cpu_utilization(period=minute),
+                ],
+            ),
+            cw.GraphWidget(
+                title="Memory (%)",
+                width=8,
+                left=[
+                    api.metric_memory_utilization(period=minute),
+                    worker.metric_memory_utilization(period=minute),
+                ],
+            ),
+            cw.GraphWidget(
+                title="Outbox oldest age (s)", width=8, left=[self.outbox_age_metric(minute)]
+            ),
         )
 
 

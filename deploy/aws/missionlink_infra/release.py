@@ -15,16 +15,27 @@ from missionlink_infra.network import NetworkStack
 from missionlink_infra.suppressions import skip_nag_wildcards
 
 # Actions AWS does not scope to a resource; everything else names its resources (P17).
-UNSCOPED_ACTIONS = ["ecr:GetAuthorizationToken", "ecs:RegisterTaskDefinition",
-                    "ecs:DescribeTaskDefinition"]
+UNSCOPED_ACTIONS = [
+    "ecr:GetAuthorizationToken",
+    "ecs:RegisterTaskDefinition",
+    "ecs:DescribeTaskDefinition",
+]
 
 
 class ReleaseStack(Stack):
     """Least-privilege release role: push/copy the image, migrate, blue/green, assets."""
 
     def __init__(
-        self, scope: Construct, cid: str, *, config: EnvConfig, delivery: DeliveryStack,
-        network: NetworkStack, app: AppStack, edge: EdgeStack, **kwargs: object,
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        config: EnvConfig,
+        delivery: DeliveryStack,
+        network: NetworkStack,
+        app: AppStack,
+        edge: EdgeStack,
+        **kwargs: object,
     ) -> None:
         super().__init__(scope, cid, **kwargs)  # type: ignore[arg-type]
         self.config = config
@@ -66,71 +77,129 @@ class ReleaseStack(Stack):
         cfg = self.config
         arn = f"{cfg.region}:{cfg.account}"
         add = self.role.add_to_policy
-        add(iam.PolicyStatement(actions=["ssm:GetParameter"],
-                                resources=[self.parameter.parameter_arn]))
+        add(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"], resources=[self.parameter.parameter_arn]
+            )
+        )
         add(iam.PolicyStatement(actions=UNSCOPED_ACTIONS, resources=["*"]))
-        add(iam.PolicyStatement(
-            actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
-                     "ecr:CompleteLayerUpload", "ecr:DescribeImages",
-                     "ecr:GetDownloadUrlForLayer", "ecr:InitiateLayerUpload", "ecr:PutImage",
-                     "ecr:UploadLayerPart"],
-            resources=[delivery.repository.repository_arn],
-        ))
+        add(
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchGetImage",
+                    "ecr:CompleteLayerUpload",
+                    "ecr:DescribeImages",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:InitiateLayerUpload",
+                    "ecr:PutImage",
+                    "ecr:UploadLayerPart",
+                ],
+                resources=[delivery.repository.repository_arn],
+            )
+        )
         dev = ENVIRONMENTS["dev"]
         if cfg.name != "dev" and dev.account != cfg.account:
-            add(iam.PolicyStatement(
-                actions=["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
-                         "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"],
-                resources=[f"arn:aws:ecr:{dev.region}:{dev.account}:repository/{APP_NAME}"],
-            ))
+            add(
+                iam.PolicyStatement(
+                    actions=[
+                        "ecr:BatchCheckLayerAvailability",
+                        "ecr:BatchGetImage",
+                        "ecr:DescribeImages",
+                        "ecr:GetDownloadUrlForLayer",
+                    ],
+                    resources=[f"arn:aws:ecr:{dev.region}:{dev.account}:repository/{APP_NAME}"],
+                )
+            )
         migrate_revisions = f"arn:aws:ecs:{arn}:task-definition/{cfg.prefix}-migrate:*"
-        add(iam.PolicyStatement(
-            actions=["ecs:RunTask"],
-            resources=[migrate_revisions],
-            conditions={"ArnEquals": {"ecs:cluster": f"arn:aws:ecs:{arn}:cluster/{cfg.prefix}"}},
-        ))
+        add(
+            iam.PolicyStatement(
+                actions=["ecs:RunTask"],
+                resources=[migrate_revisions],
+                conditions={
+                    "ArnEquals": {"ecs:cluster": f"arn:aws:ecs:{arn}:cluster/{cfg.prefix}"}
+                },
+            )
+        )
         tasks_arn = f"arn:aws:ecs:{arn}:task/{cfg.prefix}/*"
-        add(iam.PolicyStatement(actions=["ecs:DescribeTasks", "ecs:TagResource"],
-                                resources=[tasks_arn]))
-        add(iam.PolicyStatement(
-            actions=["ecs:DescribeServices", "ecs:UpdateService"],
-            resources=[f"arn:aws:ecs:{arn}:service/{cfg.prefix}/{cfg.prefix}-{name}"
-                       for name in ("api", "worker")],
-        ))
-        add(iam.PolicyStatement(
-            actions=["iam:PassRole"],
-            resources=[f"arn:aws:iam::{cfg.account}:role/{cfg.prefix}-{name}"
-                       for name in ("task-execution", "api-task", "worker-task", "migrate-task")],
-            conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-        ))
+        add(
+            iam.PolicyStatement(
+                actions=["ecs:DescribeTasks", "ecs:TagResource"], resources=[tasks_arn]
+            )
+        )
+        add(
+            iam.PolicyStatement(
+                actions=["ecs:DescribeServices", "ecs:UpdateService"],
+                resources=[
+                    f"arn:aws:ecs:{arn}:service/{cfg.prefix}/{cfg.prefix}-{name}"
+                    for name in ("api", "worker")
+                ],
+            )
+        )
+        add(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[
+                    f"arn:aws:iam::{cfg.account}:role/{cfg.prefix}-{name}"
+                    for name in ("task-execution", "api-task", "worker-task", "migrate-task")
+                ],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            )
+        )
         group = f"arn:aws:codedeploy:{arn}:deploymentgroup:{cfg.prefix}-api/{cfg.prefix}-api"
-        add(iam.PolicyStatement(
-            actions=["codedeploy:CreateDeployment", "codedeploy:GetDeployment",
-                     "codedeploy:GetDeploymentGroup", "codedeploy:StopDeployment"],
-            resources=[group],
-        ))
-        add(iam.PolicyStatement(
-            actions=["codedeploy:GetApplicationRevision", "codedeploy:RegisterApplicationRevision"],
-            resources=[f"arn:aws:codedeploy:{arn}:application:{cfg.prefix}-api"],
-        ))
+        add(
+            iam.PolicyStatement(
+                actions=[
+                    "codedeploy:CreateDeployment",
+                    "codedeploy:GetDeployment",
+                    "codedeploy:GetDeploymentGroup",
+                    "codedeploy:StopDeployment",
+                ],
+                resources=[group],
+            )
+        )
+        add(
+            iam.PolicyStatement(
+                actions=[
+                    "codedeploy:GetApplicationRevision",
+                    "codedeploy:RegisterApplicationRevision",
+                ],
+                resources=[f"arn:aws:codedeploy:{arn}:application:{cfg.prefix}-api"],
+            )
+        )
         config_name = app.deployment_group.deployment_config.deployment_config_name
-        add(iam.PolicyStatement(
-            actions=["codedeploy:GetDeploymentConfig"],
-            resources=[f"arn:aws:codedeploy:{arn}:deploymentconfig:{config_name}"],
-        ))
+        add(
+            iam.PolicyStatement(
+                actions=["codedeploy:GetDeploymentConfig"],
+                resources=[f"arn:aws:codedeploy:{arn}:deploymentconfig:{config_name}"],
+            )
+        )
         bucket = f"arn:aws:s3:::{cfg.static_bucket_name}"
         add(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket]))
-        add(iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                                resources=[f"{bucket}/*"]))
-        add(iam.PolicyStatement(
-            actions=["cloudfront:CreateInvalidation", "cloudfront:GetInvalidation"],
-            resources=[self.format_arn(service="cloudfront", region="", resource="distribution",
-                                       resource_name=edge.distribution.distribution_id)],
-        ))
+        add(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                resources=[f"{bucket}/*"],
+            )
+        )
+        add(
+            iam.PolicyStatement(
+                actions=["cloudfront:CreateInvalidation", "cloudfront:GetInvalidation"],
+                resources=[
+                    self.format_arn(
+                        service="cloudfront",
+                        region="",
+                        resource="distribution",
+                        resource_name=edge.distribution.distribution_id,
+                    )
+                ],
+            )
+        )
         migrate_streams = f"arn:aws:logs:{arn}:log-group:/{cfg.prefix}/migrate:log-stream:*"
         add(iam.PolicyStatement(actions=["logs:GetLogEvents"], resources=[migrate_streams]))
         skip_nag_wildcards(
-            self.role, ["*", migrate_revisions, tasks_arn, f"{bucket}/*", migrate_streams],
+            self.role,
+            ["*", migrate_revisions, tasks_arn, f"{bucket}/*", migrate_streams],
             "Resource '*' only for actions AWS does not scope (UNSCOPED_ACTIONS); the other "
             "wildcards are the revisions of one task family, the tasks of one cluster, the "
             "objects of the static bucket and the streams of the migrate log group.",

@@ -32,20 +32,38 @@ class MissionLinkStage(Stage):
         prefix = f"MissionLink-{config.name}"
 
         def name(part: str) -> dict[str, object]:
-            return {"stack_name": f"{prefix}-{part}", "env": env,
-                    "termination_protection": config.is_prod}
+            return {
+                "stack_name": f"{prefix}-{part}",
+                "env": env,
+                "termination_protection": config.is_prod,
+            }
 
         self.delivery = DeliveryStack(self, "Delivery", config=config, **name("Delivery"))
         self.network = NetworkStack(self, "Network", config=config, **name("Network"))
         self.data = DataStack(self, "Data", config=config, network=self.network, **name("Data"))
-        self.app = AppStack(self, "App", config=config, network=self.network, data=self.data,
-                            image_tag=image_tag, **name("App"))
+        self.app = AppStack(
+            self,
+            "App",
+            config=config,
+            network=self.network,
+            data=self.data,
+            image_tag=image_tag,
+            **name("App"),
+        )
         self.app.add_stack_dependency(self.delivery)
-        self.edge = EdgeStack(self, "Edge", config=config, logs_bucket=self.app.logs_bucket,
-                              **name("Edge"))
-        self.release = ReleaseStack(self, "Release", config=config, delivery=self.delivery,
-                                    network=self.network, app=self.app, edge=self.edge,
-                                    **name("Release"))
+        self.edge = EdgeStack(
+            self, "Edge", config=config, logs_bucket=self.app.logs_bucket, **name("Edge")
+        )
+        self.release = ReleaseStack(
+            self,
+            "Release",
+            config=config,
+            delivery=self.delivery,
+            network=self.network,
+            app=self.app,
+            edge=self.edge,
+            **name("Release"),
+        )
         Tags.of(self).add("project", APP_NAME)
         Tags.of(self).add("environment", config.name)
 
@@ -60,14 +78,19 @@ def load_context() -> dict[str, object]:
 
 
 def build_app(
-    *, image_tag: str | None = None, outdir: str | None = None,
-    environments: list[str] | None = None, nag: bool = True,
+    *,
+    image_tag: str | None = None,
+    outdir: str | None = None,
+    environments: list[str] | None = None,
+    nag: bool = True,
 ) -> tuple[App, dict[str, MissionLinkStage]]:
     """Build the app with every (or the named) environment's stage."""
     context = load_context()
     app = App(outdir=outdir, context=context)
-    tag = image_tag or app.node.try_get_context("imageTag") or os.environ.get(
-        "MISSIONLINK_IMAGE_TAG", ""
+    tag = (
+        image_tag
+        or app.node.try_get_context("imageTag")
+        or os.environ.get("MISSIONLINK_IMAGE_TAG", "")
     )
     check_image_tag(str(tag))
     stages = {

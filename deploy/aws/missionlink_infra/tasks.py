@@ -28,9 +28,7 @@ from missionlink_infra.keys import encrypted_log_group
 from missionlink_infra.suppressions import skip_nag, skip_nag_wildcards
 
 # Only immutable references reach a task definition (P14): a git SHA, a semver tag, a digest.
-IMMUTABLE_TAG = re.compile(
-    r"^(?:[0-9a-f]{40}|v?\d+\.\d+\.\d+(?:-rc\.\d+)?|sha256:[0-9a-f]{64})$"
-)
+IMMUTABLE_TAG = re.compile(r"^(?:[0-9a-f]{40}|v?\d+\.\d+\.\d+(?:-rc\.\d+)?|sha256:[0-9a-f]{64})$")
 # The collector that turns the worker's Prometheus gauge into a CloudWatch metric (EMF).
 COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0"
 
@@ -87,8 +85,14 @@ class TaskFactory:
     """Builds the task definitions; names are fixed so the release workflow can find them."""
 
     def __init__(
-        self, scope: Construct, *, config: EnvConfig, data: DataStack, image: ecs.ContainerImage,
-        key: kms.IKey, vpc_cidr: str,
+        self,
+        scope: Construct,
+        *,
+        config: EnvConfig,
+        data: DataStack,
+        image: ecs.ContainerImage,
+        key: kms.IKey,
+        vpc_cidr: str,
     ) -> None:
         self.scope = scope
         self.config = config
@@ -105,8 +109,12 @@ class TaskFactory:
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
         )
         self.region = stack.region
-        skip_nag_wildcards(self.execution_role, ["*"], "ecr:GetAuthorizationToken takes no "
-                           "resource; pulls, logs and secrets are scoped to named resources.")
+        skip_nag_wildcards(
+            self.execution_role,
+            ["*"],
+            "ecr:GetAuthorizationToken takes no "
+            "resource; pulls, logs and secrets are scoped to named resources.",
+        )
         self._secret_refs: dict[str, sm.ISecret] | None = None
 
     def build(self) -> AppTaskDefinitions:
@@ -117,15 +125,28 @@ class TaskFactory:
             self.scope, "WorkerMetricsLogs", cfg, "worker-metrics", self.key
         )
         api = self._task("Api", "api", cfg.api)
-        self._app_container(api, "api", ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)],
-                            port=API_PORT, probe_port=API_PORT, probe_path=HEALTH_PATH)
+        self._app_container(
+            api,
+            "api",
+            ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)],  # noqa: S104 - the task ENI
+            port=API_PORT,
+            probe_port=API_PORT,
+            probe_path=HEALTH_PATH,
+        )
         worker = self._task("Worker", "worker", cfg.worker)
-        self._app_container(worker, "worker", ["worker"], port=None,
-                            probe_port=WORKER_METRICS_PORT, probe_path="/metrics")
+        self._app_container(
+            worker,
+            "worker",
+            ["worker"],
+            port=None,
+            probe_port=WORKER_METRICS_PORT,
+            probe_path="/metrics",
+        )
         self._collector(worker, metrics_group)
         migrate = self._task("Migrate", "migrate", cfg.migrate)
-        self._app_container(migrate, "migrate", ["migrate"], port=None, probe_port=None,
-                            probe_path=None)
+        self._app_container(
+            migrate, "migrate", ["migrate"], port=None, probe_port=None, probe_path=None
+        )
         return AppTaskDefinitions(api, worker, migrate, self.execution_role, metrics_group)
 
     def _task(self, cid: str, name: str, size: TaskSize) -> ecs.FargateTaskDefinition:
@@ -150,8 +171,12 @@ class TaskFactory:
             ),
         )
         task.add_volume(name="tmp")
-        skip_nag(task, "AwsSolutions-ECS2", "Plain settings only (URLs, origins, ports); every "
-                 "secret is injected from Secrets Manager through `secrets` (P16).")
+        skip_nag(
+            task,
+            "AwsSolutions-ECS2",
+            "Plain settings only (URLs, origins, ports); every "
+            "secret is injected from Secrets Manager through `secrets` (P16).",
+        )
         return task
 
     def _environment(self) -> dict[str, str]:
@@ -204,7 +229,8 @@ class TaskFactory:
         }
         return {
             name: sm.Secret.from_secret_attributes(
-                self.scope, f"SecretRef{name.title().replace('_', '')}",
+                self.scope,
+                f"SecretRef{name.title().replace('_', '')}",
                 secret_complete_arn=secret.secret_arn,  # type: ignore[union-attr]
                 encryption_key=key,
             )
@@ -212,11 +238,18 @@ class TaskFactory:
         }
 
     def _app_container(
-        self, task: ecs.FargateTaskDefinition, name: str, command: list[str], *,
-        port: int | None, probe_port: int | None, probe_path: str | None,
+        self,
+        task: ecs.FargateTaskDefinition,
+        name: str,
+        command: list[str],
+        *,
+        port: int | None,
+        probe_port: int | None,
+        probe_path: str | None,
     ) -> ecs.ContainerDefinition:
-        group = encrypted_log_group(self.scope, f"{name.capitalize()}Logs", self.config, name,
-                                    self.key)
+        group = encrypted_log_group(
+            self.scope, f"{name.capitalize()}Logs", self.config, name, self.key
+        )
         container = task.add_container(
             name,
             container_name=name,
@@ -228,7 +261,9 @@ class TaskFactory:
             readonly_root_filesystem=True,
             stop_timeout=Duration.seconds(30),
             logging=ecs.LogDrivers.aws_logs(
-                stream_prefix=name, log_group=group, mode=ecs.AwsLogDriverMode.NON_BLOCKING,
+                stream_prefix=name,
+                log_group=group,
+                mode=ecs.AwsLogDriverMode.NON_BLOCKING,
             ),
             health_check=ecs.HealthCheck(
                 command=python_probe(probe_port, probe_path),
@@ -236,7 +271,9 @@ class TaskFactory:
                 timeout=Duration.seconds(5),
                 retries=3,
                 start_period=Duration.seconds(30),
-            ) if probe_port and probe_path else None,
+            )
+            if probe_port and probe_path
+            else None,
             port_mappings=[ecs.PortMapping(container_port=port, name="http")] if port else None,
         )
         container.add_mount_points(
@@ -250,14 +287,18 @@ class TaskFactory:
             "receivers": {
                 "prometheus": {
                     "config": {
-                        "scrape_configs": [{
-                            "job_name": "missionlink-worker",
-                            "scrape_interval": "15s",
-                            "static_configs": [{
-                                "targets": [f"127.0.0.1:{WORKER_METRICS_PORT}"],
-                                "labels": {"environment": self.config.name},
-                            }],
-                        }]
+                        "scrape_configs": [
+                            {
+                                "job_name": "missionlink-worker",
+                                "scrape_interval": "15s",
+                                "static_configs": [
+                                    {
+                                        "targets": [f"127.0.0.1:{WORKER_METRICS_PORT}"],
+                                        "labels": {"environment": self.config.name},
+                                    }
+                                ],
+                            }
+                        ]
                     }
                 }
             },
@@ -267,10 +308,12 @@ class TaskFactory:
                     "namespace": METRICS_NAMESPACE,
                     "log_group_name": group.log_group_name,
                     "dimension_rollup_option": "NoDimensionRollup",
-                    "metric_declarations": [{
-                        "dimensions": [["environment"]],
-                        "metric_name_selectors": [f"^{OUTBOX_METRIC}$$"],
-                    }],
+                    "metric_declarations": [
+                        {
+                            "dimensions": [["environment"]],
+                            "metric_name_selectors": [f"^{OUTBOX_METRIC}$$"],
+                        }
+                    ],
                 }
             },
             "service": {
@@ -296,9 +339,11 @@ class TaskFactory:
             readonly_root_filesystem=True,
             memory_reservation_mib=128,
             logging=ecs.LogDrivers.aws_logs(
-                stream_prefix="collector", log_group=sidecar_logs,
+                stream_prefix="collector",
+                log_group=sidecar_logs,
                 mode=ecs.AwsLogDriverMode.NON_BLOCKING,
             ),
         )
-        group.grant(task.task_role, "logs:CreateLogStream", "logs:PutLogEvents",
-                    "logs:DescribeLogStreams")
+        group.grant(
+            task.task_role, "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"
+        )

@@ -21,8 +21,15 @@ import sys
 from typing import Any
 
 READ_ONLY = {
-    "taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities",
-    "registeredAt", "registeredBy", "deregisteredAt", "deleteRequested",
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "requiresAttributes",
+    "compatibilities",
+    "registeredAt",
+    "registeredBy",
+    "deregisteredAt",
+    "deleteRequested",
 }
 IMMUTABLE = re.compile(
     r"^[\w.-]+(?::\d+)?(?:/[\w.-]+)+"
@@ -39,8 +46,10 @@ def check_image(image: str) -> str:
     """P14: only a digest, a git SHA or a semver tag may be deployed."""
     if image == APPSPEC_IMAGE_PLACEHOLDER or IMMUTABLE.match(image or ""):
         return image
-    raise RenderError(f"P14: image reference {image!r} is empty, `latest` or not immutable; "
-                      "use repository@sha256:<digest> or an immutable tag")
+    raise RenderError(
+        f"P14: image reference {image!r} is empty, `latest` or not immutable; "
+        "use repository@sha256:<digest> or an immutable tag"
+    )
 
 
 def prune(value: Any) -> Any:
@@ -55,8 +64,11 @@ def prune(value: Any) -> Any:
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value == [] or value == {} or (
-        isinstance(value, str) and not value.strip()
+    return (
+        value is None
+        or value == []
+        or value == {}
+        or (isinstance(value, str) and not value.strip())
     )
 
 
@@ -99,10 +111,15 @@ def find_empty(value: Any, path: str = "") -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--container", action="append", default=[],
-                        help="container whose image to replace (repeatable)")
-    parser.add_argument("--image", action="append", default=[],
-                        help="image for the matching --container")
+    parser.add_argument(
+        "--container",
+        action="append",
+        default=[],
+        help="container whose image to replace (repeatable)",
+    )
+    parser.add_argument(
+        "--image", action="append", default=[], help="image for the matching --container"
+    )
     parser.add_argument("input", nargs="?", help="JSON file (default: standard input)")
     args = parser.parse_args(argv)
     if len(args.container) != len(args.image):

@@ -20,8 +20,11 @@ LOG = logging.getLogger()
 LOG.setLevel(logging.INFO)
 
 SLACK_HOST = "https://hooks.slack.com/"
-STATE_ICONS = {"ALARM": ":red_circle:", "OK": ":large_green_circle:",
-               "INSUFFICIENT_DATA": ":white_circle:"}
+STATE_ICONS = {
+    "ALARM": ":red_circle:",
+    "OK": ":large_green_circle:",
+    "INSUFFICIENT_DATA": ":white_circle:",
+}
 MAX_REASON = 1500
 
 Sender = Callable[[str, dict[str, Any]], None]
@@ -45,8 +48,10 @@ class Alarm:
     @property
     def console_url(self) -> str:
         region = self.region or "ap-northeast-2"
-        return (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
-                f"#alarmsV2:alarm/{quote(self.name, safe='')}")
+        return (
+            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+            f"#alarmsV2:alarm/{quote(self.name, safe='')}"
+        )
 
 
 def parse_alarm(message: dict[str, Any]) -> Alarm:
@@ -83,18 +88,35 @@ def slack_message(alarm: Alarm, environment: str) -> dict[str, Any]:
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
     ]
     if alarm.description:
-        blocks.append({"type": "section",
-                       "text": {"type": "mrkdwn", "text": f"*What it watches*\n{alarm.description}"}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*What it watches*\n{alarm.description}"},
+            }
+        )
     if reason:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Reason*\n{reason}"}})
-    blocks.append({
-        "type": "actions",
-        "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open in CloudWatch"},
-                      "url": alarm.console_url}],
-    })
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Reason*\n{reason}"}}
+        )
+    blocks.append(
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Open in CloudWatch"},
+                    "url": alarm.console_url,
+                }
+            ],
+        }
+    )
     if alarm.changed_at:
-        blocks.append({"type": "context",
-                       "elements": [{"type": "mrkdwn", "text": f"Changed at {alarm.changed_at}"}]})
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"Changed at {alarm.changed_at}"}],
+            }
+        )
     return {"text": title, "blocks": blocks}
 
 
@@ -154,7 +176,10 @@ def read_webhook_url(secret_arn: str) -> str:
 
 
 def notify(
-    event: dict[str, Any], *, environment: str, webhook: Callable[[], str],
+    event: dict[str, Any],
+    *,
+    environment: str,
+    webhook: Callable[[], str],
     send: Sender = post_to_slack,
 ) -> int:
     """Send one Slack message per SNS record; returns how many were sent."""

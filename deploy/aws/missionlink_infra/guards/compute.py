@@ -22,12 +22,21 @@ FARGATE_SIZES: dict[int, set[int]] = {
 IMMUTABLE_REF = re.compile(
     r"(?:@sha256:[0-9a-f]{64}|:(?:[0-9a-f]{40}|v?\d+\.\d+\.\d+(?:-rc\.\d+)?))$"
 )
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|DATABASE_URL|BROKER_URL",
-                         re.IGNORECASE)
-SECRET_STORES = ("AWS::SecretsManager::Secret", "AWS::SecretsManager::SecretTargetAttachment",
-                 "AWS::SSM::Parameter")
-ENDPOINT_ATTRIBUTES = ("Endpoint.Address", "RedisEndpoint", "PrimaryEndPoint", "ReadEndpoint",
-                       "ConfigurationEndPoint")
+SECRET_NAME = re.compile(
+    r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|DATABASE_URL|BROKER_URL", re.IGNORECASE
+)
+SECRET_STORES = (
+    "AWS::SecretsManager::Secret",
+    "AWS::SecretsManager::SecretTargetAttachment",
+    "AWS::SSM::Parameter",
+)
+ENDPOINT_ATTRIBUTES = (
+    "Endpoint.Address",
+    "RedisEndpoint",
+    "PrimaryEndPoint",
+    "ReadEndpoint",
+    "ConfigurationEndPoint",
+)
 
 
 def task_definition_of(a: Assembly, service: Resource) -> Resource | None:
@@ -50,8 +59,9 @@ def containers(task: Resource) -> list[dict[str, Json]]:
 def check_capacity(a: Assembly) -> list[str]:
     """P1: services run on Fargate or on a capacity provider that exists."""
     problems = []
-    defined = {str(r.props.get("Name", r.logical_id))
-               for r in a.resources("AWS::ECS::CapacityProvider")}
+    defined = {
+        str(r.props.get("Name", r.logical_id)) for r in a.resources("AWS::ECS::CapacityProvider")
+    }
     for service in a.resources("AWS::ECS::Service"):
         if service.props.get("LaunchType") == "FARGATE":
             continue
@@ -67,11 +77,14 @@ def check_capacity(a: Assembly) -> list[str]:
         for item in strategy:
             name = a.flat(service.stack, item.get("CapacityProvider"))
             if name not in FARGATE_PROVIDERS and name not in defined and not name.startswith("<"):
-                problems.append(f"P1: service {service} names capacity provider {name!r}, "
-                                "which does not exist")
+                problems.append(
+                    f"P1: service {service} names capacity provider {name!r}, which does not exist"
+                )
         if service.props.get("LaunchType") not in (None, "FARGATE"):
-            problems.append(f"P1: service {service} uses launch type "
-                            f"{service.props.get('LaunchType')}, not FARGATE")
+            problems.append(
+                f"P1: service {service} uses launch type "
+                f"{service.props.get('LaunchType')}, not FARGATE"
+            )
     return problems
 
 
@@ -98,10 +111,13 @@ def check_task_size(a: Assembly) -> list[str]:
             problems.append(f"P3: task definition {task} has no literal Cpu/Memory")
             continue
         if memory not in FARGATE_SIZES.get(cpu, set()):
-            problems.append(f"P3: task definition {task} asks for {cpu} CPU with {memory} MiB, "
-                            "which Fargate cannot place")
-        reserved = sum(int(c.get("MemoryReservation") or c.get("Memory") or 0)
-                       for c in containers(task))
+            problems.append(
+                f"P3: task definition {task} asks for {cpu} CPU with {memory} MiB, "
+                "which Fargate cannot place"
+            )
+        reserved = sum(
+            int(c.get("MemoryReservation") or c.get("Memory") or 0) for c in containers(task)
+        )
         if reserved > memory:
             problems.append(f"P3: containers of {task} reserve {reserved} MiB of {memory} MiB")
     return problems
@@ -122,8 +138,10 @@ def check_ports_and_health(a: Assembly) -> list[str]:
             name, port = lb.get("ContainerName"), lb.get("ContainerPort")
             container = next((c for c in containers(task) if c.get("Name") == name), None)
             if container is None:
-                problems.append(f"P4: service {service} routes to container {name!r}, "
-                                f"which {task} does not define")
+                problems.append(
+                    f"P4: service {service} routes to container {name!r}, "
+                    f"which {task} does not define"
+                )
                 continue
             ports = {m.get("ContainerPort") for m in as_list(container.get("PortMappings"))}
             if port not in ports:
@@ -148,14 +166,17 @@ def _check_target_group(group: Resource, port: int) -> list[str]:
     p = group.props
     problems = []
     if p.get("Port") != port:
-        problems.append(f"P4: target group {group} listens on {p.get('Port')}, the container on "
-                        f"{port}")
+        problems.append(
+            f"P4: target group {group} listens on {p.get('Port')}, the container on {port}"
+        )
     hc_port = p.get("HealthCheckPort", "traffic-port")
     if hc_port not in ("traffic-port", str(port)):
         problems.append(f"P4: target group {group} health-checks port {hc_port}, not {port}")
     if p.get("HealthCheckPath") != HEALTH_PATH:
-        problems.append(f"P4: target group {group} health-checks {p.get('HealthCheckPath')!r}, "
-                        f"not {HEALTH_PATH}")
+        problems.append(
+            f"P4: target group {group} health-checks {p.get('HealthCheckPath')!r}, "
+            f"not {HEALTH_PATH}"
+        )
     if p.get("TargetType") != "ip":
         problems.append(f"P4: target group {group} must register Fargate tasks by IP")
     return problems
@@ -194,8 +215,10 @@ def check_image_references(a: Assembly) -> list[str]:
         for container in containers(task):
             image = a.flat(task.stack, container.get("Image"))
             if not IMMUTABLE_REF.search(image):
-                problems.append(f"P14: container {container.get('Name')!r} of {task} uses "
-                                f"image {image!r}: not an immutable tag or digest")
+                problems.append(
+                    f"P14: container {container.get('Name')!r} of {task} uses "
+                    f"image {image!r}: not an immutable tag or digest"
+                )
     return problems
 
 
@@ -215,11 +238,14 @@ def check_secrets_by_reference(a: Assembly) -> list[str]:
             for secret in as_list(container.get("Secrets")):
                 source = a.flat(task.stack, secret.get("ValueFrom"))
                 by_ref = any(
-                    t.type in SECRET_STORES for t in a.references(task.stack, secret.get("ValueFrom"))
+                    t.type in SECRET_STORES
+                    for t in a.references(task.stack, secret.get("ValueFrom"))
                 )
                 if not by_ref and ":secretsmanager:" not in source and ":ssm:" not in source:
-                    problems.append(f"P16: {label} reads {secret.get('Name')} from {source!r}, "
-                                    "not from Secrets Manager")
+                    problems.append(
+                        f"P16: {label} reads {secret.get('Name')} from {source!r}, "
+                        "not from Secrets Manager"
+                    )
     return problems
 
 
@@ -235,8 +261,10 @@ def check_release_strategy(a: Assembly) -> list[str]:
         config = service.props.get("DeploymentConfiguration") or {}
         if service.props.get("LoadBalancers"):
             if controller != "CODE_DEPLOY":
-                problems.append(f"P15: load-balanced service {service} is not blue/green "
-                                "(CODE_DEPLOY controller)")
+                problems.append(
+                    f"P15: load-balanced service {service} is not blue/green "
+                    "(CODE_DEPLOY controller)"
+                )
             problems += _check_blue_green(a, service, groups)
         elif controller == "ECS":
             breaker = config.get("DeploymentCircuitBreaker") or {}
@@ -247,8 +275,10 @@ def check_release_strategy(a: Assembly) -> list[str]:
                 problems.append(f"P15: service {service} does not roll back on alarm")
         if not _scalable(a, service):
             problems.append(f"P15: service {service} has no autoscaling in code")
-    if not any(p.props.get("PolicyType") == "StepScaling"
-               for p in a.resources("AWS::ApplicationAutoScaling::ScalingPolicy")):
+    if not any(
+        p.props.get("PolicyType") == "StepScaling"
+        for p in a.resources("AWS::ApplicationAutoScaling::ScalingPolicy")
+    ):
         problems.append("P15: no step-scaling policy in this environment")
     alarms = list(a.resources("AWS::CloudWatch::Alarm"))
     if not alarms:
@@ -260,9 +290,14 @@ def check_release_strategy(a: Assembly) -> list[str]:
 
 
 def _check_blue_green(a: Assembly, service: Resource, groups: list[Resource]) -> list[str]:
-    mine = [g for g in groups
-            if any(a.refers_to(g.stack, ecs.get("ServiceName"), service)
-                   for ecs in as_list(g.props.get("ECSServices")))]
+    mine = [
+        g
+        for g in groups
+        if any(
+            a.refers_to(g.stack, ecs.get("ServiceName"), service)
+            for ecs in as_list(g.props.get("ECSServices"))
+        )
+    ]
     if not mine:
         return [f"P15: no CodeDeploy deployment group deploys {service}"]
     problems = []
@@ -274,10 +309,14 @@ def _check_blue_green(a: Assembly, service: Resource, groups: list[Resource]) ->
         if style.get("DeploymentType") != "BLUE_GREEN":
             problems.append(f"P15: deployment group {group} is not BLUE_GREEN")
         events = set(as_list(rollback.get("Events")))
-        if not rollback.get("Enabled") or not {"DEPLOYMENT_FAILURE",
-                                               "DEPLOYMENT_STOP_ON_ALARM"} <= events:
-            problems.append(f"P15: deployment group {group} does not roll back automatically on "
-                            "failure and on alarm")
+        if (
+            not rollback.get("Enabled")
+            or not {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= events
+        ):
+            problems.append(
+                f"P15: deployment group {group} does not roll back automatically on "
+                "failure and on alarm"
+            )
         if not alarms.get("Enabled") or not alarms.get("Alarms"):
             problems.append(f"P15: deployment group {group} watches no alarm")
     return problems

@@ -3,6 +3,7 @@ step scaling that covers the whole breach (P10)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from missionlink_infra.guards.model import Assembly, Json, Resource, as_list
@@ -27,7 +28,7 @@ def _forwards_preflight_headers(a: Assembly, stack: str, behavior: dict[str, Jso
     if headers.get("HeaderBehavior") in ("allViewer", "allViewerAndWhitelistCloudFront"):
         return True
     listed = {str(h).lower() for h in as_list((headers.get("Headers") or {}).get("Items"))}
-    return PREFLIGHT_HEADERS <= listed
+    return listed >= PREFLIGHT_HEADERS
 
 
 def check_cors_preflight(a: Assembly, *, cors_origins: list[str] | None = None) -> list[str]:
@@ -41,11 +42,14 @@ def check_cors_preflight(a: Assembly, *, cors_origins: list[str] | None = None) 
             behavior = match[0] if match else config.get("DefaultCacheBehavior") or {}
             methods = set(as_list(behavior.get("AllowedMethods")) or ["GET", "HEAD"])
             if "OPTIONS" not in methods:
-                problems.append(f"P6: {dist} answers OPTIONS for {path} itself instead of "
-                                "forwarding the browser's preflight")
+                problems.append(
+                    f"P6: {dist} answers OPTIONS for {path} itself instead of "
+                    "forwarding the browser's preflight"
+                )
             if not _forwards_preflight_headers(a, dist.stack, behavior):
-                problems.append(f"P6: {dist} drops Origin/Access-Control-Request-* headers on "
-                                f"{path}")
+                problems.append(
+                    f"P6: {dist} drops Origin/Access-Control-Request-* headers on {path}"
+                )
     for task in a.resources("AWS::ECS::TaskDefinition"):
         for container in as_list(task.props.get("ContainerDefinitions")):
             if not any(m.get("ContainerPort") for m in as_list(container.get("PortMappings"))):
@@ -65,8 +69,12 @@ def check_private_bucket(a: Assembly) -> list[str]:
     problems = []
     for bucket in a.resources("AWS::S3::Bucket"):
         block = bucket.props.get("PublicAccessBlockConfiguration") or {}
-        flags = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
-                 "RestrictPublicBuckets")
+        flags = (
+            "BlockPublicAcls",
+            "BlockPublicPolicy",
+            "IgnorePublicAcls",
+            "RestrictPublicBuckets",
+        )
         if not all(block.get(flag) is True for flag in flags):
             problems.append(f"P9: bucket {bucket} does not block all public access")
     for policy in a.resources("AWS::S3::BucketPolicy"):
@@ -80,10 +88,13 @@ def check_private_bucket(a: Assembly) -> list[str]:
                 principal.get("Service")
             ):
                 source = ((st.get("Condition") or {}).get("StringEquals") or {}).get(
-                    "AWS:SourceArn")
+                    "AWS:SourceArn"
+                )
                 if not source:
-                    problems.append(f"P9: bucket policy {policy} lets any CloudFront "
-                                    "distribution read (no AWS:SourceArn condition)")
+                    problems.append(
+                        f"P9: bucket policy {policy} lets any CloudFront "
+                        "distribution read (no AWS:SourceArn condition)"
+                    )
     for dist in a.resources("AWS::CloudFront::Distribution"):
         config = dist.props.get("DistributionConfig") or {}
         for origin in as_list(config.get("Origins")):
@@ -104,8 +115,9 @@ def _is_public(principal: Json) -> bool:
 def check_step_coverage(a: Assembly) -> list[str]:
     """P10: every step policy's intervals cover the whole breach side, no gaps/overlaps."""
     problems = []
-    for policy in a.resources("AWS::ApplicationAutoScaling::ScalingPolicy",
-                              "AWS::AutoScaling::ScalingPolicy"):
+    for policy in a.resources(
+        "AWS::ApplicationAutoScaling::ScalingPolicy", "AWS::AutoScaling::ScalingPolicy"
+    ):
         if policy.props.get("PolicyType") != "StepScaling":
             continue
         config = policy.props.get("StepScalingPolicyConfiguration") or policy.props
@@ -117,12 +129,18 @@ def check_step_coverage(a: Assembly) -> list[str]:
 
 def _breach_side(a: Assembly, policy: Resource, steps: list[Json]) -> str:
     for alarm in a.resources("AWS::CloudWatch::Alarm"):
-        if any(a.refers_to(alarm.stack, act, policy) for act in as_list(
-                alarm.props.get("AlarmActions"))):
+        if any(
+            a.refers_to(alarm.stack, act, policy)
+            for act in as_list(alarm.props.get("AlarmActions"))
+        ):
             op = str(alarm.props.get("ComparisonOperator", ""))
             return "below" if op.startswith("LessThan") else "above"
-    bounds = [b for s in steps for b in (s.get("MetricIntervalLowerBound"),
-                                         s.get("MetricIntervalUpperBound")) if b is not None]
+    bounds = [
+        b
+        for s in steps
+        for b in (s.get("MetricIntervalLowerBound"), s.get("MetricIntervalUpperBound"))
+        if b is not None
+    ]
     return "below" if bounds and max(float(b) for b in bounds) <= 0 else "above"
 
 
@@ -139,9 +157,10 @@ def _coverage(steps: list[Json], side: str) -> list[str]:
     start, end = (0.0, math.inf) if side == "above" else (-math.inf, 0.0)
     problems = []
     if spans[0][0] > start:
-        problems.append(f"nothing covers the breach from {start} to {spans[0][0]} "
-                        "(No step adjustment found)")
-    for (lo1, hi1), (lo2, hi2) in zip(spans, spans[1:], strict=False):
+        problems.append(
+            f"nothing covers the breach from {start} to {spans[0][0]} (No step adjustment found)"
+        )
+    for (_lo1, hi1), (lo2, _hi2) in itertools.pairwise(spans):
         if lo2 > hi1:
             problems.append(f"gap between {hi1} and {lo2}")
         elif lo2 < hi1:

@@ -8,21 +8,33 @@ from missionlink_infra.guards.network import policy_statements
 
 # What the ECS agent needs before the app starts: pull, log, read injected secrets.
 EXECUTION_ACTIONS = {
-    "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
-    "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
-    "logs:CreateLogStream", "logs:PutLogEvents",
-    "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
-    "ssm:GetParameters", "kms:Decrypt",
+    "ecr:GetAuthorizationToken",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchGetImage",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "ssm:GetParameters",
+    "kms:Decrypt",
 }
 # Image pulls belong to the execution role; the app itself never needs them.
 PULL_ACTIONS = {"ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"}
 # Actions AWS does not let a policy scope to a resource.
 UNSCOPED_ACTIONS = {
-    "ecr:GetAuthorizationToken", "ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition",
-    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
-    "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
-    "logs:DescribeLogGroups", "cloudwatch:PutMetricData", "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords", "ec2:DescribeSecurityGroups",
+    "ecr:GetAuthorizationToken",
+    "ecs:RegisterTaskDefinition",
+    "ecs:DescribeTaskDefinition",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "logs:DescribeLogGroups",
+    "cloudwatch:PutMetricData",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "ec2:DescribeSecurityGroups",
 }
 # AWS-maintained policies that only let one AWS service do its own job.
 ALLOWED_MANAGED = (
@@ -47,7 +59,8 @@ def _attached_statements(a: Assembly, role: Resource) -> list[dict[str, Json]]:
 def _actions(statements: list[dict[str, Json]]) -> set[str]:
     return {
         str(action)
-        for st in statements if st.get("Effect") == "Allow"
+        for st in statements
+        if st.get("Effect") == "Allow"
         for action in as_list(st.get("Action"))
     }
 
@@ -65,13 +78,17 @@ def check_role_split(a: Assembly) -> list[str]:
             problems.append(f"P5: task definition {task} uses one role for execution and task")
         extra = _actions(_attached_statements(a, execution)) - EXECUTION_ACTIONS
         if extra:
-            problems.append(f"P5: execution role {execution} carries data-plane actions "
-                            f"{sorted(extra)}; they belong on the task role")
+            problems.append(
+                f"P5: execution role {execution} carries data-plane actions "
+                f"{sorted(extra)}; they belong on the task role"
+            )
         if task_role is not None:
             pulls = _actions(_attached_statements(a, task_role)) & PULL_ACTIONS
             if pulls:
-                problems.append(f"P5: task role {task_role} carries image-pull actions "
-                                f"{sorted(pulls)}; they belong on the execution role")
+                problems.append(
+                    f"P5: task role {task_role} carries image-pull actions "
+                    f"{sorted(pulls)}; they belong on the execution role"
+                )
     return problems
 
 
@@ -91,8 +108,10 @@ def check_least_privilege(a: Assembly) -> list[str]:
         if "*" in resources:
             unscoped = [x for x in actions if x not in UNSCOPED_ACTIONS]
             if unscoped:
-                problems.append(f"P17: {owner} grants {sorted(unscoped)} on every resource "
-                                "('*'); name the resources")
+                problems.append(
+                    f"P17: {owner} grants {sorted(unscoped)} on every resource "
+                    "('*'); name the resources"
+                )
     for res in a.resources("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"):
         for arn in as_list(res.props.get("ManagedPolicyArns")):
             text = a.flat(res.stack, arn)
@@ -100,15 +119,17 @@ def check_least_privilege(a: Assembly) -> list[str]:
                 problems.append(f"P17: {res} attaches {text}")
             elif ":aws:policy/" in text and not text.endswith(ALLOWED_MANAGED):
                 problems.append(f"P17: {res} attaches AWS-managed {text}; write a named policy")
-    problems += [f"P17: {key} creates a long-lived access key"
-                 for key in a.resources("AWS::IAM::AccessKey")]
+    problems += [
+        f"P17: {key} creates a long-lived access key" for key in a.resources("AWS::IAM::AccessKey")
+    ]
     return problems
 
 
 def check_ci_credentials(a: Assembly) -> list[str]:
     """P7: no access keys; GitHub roles trust only this repository's OIDC tokens."""
-    problems = [f"P7: {key} creates a long-lived access key"
-                for key in a.resources("AWS::IAM::AccessKey")]
+    problems = [
+        f"P7: {key} creates a long-lived access key" for key in a.resources("AWS::IAM::AccessKey")
+    ]
     for role in a.resources("AWS::IAM::Role"):
         for st in as_list((role.props.get("AssumeRolePolicyDocument") or {}).get("Statement")):
             if not _trusts_github(a, role, st.get("Principal")):
@@ -119,8 +140,7 @@ def check_ci_credentials(a: Assembly) -> list[str]:
             if exact.get(f"{GITHUB}:aud") != "sts.amazonaws.com":
                 problems.append(f"P7: GitHub role {role} does not pin the token audience")
             sub = exact.get(f"{GITHUB}:sub") or like.get(f"{GITHUB}:sub")
-            if not sub or any(str(s).startswith("repo:*") or str(s) == "*"
-                              for s in as_list(sub)):
+            if not sub or any(str(s).startswith("repo:*") or str(s) == "*" for s in as_list(sub)):
                 problems.append(f"P7: GitHub role {role} trusts any repository's tokens")
     return problems
 

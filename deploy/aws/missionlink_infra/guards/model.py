@@ -129,8 +129,10 @@ class Assembly:
 
     def refers_to(self, stack: str, value: Json, resource: Resource) -> bool:
         hit = self.target(stack, value)
-        return hit is not None and hit.stack == resource.stack and (
-            hit.logical_id == resource.logical_id
+        return (
+            hit is not None
+            and hit.stack == resource.stack
+            and (hit.logical_id == resource.logical_id)
         )
 
     def resolve_list(self, stack: str, value: Json) -> list[tuple[str, Json]]:

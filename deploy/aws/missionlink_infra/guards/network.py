@@ -33,8 +33,9 @@ def data_subnets(a: Assembly) -> list[Resource]:
 
 def route_table_of(a: Assembly, subnet: Resource) -> Resource | None:
     for assoc in a.resources("AWS::EC2::SubnetRouteTableAssociation"):
-        if assoc.stack == subnet.stack and a.refers_to(assoc.stack, assoc.props.get("SubnetId"),
-                                                      subnet):
+        if assoc.stack == subnet.stack and a.refers_to(
+            assoc.stack, assoc.props.get("SubnetId"), subnet
+        ):
             return a.target(assoc.stack, assoc.props.get("RouteTableId"))
     return None
 
@@ -57,9 +58,12 @@ def egress_of(a: Assembly, subnet: Resource) -> str:
     if table is None:
         return "none"
     for route in default_routes(a, table):
-        if route.props.get("NatGatewayId") or route.props.get("InstanceId") or route.props.get(
-            "NetworkInterfaceId"
-        ) or route.props.get("TransitGatewayId"):
+        if (
+            route.props.get("NatGatewayId")
+            or route.props.get("InstanceId")
+            or route.props.get("NetworkInterfaceId")
+            or route.props.get("TransitGatewayId")
+        ):
             return "nat"
         gateway = a.target(route.stack, route.props.get("GatewayId"))
         if gateway is not None and gateway.type == "AWS::EC2::InternetGateway":
@@ -79,8 +83,11 @@ def endpoint_gaps(a: Assembly, subnet: Resource, table: Resource | None) -> list
         needed.append(".secretsmanager")
     endpoints = list(a.resources("AWS::EC2::VPCEndpoint"))
     for suffix in needed:
-        match = [e for e in endpoints if _service(a, e).endswith(suffix)
-                 and e.props.get("VpcEndpointType") == "Interface"]
+        match = [
+            e
+            for e in endpoints
+            if _service(a, e).endswith(suffix) and e.props.get("VpcEndpointType") == "Interface"
+        ]
         usable = [e for e in match if _covers_subnet(a, e, subnet)]
         if not usable:
             gaps.append(f"interface endpoint *{suffix} reachable from {subnet.logical_id}")
@@ -90,8 +97,11 @@ def endpoint_gaps(a: Assembly, subnet: Resource, table: Resource | None) -> list
                 gaps.append(f"private DNS on the *{suffix} endpoint")
             if not _allows_https_from_vpc(a, endpoint):
                 gaps.append(f"a security group allowing 443 from the VPC on *{suffix}")
-    s3 = [e for e in endpoints if _service(a, e).endswith(".s3")
-          and e.props.get("VpcEndpointType", "Gateway") == "Gateway"]
+    s3 = [
+        e
+        for e in endpoints
+        if _service(a, e).endswith(".s3") and e.props.get("VpcEndpointType", "Gateway") == "Gateway"
+    ]
     if table is None or not any(
         any(a.refers_to(e.stack, ref, table) for ref in as_list(e.props.get("RouteTableIds")))
         for e in s3
@@ -114,14 +124,17 @@ def _allows_https_from_vpc(a: Assembly, endpoint: Resource) -> bool:
             continue
         rules = list(as_list(group.props.get("SecurityGroupIngress")))
         rules += [
-            r.props for r in a.resources("AWS::EC2::SecurityGroupIngress")
+            r.props
+            for r in a.resources("AWS::EC2::SecurityGroupIngress")
             if a.refers_to(r.stack, r.props.get("GroupId"), group)
         ]
         for rule in rules:
             low, high = rule.get("FromPort"), rule.get("ToPort")
-            if rule.get("IpProtocol") in ("tcp", "-1") and (
-                rule.get("IpProtocol") == "-1" or (low is not None and low <= 443 <= high)
-            ) and (rule.get("CidrIp") or rule.get("SourceSecurityGroupId")):
+            if (
+                rule.get("IpProtocol") in ("tcp", "-1")
+                and (rule.get("IpProtocol") == "-1" or (low is not None and low <= 443 <= high))
+                and (rule.get("CidrIp") or rule.get("SourceSecurityGroupId"))
+            ):
                 return True
     return False
 
@@ -179,8 +192,10 @@ def check_gateway_endpoints(a: Assembly) -> list[str]:
         table = route_table_of(a, subnet)
         for suffix in services:
             ok = table is not None and any(
-                _service(a, e).endswith(suffix) and any(
-                    a.refers_to(e.stack, ref, table) for ref in as_list(e.props.get("RouteTableIds"))
+                _service(a, e).endswith(suffix)
+                and any(
+                    a.refers_to(e.stack, ref, table)
+                    for ref in as_list(e.props.get("RouteTableIds"))
                 )
                 for e in endpoints
             )

@@ -13,8 +13,12 @@ ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"
 SECRET_KEY_ASSIGNMENT = re.compile(
     r"aws_secret_access_key\s*[:=]\s*['\"]?[A-Za-z0-9/+]{40}", re.IGNORECASE
 )
-KEY_INPUTS = ("aws-access-key-id", "aws-secret-access-key", "AWS_ACCESS_KEY_ID",
-              "AWS_SECRET_ACCESS_KEY")
+KEY_INPUTS = (
+    "aws-access-key-id",
+    "aws-secret-access-key",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+)
 PINNED_ACTION = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 SKIP_DIRS = {".git", ".cache", ".venv", "node_modules", "cdk.out", "__pycache__", "var"}
 
@@ -23,13 +27,18 @@ def repo_files(root: Path) -> list[Path]:
     """Tracked and untracked-but-not-ignored files (falls back to a walk outside git)."""
     try:
         out = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-            cwd=root, capture_output=True, check=True,
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],  # noqa: S607
+            cwd=root,
+            capture_output=True,
+            check=True,
         ).stdout.decode()
         return [root / name for name in out.split("\0") if name]
     except (OSError, subprocess.CalledProcessError):
-        return [p for p in root.rglob("*")
-                if p.is_file() and not SKIP_DIRS & set(p.relative_to(root).parts)]
+        return [
+            p
+            for p in root.rglob("*")
+            if p.is_file() and not SKIP_DIRS & set(p.relative_to(root).parts)
+        ]
 
 
 def workflows(root: Path) -> dict[Path, dict[str, Any]]:
@@ -100,13 +109,16 @@ def check_pinned_references(root: Path) -> list[str]:
             if "$" in image or image.lower() in _stage_names(dockerfile):
                 continue
             if ":" not in image.split("/")[-1] and "@sha256:" not in image:
-                problems.append(f"P14: {dockerfile.relative_to(root)} builds FROM {image} "
-                                "without a tag")
+                problems.append(
+                    f"P14: {dockerfile.relative_to(root)} builds FROM {image} without a tag"
+                )
             elif image.endswith(":latest"):
                 problems.append(f"P14: {dockerfile.relative_to(root)} builds FROM {image}")
     return problems
 
 
 def _stage_names(dockerfile: Path) -> set[str]:
-    return {m.group(1).lower() for m in re.finditer(r"\bAS\s+(\S+)", dockerfile.read_text(),
-                                                    re.IGNORECASE)}
+    return {
+        m.group(1).lower()
+        for m in re.finditer(r"\bAS\s+(\S+)", dockerfile.read_text(), re.IGNORECASE)
+    }
