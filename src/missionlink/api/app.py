@@ -11,11 +11,12 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from missionlink.api import problems
 from missionlink.api.middleware import BodyLimitMiddleware
-from missionlink.api.routers import auth, health, missions, streamers, wallet
+from missionlink.api.routers import auth, board, health, missions, overlay, streamers, wallet
 from missionlink.bootstrap import Container
 from missionlink.observability.http import RequestMetricsMiddleware
 
-ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers.router]
+ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers.router,
+           board.router, overlay.router]
 
 
 def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.bootstrap import Container
-from missionlink.services import outbox, settlement
+from missionlink.services import mission_threads, outbox, overlay, settlement
 
 Handler = Callable[[AsyncConnection, dict[str, Any], Container], Awaitable[None]]
 
@@ -22,12 +22,40 @@ async def broadcast(conn: AsyncConnection, payload: dict[str, Any], c: Container
     await c.broker.publish(f"channel:{payload['streamer_id']}", payload)
 
 
+def broadcast_as(topic: str) -> Handler:
+    """``broadcast`` with the event's type and what the overlay shows (names, titles)."""
+
+    async def handler(conn: AsyncConnection, payload: dict[str, Any], c: Container) -> None:
+        event = await overlay.overlay_event(conn, topic, payload, c.clock.now())
+        await broadcast(conn, event, c)
+
+    return handler
+
+
+async def open_board_thread(
+    conn: AsyncConnection, payload: dict[str, Any], c: Container
+) -> None:
+    await mission_threads.open_thread(conn, int(payload["mission_id"]), c.clock.now())
+
+
+async def post_board_result(
+    conn: AsyncConnection, payload: dict[str, Any], c: Container
+) -> None:
+    await mission_threads.post_result(conn, int(payload["mission_id"]), c.clock.now())
+
+
 #: topic -> (handler name, handler); names are recorded per event in processed_events.
 HANDLERS: dict[str, list[tuple[str, Handler]]] = {
-    outbox.MISSION_ENDED: [("settlement", settle_mission), ("broadcast", broadcast)],
-    outbox.MISSION_CREATED: [("broadcast", broadcast)],
-    outbox.MISSION_ACCEPTED: [("broadcast", broadcast)],
-    outbox.MISSION_SETTLED: [("broadcast", broadcast)],
-    outbox.PLEDGE_CREATED: [("broadcast", broadcast)],
-    outbox.BET_PLACED: [("broadcast", broadcast)],
+    outbox.MISSION_ENDED: [
+        ("settlement", settle_mission), ("broadcast", broadcast_as(outbox.MISSION_ENDED))
+    ],
+    outbox.MISSION_CREATED: [
+        ("board_thread", open_board_thread), ("broadcast", broadcast_as(outbox.MISSION_CREATED))
+    ],
+    outbox.MISSION_ACCEPTED: [("broadcast", broadcast_as(outbox.MISSION_ACCEPTED))],
+    outbox.MISSION_SETTLED: [
+        ("board_thread", post_board_result), ("broadcast", broadcast_as(outbox.MISSION_SETTLED))
+    ],
+    outbox.PLEDGE_CREATED: [("broadcast", broadcast_as(outbox.PLEDGE_CREATED))],
+    outbox.BET_PLACED: [("broadcast", broadcast_as(outbox.BET_PLACED))],
 }

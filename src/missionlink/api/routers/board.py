@@ -1,0 +1,125 @@
+"""Fan board: posts and comments per streamer channel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from missionlink.adapters.security.tokens import AccessClaims
+from missionlink.api.deps import CurrentUser, Deps, IdempotencyKey
+from missionlink.api.effects import run_effect
+from missionlink.api.pagination import Page, PageParams, encode_int
+from missionlink.api.schemas.board import CommentIn, PostIn, PostPatch
+from missionlink.bootstrap import Container
+from missionlink.domain.board import SEARCH_MAX, Actor
+from missionlink.domain.errors import InvalidInput
+from missionlink.services import board
+
+router = APIRouter(prefix="/api/v1", tags=["board"])
+
+MAX_ID = 2**63 - 1
+#: Ids are 64-bit: anything larger can name nothing, and must not reach the database.
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _before(page: Page) -> int | None:
+    before = page.int_cursor()
+    if before is not None and not 0 < before <= MAX_ID:
+        raise InvalidInput("cursor is malformed")
+    return before
+
+
+def _actor(user: AccessClaims) -> Actor:
+    return Actor(user_id=user.user_id, role=user.role)
+
+
+def _count_post(c: Container, user: AccessClaims) -> None:
+    """Posts and comments share one per-user budget (RATE_LIMIT_POSTS_PER_MINUTE)."""
+    c.limiter.hit(f"post:{user.user_id}", limit=c.settings.rate_limit_posts_per_minute,
+                  window=60, what="posts and comments")
+
+
+@router.get("/channels/{streamer_id}/posts")
+async def list_posts(
+    streamer_id: Id, c: Deps, page: PageParams,
+    q: Annotated[str | None, Query(max_length=SEARCH_MAX)] = None,
+) -> dict[str, Any]:
+    async with c.core_db.read() as conn:
+        items, nxt = await board.list_posts(
+            conn, streamer_id=streamer_id, limit=page.limit, before_id=_before(page),
+            query=q,
+        )
+    return {"items": items, "next_cursor": encode_int(nxt)}
+
+
+@router.post("/channels/{streamer_id}/posts", status_code=201)
+async def create_post(
+    streamer_id: Id, body: PostIn, request: Request, user: CurrentUser, c: Deps,
+    key: IdempotencyKey,
+) -> JSONResponse:
+    _count_post(c, user)
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await board.create_post(conn, now=c.clock.now(), author_id=user.user_id,
+                                       streamer_id=streamer_id, title=body.title,
+                                       body=body.body)
+
+    return await run_effect(request, c, user_id=user.user_id, key=key, work=work,
+                            status_code=201)
+
+
+@router.get("/posts/{post_id}")
+async def show_post(post_id: Id, c: Deps) -> dict[str, Any]:
+    async with c.core_db.read() as conn:
+        return await board.get_post(conn, post_id)
+
+
+@router.patch("/posts/{post_id}")
+async def edit_post(post_id: Id, body: PostPatch, user: CurrentUser, c: Deps) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    if any(v is None for v in changes.values()):
+        raise InvalidInput("title and body may not be null")
+    async with c.core_db.begin() as conn:
+        return await board.edit_post(conn, now=c.clock.now(), actor=_actor(user),
+                                     post_id=post_id, changes=changes)
+
+
+@router.delete("/posts/{post_id}", status_code=204)
+async def delete_post(post_id: Id, user: CurrentUser, c: Deps) -> Response:
+    async with c.core_db.begin() as conn:
+        await board.delete_post(conn, now=c.clock.now(), actor=_actor(user), post_id=post_id)
+    return Response(status_code=204)
+
+
+@router.get("/posts/{post_id}/comments")
+async def list_comments(post_id: Id, c: Deps, page: PageParams) -> dict[str, Any]:
+    async with c.core_db.read() as conn:
+        items, nxt = await board.list_comments(conn, post_id=post_id, limit=page.limit,
+                                               before_id=_before(page))
+    return {"items": items, "next_cursor": encode_int(nxt)}
+
+
+@router.post("/posts/{post_id}/comments", status_code=201)
+async def add_comment(
+    post_id: Id, body: CommentIn, request: Request, user: CurrentUser, c: Deps,
+    key: IdempotencyKey,
+) -> JSONResponse:
+    _count_post(c, user)
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await board.add_comment(conn, now=c.clock.now(), author_id=user.user_id,
+                                       post_id=post_id, body=body.body)
+
+    return await run_effect(request, c, user_id=user.user_id, key=key, work=work,
+                            status_code=201)
+
+
+@router.delete("/comments/{comment_id}", status_code=204)
+async def delete_comment(comment_id: Id, user: CurrentUser, c: Deps) -> Response:
+    async with c.core_db.begin() as conn:
+        await board.delete_comment(conn, now=c.clock.now(), actor=_actor(user),
+                                   comment_id=comment_id)
+    return Response(status_code=204)

@@ -1,0 +1,102 @@
+"""The OBS overlay: the streamer's secret URL, the page, and its event stream."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Annotated, Any, Literal
+
+import jinja2
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+from missionlink.api.deps import CurrentStreamer, Deps
+from missionlink.api.overlay_stream import ROTATED, OverlayStream, Presence, channel_topic
+from missionlink.bootstrap import Container
+from missionlink.domain.errors import NotFound
+from missionlink.services import overlay
+
+router = APIRouter(tags=["overlay"])
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("missionlink.web", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+#: The token is a credential: never cache the page or stream, never leak it as a referrer.
+_PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+            "X-Robots-Tag": "noindex, nofollow", "X-Content-Type-Options": "nosniff"}
+
+_LABELS = {
+    "ko": {"missions": "진행 중인 미션", "won": "원", "pending": "수락 대기"},
+    "en": {"missions": "Open missions", "won": " KRW", "pending": "awaiting accept"},
+}
+
+
+async def _channel(c: Container, token: str) -> int:
+    streamer_id = None
+    if _TOKEN.fullmatch(token):
+        async with c.core_db.read() as conn:
+            streamer_id = await overlay.channel_of(conn, token)
+    if streamer_id is None:
+        raise NotFound("this overlay URL is unknown or was rotated")
+    return streamer_id
+
+
+def _presence(request: Request) -> Presence:
+    presence: Presence | None = getattr(request.app.state, "overlay_presence", None)
+    if presence is None:
+        presence = request.app.state.overlay_presence = Presence()
+    return presence
+
+
+@router.get("/api/v1/streamers/me/overlay", tags=["streamers"])
+async def my_overlay(user: CurrentStreamer, c: Deps) -> dict[str, Any]:
+    async with c.core_db.read() as conn:
+        token = await overlay.token_of(conn, user.user_id)
+    return {"url": overlay.overlay_url(c.settings, token)}
+
+
+@router.post("/api/v1/streamers/me/overlay/rotate", tags=["streamers"])
+async def rotate_overlay(user: CurrentStreamer, c: Deps) -> dict[str, Any]:
+    async with c.core_db.begin() as conn:
+        token = await overlay.rotate(conn, user.user_id, c.clock.now())
+    # Open streams on the old token end now, on every API process.
+    await c.broker.publish(channel_topic(user.user_id), {"type": ROTATED})
+    return {"url": overlay.overlay_url(c.settings, token)}
+
+
+@router.get("/overlay/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def overlay_page(
+    token: str, c: Deps, lang: Annotated[Literal["ko", "en"], Query()] = "ko"
+) -> HTMLResponse:
+    streamer_id = await _channel(c, token)
+    async with c.core_db.read() as conn:
+        snap = await overlay.snapshot(conn, streamer_id, c.clock.now())
+    nonce = secrets.token_urlsafe(16)
+    html = _templates.get_template("overlay.html").render(
+        missions=snap["missions"], server_time=snap["server_time"], nonce=nonce,
+        lang=lang, labels=_LABELS[lang],
+        events_url=f"/api/v1/overlay/{token}/events",
+    )
+    csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+           "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'")
+    return HTMLResponse(html, headers={**_PRIVATE, "Content-Security-Policy": csp})
+
+
+@router.get(
+    "/api/v1/overlay/{token}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "snapshot, then live events (see docs/overlay.md)"}},
+)
+async def overlay_events(
+    token: str, request: Request, c: Deps,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    streamer_id = await _channel(c, token)
+    stream = OverlayStream(c, _presence(request), streamer_id=streamer_id, token=token,
+                           last_event_id=last_event_id)
+    headers = {**_PRIVATE, "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream.events(), media_type="text/event-stream", headers=headers)

@@ -1,0 +1,101 @@
+"""Fan board rules (pure: no I/O): text limits and who may edit or delete what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from missionlink.domain.errors import Forbidden, InvalidInput
+
+TITLE_MAX = 200
+BODY_MAX = 20_000
+COMMENT_MAX = 2_000
+SEARCH_MAX = 100
+ADMIN_ROLE = "admin"
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN_ROLE
+
+
+def check_text(field: str, value: str, *, max_chars: int) -> str:
+    """Plain text of 1..max_chars characters that the databases can store as it is.
+
+    Whitespace-only text counts as empty; NUL and unpaired surrogates are refused because
+    PostgreSQL cannot store them (the client gets 422, never a 500).
+    """
+    if not value.strip():
+        raise InvalidInput(f"{field} must not be empty")
+    if len(value) > max_chars:
+        raise InvalidInput(f"{field} must be at most {max_chars} characters")
+    if "\x00" in value:
+        raise InvalidInput(f"{field} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{field} must be valid Unicode text") from exc
+    return value
+
+
+def check_title(value: str) -> str:
+    return check_text("title", value.strip(), max_chars=TITLE_MAX)
+
+
+def check_body(value: str) -> str:
+    return check_text("body", value, max_chars=BODY_MAX)
+
+
+def check_comment(value: str) -> str:
+    return check_text("body", value, max_chars=COMMENT_MAX)
+
+
+def check_edit(actor: Actor, *, author_id: int) -> None:
+    """Only the author edits a post."""
+    if actor.user_id != author_id:
+        raise Forbidden("only the author can edit this post")
+
+
+def check_delete(actor: Actor, *, author_id: int, streamer_id: int) -> None:
+    """The author, the channel's streamer and admins delete."""
+    if actor.user_id in (author_id, streamer_id) or actor.is_admin:
+        return
+    raise Forbidden("only the author, the channel's streamer or an admin can delete this")
+
+
+def check_search(query: str | None) -> str | None:
+    """The trimmed search text, or None to list everything."""
+    if query is None or not query.strip():
+        return None
+    return check_text("q", query.strip(), max_chars=SEARCH_MAX)
+
+
+def like_pattern(query: str) -> str:
+    """A ``LIKE`` pattern matching ``query`` as a literal substring (escape char ``\\``)."""
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def thread_title(mission_title: str) -> str:
+    return mission_title.strip()[:TITLE_MAX] or "Mission"
+
+
+RESULT_TEXT = {
+    "succeeded": "미션 성공! Mission succeeded.",
+    "failed": "미션 실패 — 후원금은 환불되었습니다. Mission failed; pledges were refunded.",
+    "rejected": "스트리머가 미션을 거절했습니다 — 후원금은 환불되었습니다. "
+    "The streamer rejected the mission; pledges were refunded.",
+    "cancelled": "제안자가 미션을 취소했습니다 — 후원금은 환불되었습니다. "
+    "The mission was cancelled; pledges were refunded.",
+    "expired": "기한이 지나 미션이 만료되었습니다 — 후원금은 환불되었습니다. "
+    "The mission expired; pledges were refunded.",
+}
+
+
+def result_comment(status: str, total_pledged: int) -> str:
+    outcome = RESULT_TEXT.get(status, f"Mission ended: {status}.")
+    return f"{outcome}\n총 후원 Total pledged: {total_pledged:,} KRW"

@@ -1,0 +1,220 @@
+"""Fan board use cases: posts and comments per channel, search, moderation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from missionlink.adapters.db.board_tables import comments, posts
+from missionlink.adapters.db.core_tables import channels, members
+from missionlink.domain import board as rules
+from missionlink.domain.errors import InvalidInput, NotFound
+from missionlink.services.mission_queries import iso
+
+
+def post_out(row: Row[Any], comment_count: int) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "streamer_id": row.streamer_id,
+        "author_id": row.author_id,
+        "author_display_name": row.display_name,
+        "mission_id": row.mission_id,
+        "title": row.title,
+        "body": row.body,
+        "comment_count": comment_count,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        "edited": row.updated_at != row.created_at,
+    }
+
+
+def comment_out(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "post_id": row.post_id,
+        "author_id": row.author_id,
+        "author_display_name": row.display_name,
+        "body": row.body,
+        "created_at": iso(row.created_at),
+    }
+
+
+def _posts_with_author() -> Any:
+    return select(posts, members.c.display_name).outerjoin(
+        members, members.c.user_id == posts.c.author_id
+    )
+
+
+async def _comment_counts(conn: AsyncConnection, post_ids: Sequence[int]) -> dict[int, int]:
+    """Live comments per post, counted from the comments index: no counter row to contend."""
+    if not post_ids:
+        return {}
+    rows = await conn.execute(
+        select(comments.c.post_id, func.count())
+        .where(comments.c.post_id.in_(post_ids), comments.c.deleted_at.is_(None))
+        .group_by(comments.c.post_id)
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def _live_post(conn: AsyncConnection, post_id: int) -> Row[Any]:
+    row = (
+        await conn.execute(
+            _posts_with_author().where(posts.c.id == post_id, posts.c.deleted_at.is_(None))
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"post {post_id} does not exist")
+    return row
+
+
+async def _channel_exists(conn: AsyncConnection, streamer_id: int) -> bool:
+    found = await conn.execute(
+        select(channels.c.streamer_id).where(channels.c.streamer_id == streamer_id)
+    )
+    return found.first() is not None
+
+
+async def create_post(
+    conn: AsyncConnection, *, now: datetime, author_id: int, streamer_id: int, title: str,
+    body: str, mission_id: int | None = None,
+) -> dict[str, Any]:
+    title = rules.check_title(title)
+    body = rules.check_body(body)
+    if not await _channel_exists(conn, streamer_id):
+        raise NotFound(f"channel {streamer_id} does not exist")
+    post_id = await conn.scalar(
+        insert(posts)
+        .values(streamer_id=streamer_id, author_id=author_id, mission_id=mission_id,
+                title=title, body=body, created_at=now, updated_at=now)
+        .returning(posts.c.id)
+    )
+    assert post_id is not None
+    return post_out(await _live_post(conn, post_id), 0)
+
+
+async def get_post(conn: AsyncConnection, post_id: int) -> dict[str, Any]:
+    row = await _live_post(conn, post_id)
+    return post_out(row, (await _comment_counts(conn, [post_id])).get(post_id, 0))
+
+
+async def list_posts(
+    conn: AsyncConnection, *, streamer_id: int, limit: int, before_id: int | None,
+    query: str | None = None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Newest first; the cursor is the last id seen, so new posts never shift a page."""
+    if not await _channel_exists(conn, streamer_id):
+        raise NotFound(f"channel {streamer_id} does not exist")
+    stmt = (
+        _posts_with_author()
+        .where(posts.c.streamer_id == streamer_id, posts.c.deleted_at.is_(None))
+        .order_by(posts.c.id.desc())
+        .limit(limit + 1)
+    )
+    if before_id is not None:
+        stmt = stmt.where(posts.c.id < before_id)
+    query = rules.check_search(query)
+    if query is not None:
+        stmt = stmt.where(_matches(query))
+    rows = list(await conn.execute(stmt))
+    page = rows[:limit]
+    counts = await _comment_counts(conn, [r.id for r in page])
+    items = [post_out(r, counts.get(r.id, 0)) for r in page]
+    return items, (page[-1].id if len(rows) > limit else None)
+
+
+def _matches(query: str) -> Any:
+    """Case-insensitive substring in title or body (trigram-indexed on PostgreSQL)."""
+    pattern = rules.like_pattern(query)
+    return or_(
+        posts.c.title.ilike(pattern, escape="\\"), posts.c.body.ilike(pattern, escape="\\")
+    )
+
+
+async def edit_post(
+    conn: AsyncConnection, *, now: datetime, actor: rules.Actor, post_id: int,
+    changes: dict[str, str],
+) -> dict[str, Any]:
+    row = await _live_post(conn, post_id)
+    rules.check_edit(actor, author_id=row.author_id)
+    values: dict[str, Any] = {}
+    if "title" in changes:
+        values["title"] = rules.check_title(changes["title"])
+    if "body" in changes:
+        values["body"] = rules.check_body(changes["body"])
+    if not values:
+        raise InvalidInput("send title and/or body to change")
+    await conn.execute(update(posts).where(posts.c.id == post_id).values(**values,
+                                                                          updated_at=now))
+    return await get_post(conn, post_id)
+
+
+async def delete_post(
+    conn: AsyncConnection, *, now: datetime, actor: rules.Actor, post_id: int
+) -> None:
+    row = await _live_post(conn, post_id)
+    rules.check_delete(actor, author_id=row.author_id, streamer_id=row.streamer_id)
+    await conn.execute(update(posts).where(posts.c.id == post_id).values(deleted_at=now))
+
+
+def _comments_with_author() -> Any:
+    return select(comments, members.c.display_name).outerjoin(
+        members, members.c.user_id == comments.c.author_id
+    )
+
+
+async def add_comment(
+    conn: AsyncConnection, *, now: datetime, author_id: int, post_id: int, body: str
+) -> dict[str, Any]:
+    body = rules.check_comment(body)
+    await _live_post(conn, post_id)
+    comment_id = await conn.scalar(
+        insert(comments)
+        .values(post_id=post_id, author_id=author_id, body=body, created_at=now)
+        .returning(comments.c.id)
+    )
+    row = (await conn.execute(_comments_with_author().where(comments.c.id == comment_id))).one()
+    return comment_out(row)
+
+
+async def list_comments(
+    conn: AsyncConnection, *, post_id: int, limit: int, before_id: int | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    await _live_post(conn, post_id)
+    stmt = (
+        _comments_with_author()
+        .where(comments.c.post_id == post_id, comments.c.deleted_at.is_(None))
+        .order_by(comments.c.id.desc())
+        .limit(limit + 1)
+    )
+    if before_id is not None:
+        stmt = stmt.where(comments.c.id < before_id)
+    rows = list(await conn.execute(stmt))
+    page = rows[:limit]
+    return [comment_out(r) for r in page], (page[-1].id if len(rows) > limit else None)
+
+
+async def delete_comment(
+    conn: AsyncConnection, *, now: datetime, actor: rules.Actor, comment_id: int
+) -> None:
+    row = (
+        await conn.execute(
+            select(comments.c.author_id, posts.c.streamer_id)
+            .join(posts, posts.c.id == comments.c.post_id)
+            .where(
+                comments.c.id == comment_id,
+                comments.c.deleted_at.is_(None),
+                posts.c.deleted_at.is_(None),
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"comment {comment_id} does not exist")
+    rules.check_delete(actor, author_id=row.author_id, streamer_id=row.streamer_id)
+    await conn.execute(
+        update(comments).where(comments.c.id == comment_id).values(deleted_at=now)
+    )
