@@ -109,3 +109,16 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert rendered["family"] == "missionlink-prod-api"
     assert render_taskdef.main(["--container", "api", "--image", "x:latest", str(source)]) == 1
     assert "P14" in capsys.readouterr().err
+
+
+ses = load_module("ses_smtp_password", AWS_DIR / "release" / "ses_smtp_password.py")
+
+
+def test_ses_smtp_password_is_a_versioned_sha256_signature() -> None:
+    import base64
+
+    password = ses.smtp_password("not-a-real-secret-access-key-for-tests", "ap-northeast-2")
+    raw = base64.b64decode(password)
+    assert raw[0] == 4 and len(raw) == 33
+    assert password == ses.smtp_password("not-a-real-secret-access-key-for-tests", "ap-northeast-2")
+    assert password != ses.smtp_password("not-a-real-secret-access-key-for-tests", "us-east-1")
