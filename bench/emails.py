@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from settlement import ADMIN, admin  # type: ignore[import-not-found]
 from sqlalchemy import text
 
 from missionlink import bootstrap
@@ -28,14 +29,12 @@ from missionlink.migrations.runner import upgrade_all
 from missionlink.services.settlement import settle
 from missionlink.workers import emails
 
-from settlement import ADMIN, admin  # type: ignore[import-not-found]
-
 
 class Counter:
     def __init__(self) -> None:
         self.count = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.count += 1
         return "250 OK"
 
