@@ -13,3 +13,10 @@ async def test_unknown_path_is_problem_json(client: httpx.AsyncClient) -> None:
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["type"].endswith("/not-found")
+
+
+async def test_openapi_documents_problem_responses(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    responses = spec["paths"]["/api/v1/missions/{mission_id}/pledges"]["post"]["responses"]
+    assert "application/problem+json" in responses["4XX"]["content"]
+    assert "Problem" in spec["components"]["schemas"]

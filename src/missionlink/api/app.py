@@ -49,8 +49,9 @@ def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
     )
     app.state.container = container
     problems.install(app)
+    problems.install_openapi(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=problems.PROBLEM_RESPONSES)
     settings = container.settings
     if settings.cors_origins:
         app.add_middleware(

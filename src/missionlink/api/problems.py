@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from missionlink.domain.errors import DomainError
@@ -81,3 +82,43 @@ def install(app: FastAPI) -> None:
         return problem(
             exc.status_code, code, title, str(exc.detail), headers=getattr(exc, "headers", None)
         )
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; ``type`` ends in a code listed in docs/errors.md."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    retry_after: int | None = None
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "model": Problem,
+        "description": "Problem details (application/problem+json)",
+        "content": {MEDIA_TYPE: {}},
+    },
+    422: {"model": Problem, "description": "Invalid input", "content": {MEDIA_TYPE: {}}},
+}
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Document error responses under their real media type, application/problem+json."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = build()
+        for path in spec.get("paths", {}).values():
+            for operation in path.values():
+                for response in operation.get("responses", {}).values():
+                    content = response.get("content", {})
+                    if MEDIA_TYPE in content and "application/json" in content:
+                        content[MEDIA_TYPE] = content.pop("application/json")
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
