@@ -139,8 +139,6 @@ class AppStack(Stack):
         )
         skip_nag(bucket, "AwsSolutions-S1", reason)
         skip_checkov(bucket, "CKV_AWS_18", reason)
-        skip_checkov(bucket, "CKV_AWS_145", reason)
-        skip_checkov(bucket, "CKV2_AWS_62", "Log objects need no event notifications.")
         # CloudFront standard logging still writes through the log-delivery ACL.
         skip_cfn_lint(bucket, "W3045")
         return bucket

@@ -13,7 +13,7 @@ from constructs import Construct
 from missionlink_infra.config import DatabaseSize, EnvConfig
 from missionlink_infra.keys import encrypted_log_group, platform_key
 from missionlink_infra.network import NetworkStack
-from missionlink_infra.suppressions import skip_checkov, skip_nag
+from missionlink_infra.suppressions import skip_nag
 
 POSTGRES_VERSION = rds.AuroraPostgresEngineVersion.VER_17_9
 REDIS_PORT = 6379
@@ -80,12 +80,6 @@ class DataStack(Stack):
             skip_nag(
                 secret,
                 "AwsSolutions-SMG4",
-                "Issued by a third party or an operator; "
-                "rotated by the runbook in docs/deploy-aws.md.",
-            )
-            skip_checkov(
-                secret,
-                "CKV2_AWS_57",
                 "Issued by a third party or an operator; "
                 "rotated by the runbook in docs/deploy-aws.md.",
             )
@@ -193,31 +187,11 @@ class DataStack(Stack):
             "RDSOSMetrics log group.",
         )
         skip_nag(cluster, "AwsSolutions-SMG4", ROTATION_REASON)
-        skip_checkov(
-            cluster.secret.node.default_child,  # type: ignore[union-attr]
-            "CKV2_AWS_57",
-            ROTATION_REASON,
-        )
-        skip_nag(
-            cluster,
-            "AwsSolutions-RDS11",
-            "Only the app security group reaches the cluster; the default port is fine.",
-        )
-        skip_checkov(
-            cluster,
-            "CKV_AWS_327",
-            "Encrypted with the stack's customer-managed key through StorageEncrypted/KmsKeyId.",
-        )
         if not size.deletion_protection:
             skip_nag(
                 cluster,
                 "AwsSolutions-RDS10",
                 "dev databases are disposable; staging and prod keep deletion protection.",
-            )
-            skip_checkov(cluster, "CKV_AWS_139", "dev databases are disposable.")
-        if size.readers == 0:
-            skip_nag(
-                cluster, "AwsSolutions-RDS14", "Backtrack is not available on Aurora PostgreSQL."
             )
         # The URL carries no password: the app injects DATABASE_PASSWORD on its own (P16).
         url = sm.Secret(
@@ -239,7 +213,6 @@ class DataStack(Stack):
             removal_policy=RemovalPolicy.DESTROY,
         )
         skip_nag(url, "AwsSolutions-SMG4", "Holds an endpoint, no credential; nothing to rotate.")
-        skip_checkov(url, "CKV2_AWS_57", "Holds an endpoint, no credential; nothing to rotate.")
         return cluster, url
 
     def _broker(self) -> sm.Secret:
@@ -268,7 +241,6 @@ class DataStack(Stack):
             ),
         )
         skip_nag(token, "AwsSolutions-SMG4", ROTATION_REASON)
-        skip_checkov(token, "CKV2_AWS_57", ROTATION_REASON)
         subnets = elasticache.CfnSubnetGroup(
             self,
             "BrokerSubnets",
@@ -343,7 +315,6 @@ class DataStack(Stack):
             ),
         )
         skip_nag(url, "AwsSolutions-SMG4", ROTATION_REASON)
-        skip_checkov(url, "CKV2_AWS_57", ROTATION_REASON)
         return url
 
     @property

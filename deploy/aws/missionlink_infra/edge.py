@@ -57,17 +57,6 @@ class EdgeStack(Stack):
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))],
             removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
         )
-        reason = (
-            "Public web assets; SSE-S3 keeps them encrypted at rest without granting "
-            "CloudFront a KMS key."
-        )
-        skip_checkov(self.static_bucket, "CKV_AWS_145", reason)
-        skip_checkov(self.static_bucket, "CKV2_AWS_62", "Deploys are the only writers.")
-        skip_checkov(
-            self.static_bucket,
-            "CKV_AWS_144",
-            "Rebuilt from git by every release; replication would copy build output.",
-        )
 
         api = origins.HttpOrigin(
             config.origin_domain_name,
@@ -121,4 +110,3 @@ class EdgeStack(Stack):
             "MissionLink serves fans worldwide; no geographic restriction is wanted.",
         )
         skip_checkov(self.distribution, "CKV_AWS_68", WAF_REASON)
-        skip_checkov(self.distribution, "CKV2_AWS_47", WAF_REASON)

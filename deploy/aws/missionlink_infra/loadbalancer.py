@@ -13,7 +13,6 @@ from constructs import Construct
 from missionlink_infra.config import API_PORT, HEALTH_PATH, EnvConfig
 from missionlink_infra.keys import encrypted_log_group
 from missionlink_infra.network import NetworkStack
-from missionlink_infra.suppressions import skip_nag
 
 METRICS_PATHS = ["/metrics", "/metrics/*"]
 
@@ -89,7 +88,6 @@ def build_load_balancer(
     wafv2.CfnWebACLAssociation(
         scope, "AlbWaf", resource_arn=alb.load_balancer_arn, web_acl_arn=web_acl.attr_arn
     )
-    skip_nag(alb, "AwsSolutions-EC23", "Ingress is CloudFront's origin-facing prefix list only.")
     return LoadBalancer(alb, https, blue, green, web_acl)
 
 

@@ -8,7 +8,7 @@ from aws_cdk import aws_ses as ses
 from constructs import Construct
 
 from missionlink_infra.config import EnvConfig
-from missionlink_infra.suppressions import skip_checkov, skip_nag
+from missionlink_infra.suppressions import skip_nag
 
 SMTP_REASON = (
     "SES SMTP authenticates with credentials derived from an IAM user's access key; the "
@@ -50,6 +50,5 @@ def build_mail(scope: Construct, *, config: EnvConfig) -> ses.EmailIdentity:
         )
     )
     user = iam.User(scope, "SmtpSender", user_name=f"{config.prefix}-smtp", groups=[senders])
-    skip_checkov(user, "CKV_AWS_273", SMTP_REASON)
     skip_nag(user, "AwsSolutions-IAM5", SMTP_REASON)
     return identity

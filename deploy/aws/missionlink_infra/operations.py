@@ -187,7 +187,6 @@ class Operations(Construct):
         )
         reason = "Issued by Slack; replaced by an operator when Slack rotates it."
         skip_nag(webhook, "AwsSolutions-SMG4", reason)
-        skip_checkov(webhook, "CKV2_AWS_57", reason)
         log_group = encrypted_log_group(self, "NotifierLogs", config, "slack-notifier", key)
         role = iam.Role(
             self,
@@ -207,7 +206,6 @@ class Operations(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
-        skip_nag(dead_letters, "AwsSolutions-SQS3", "This queue is the dead-letter queue.")
         function = lambda_.Function(
             self,
             "Notifier",
@@ -235,12 +233,6 @@ class Operations(Construct):
         )
         skip_checkov(function, "CKV_AWS_117", reason)
         skip_cfn_lint(function, "W3005")  # CDK's own explicit DependsOn on the role
-        skip_checkov(
-            function,
-            "CKV_AWS_272",
-            "Deployed only from this repository's reviewed "
-            "source by CloudFormation; no code-signing profile is in use.",
-        )
         return function
 
     def _dashboard(self, api: ecs.FargateService, worker: ecs.FargateService) -> None:
