@@ -8,13 +8,6 @@ from aws_cdk import aws_ses as ses
 from constructs import Construct
 
 from missionlink_infra.config import EnvConfig
-from missionlink_infra.suppressions import skip_nag
-
-SMTP_REASON = (
-    "SES SMTP authenticates with credentials derived from an IAM user's access key; the "
-    "user can only send as the MissionLink domain and its key lives in Secrets Manager "
-    "(created and rotated by the runbook, never in code)."
-)
 
 
 def build_mail(scope: Construct, *, config: EnvConfig) -> ses.EmailIdentity:
@@ -49,6 +42,8 @@ def build_mail(scope: Construct, *, config: EnvConfig) -> ses.EmailIdentity:
             conditions={"StringLike": {"ses:FromAddress": f"*@{config.mail_domain}"}},
         )
     )
+    # SES SMTP authenticates with credentials derived from an IAM user's access key: this
+    # user may only send as the MissionLink domain, and its key is created and rotated by
+    # the runbook (docs/deploy-aws.md) and kept in Secrets Manager, never in code.
     user = iam.User(scope, "SmtpSender", user_name=f"{config.prefix}-smtp", groups=[senders])
-    skip_nag(user, "AwsSolutions-IAM5", SMTP_REASON)
     return identity
