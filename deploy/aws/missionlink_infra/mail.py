@@ -45,5 +45,5 @@ def build_mail(scope: Construct, *, config: EnvConfig) -> ses.EmailIdentity:
     # SES SMTP authenticates with credentials derived from an IAM user's access key: this
     # user may only send as the MissionLink domain, and its key is created and rotated by
     # the runbook (docs/deploy-aws.md) and kept in Secrets Manager, never in code.
-    user = iam.User(scope, "SmtpSender", user_name=f"{config.prefix}-smtp", groups=[senders])
+    iam.User(scope, "SmtpSender", user_name=f"{config.prefix}-smtp", groups=[senders])
     return identity
