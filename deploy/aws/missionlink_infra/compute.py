@@ -221,6 +221,8 @@ class AppStack(Stack):
         )
 
     def _worker_rollback(self) -> None:
+        # ECS checks that the alarms exist when it creates the service.
+        self.worker_service.node.add_dependency(self.ops.outbox_age, self.ops.worker_cpu)
         cfn = self.worker_service.node.default_child
         cfn.add_property_override(  # type: ignore[union-attr]
             "DeploymentConfiguration.Alarms",

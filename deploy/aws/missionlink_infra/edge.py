@@ -16,6 +16,13 @@ from missionlink_infra.suppressions import skip_checkov, skip_nag
 STATIC_PATH = "/static/*"
 DYNAMIC_PATHS = ("/api/*", "/overlay/*")
 
+VIEWER_IP_HEADER = "x-viewer-ip"
+VIEWER_IP_FUNCTION = f"""function handler(event) {{
+  var request = event.request;
+  request.headers["{VIEWER_IP_HEADER}"] = {{ value: event.viewer.ip }};
+  return request;
+}}"""
+
 WAF_REASON = (
     "The web ACL sits on the load balancer (REGIONAL scope, same stack and region); a "
     "CLOUDFRONT-scope ACL must live in us-east-1. Static assets carry no user input."
@@ -65,6 +72,16 @@ class EdgeStack(Stack):
             read_timeout=Duration.seconds(60),
             keepalive_timeout=Duration.seconds(60),
         )
+        # The viewer's address as CloudFront saw it, in a header the viewer cannot set
+        # (X-Forwarded-For can be pre-filled by a client); the WAF rate limit keys on it.
+        viewer_ip = cloudfront.Function(
+            self,
+            "ViewerIp",
+            function_name=f"{config.prefix}-viewer-ip",
+            comment="Sets X-Viewer-Ip from the connection's address",
+            runtime=cloudfront.FunctionRuntime.JS_2_0,
+            code=cloudfront.FunctionCode.from_inline(VIEWER_IP_FUNCTION),
+        )
         # Browsers preflight API calls: OPTIONS must reach the app with Origin and the
         # Access-Control-Request-* headers (P6); the Host header stays the origin's.
         dynamic = cloudfront.BehaviorOptions(
@@ -75,6 +92,11 @@ class EdgeStack(Stack):
             origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
             response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
             compress=True,
+            function_associations=[
+                cloudfront.FunctionAssociation(
+                    function=viewer_ip, event_type=cloudfront.FunctionEventType.VIEWER_REQUEST
+                )
+            ],
         )
         self.distribution = cloudfront.Distribution(
             self,

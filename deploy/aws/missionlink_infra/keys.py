@@ -12,7 +12,7 @@ from missionlink_infra.config import EnvConfig
 
 
 def platform_key(scope: Construct, cid: str, config: EnvConfig, purpose: str) -> kms.Key:
-    """A rotating key that CloudWatch Logs (and alarms publishing to SNS) may use."""
+    """A rotating key for one stack's logs, secrets and topics."""
     stack = Stack.of(scope)
     key = kms.Key(
         scope,
@@ -24,28 +24,8 @@ def platform_key(scope: Construct, cid: str, config: EnvConfig, purpose: str) ->
         pending_window=Duration.days(30),
         removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
     )
-    key.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="CloudWatchLogs",
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-            actions=[
-                "kms:Encrypt",
-                "kms:Decrypt",
-                "kms:ReEncryptFrom",
-                "kms:ReEncryptTo",
-                "kms:GenerateDataKey",
-                "kms:DescribeKey",
-            ],
-            resources=["*"],
-            conditions={
-                "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn": (
-                        f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:*"
-                    ),
-                }
-            },
-        )
-    )
+    # Encrypted log groups add CloudWatch Logs' own grant; alarms publishing to an
+    # encrypted SNS topic need this one.
     key.add_to_resource_policy(
         iam.PolicyStatement(
             sid="CloudWatchAlarmsToSns",

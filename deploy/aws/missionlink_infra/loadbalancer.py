@@ -154,11 +154,11 @@ def _web_acl(scope: Construct, config: EnvConfig, key: object) -> wafv2.CfnWebAC
             rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
                 limit=config.waf_rate_limit_per_5min,
                 evaluation_window_sec=300,
-                # Behind CloudFront the source address is an edge; the viewer's comes first
-                # in X-Forwarded-For.
+                # Behind CloudFront the source address is an edge; the viewer's is in the
+                # header CloudFront's viewer-request function sets (edge.VIEWER_IP_HEADER).
                 aggregate_key_type="FORWARDED_IP",
                 forwarded_ip_config=wafv2.CfnWebACL.ForwardedIPConfigurationProperty(
-                    header_name="X-Forwarded-For", fallback_behavior="MATCH"
+                    header_name="X-Viewer-Ip", fallback_behavior="MATCH"
                 ),
             )
         ),

@@ -108,9 +108,20 @@ class Operations(Construct):
             periods=5,
             description="api CPU (%)",
         )
+        # Literal dimensions: the worker service lists this alarm for rollback, so the
+        # alarm must not depend on the service (it would be a cycle).
         self.worker_cpu = self._alarm(
             "WorkerCpu",
-            worker.metric_cpu_utilization(period=Duration.minutes(1)),
+            cw.Metric(
+                namespace="AWS/ECS",
+                metric_name="CPUUtilization",
+                dimensions_map={
+                    "ClusterName": config.prefix,
+                    "ServiceName": f"{config.prefix}-worker",
+                },
+                statistic="Average",
+                period=Duration.minutes(1),
+            ),
             threshold=config.alarm_cpu_percent,
             periods=5,
             description="worker CPU (%)",
@@ -205,6 +216,13 @@ class Operations(Construct):
             encryption_master_key=key,
             enforce_ssl=True,
             retention_period=Duration.days(14),
+        )
+        # The function gets sqs:SendMessage for its dead-letter queue; SSE-KMS also needs
+        # these two on the queue's key.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]
+            )
         )
         function = lambda_.Function(
             self,
