@@ -79,6 +79,8 @@ async def seed(c: bootstrap.Container, backers: int) -> None:
             " SELECT 1, g, 1000, :now FROM generate_series(1000, CAST(:hi AS bigint)) g"),
             {"hi": hi, "now": now})
         await conn.execute(text(
+            "INSERT INTO mission_totals SELECT 1, 0, SUM(amount), COUNT(*) FROM pledges"))
+        await conn.execute(text(
             "INSERT INTO transfers (id, kind, currency, from_account, to_account, amount,"
             " mission_id, created_at) SELECT 'pledge:' || id, 'pledge', 'KRW',"
             " 'user:' || user_id || '\\:cash', 'mission:1\\:escrow', amount, 1, :now"

@@ -61,6 +61,8 @@ INSERT INTO transfers (id, kind, currency, from_account, to_account, amount, mis
                        created_at)
   SELECT 'pledge:' || p.id, 'pledge', 'KRW', 'user:' || p.user_id || '\\:cash',
          'mission:' || CAST(:m AS bigint) || '\\:escrow', p.amount, CAST(:m AS bigint), :now FROM pledges p WHERE p.mission_id = CAST(:m AS bigint);
+INSERT INTO mission_totals (mission_id, shard, amount, pledges)
+  SELECT CAST(:m AS bigint), 0, SUM(amount), COUNT(*) FROM pledges WHERE mission_id = CAST(:m AS bigint);
 UPDATE wallets w SET cash_balance = 5000 - (1000 + (w.user_id % 7) * 100)
   WHERE w.user_id BETWEEN CAST(:lo AS bigint) AND CAST(:hi AS bigint);
 INSERT INTO bets (mission_id, user_id, side, points, created_at, updated_at)

@@ -9,7 +9,14 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from missionlink.adapters.db.core_tables import channels, missions, pledges
+from missionlink.adapters.db.core_tables import (
+    TOTAL_SHARDS,
+    channels,
+    mission_totals,
+    missions,
+    pledges,
+)
+from missionlink.adapters.db.sql import upsert_add
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, ProposalBlocked
@@ -155,10 +162,17 @@ async def _record_pledge(
         mission_id=mission_id,
         transfer_id=f"pledge:{pledge_id}",
     )
+    assert pledge_id is not None
+    await upsert_add(
+        conn,
+        mission_totals,
+        {"mission_id": mission_id, "shard": pledge_id % TOTAL_SHARDS},
+        {"amount": amount, "pledges": 1},
+    )
     total = int(
         await conn.scalar(
-            select(func.coalesce(func.sum(pledges.c.amount), 0)).where(
-                pledges.c.mission_id == mission_id
+            select(func.coalesce(func.sum(mission_totals.c.amount), 0)).where(
+                mission_totals.c.mission_id == mission_id
             )
         )
         or 0

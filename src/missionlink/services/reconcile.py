@@ -9,6 +9,7 @@
 5. Each pledge has its journal transfer; each refunded mission has one refund per pledge.
 6. Completed top-ups equal what the provider clearing accounts paid out.
 7. A settled mission has one result email job per distinct backer and one for the streamer.
+8. Each mission's sharded running total equals the sum of its pledges.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from missionlink.adapters.db.core_tables import (
     bets,
     email_jobs,
+    mission_totals,
     missions,
     pledges,
     topups,
@@ -134,6 +136,16 @@ async def check(conn: AsyncConnection) -> Report:
         )
     )
     report.check("every pledge is in the journal", [f"pledge {r[0]}" for r in missing])
+
+    sharded = dict(
+        (await conn.execute(select(mission_totals.c.mission_id, func.sum(mission_totals.c.amount))
+                            .group_by(mission_totals.c.mission_id))).all()
+    )
+    report.check("mission totals equal their pledges",
+                 [f"mission {m}: total {sharded.get(m, 0)}, pledges {p}"
+                  for m, p in pledged.items() if int(sharded.get(m, 0)) != int(p)]
+                 + [f"mission {m}: total {t} without pledges"
+                    for m, t in sharded.items() if m not in pledged])
 
     completed = int(await conn.scalar(
         select(func.coalesce(func.sum(topups.c.amount), 0)).where(topups.c.status == "completed")

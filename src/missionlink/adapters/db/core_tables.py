@@ -145,6 +145,20 @@ pledges = Table(
     CheckConstraint("amount > 0", name="amount_positive"),
 )
 Index("ix_pledges_mission_user", pledges.c.mission_id, pledges.c.user_id, pledges.c.amount)
+
+#: Shards of each mission's running total, so thousands of concurrent pledges to one hot
+#: mission spread their writes over TOTAL_SHARDS rows instead of queueing on one.
+TOTAL_SHARDS = 8
+mission_totals = Table(
+    "mission_totals",
+    core_metadata,
+    Column("mission_id", BigInteger, ForeignKey("missions.id"), nullable=False),
+    Column("shard", Integer, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("pledges", BigInteger, nullable=False),
+    PrimaryKeyConstraint("mission_id", "shard"),
+    CheckConstraint("amount >= 0 AND pledges >= 0", name="not_negative"),
+)
 Index("ix_pledges_user", pledges.c.user_id)
 
 bets = Table(

@@ -206,6 +206,16 @@ def upgrade() -> None:
         batch_op.create_index('ix_pledges_mission_user', ['mission_id', 'user_id', 'amount'], unique=False)
         batch_op.create_index('ix_pledges_user', ['user_id'], unique=False)
 
+    op.create_table('mission_totals',
+    sa.Column('mission_id', sa.BigInteger(), nullable=False),
+    sa.Column('shard', sa.Integer(), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('pledges', sa.BigInteger(), nullable=False),
+    sa.CheckConstraint('amount >= 0 AND pledges >= 0', name=op.f('ck_mission_totals_not_negative')),
+    sa.ForeignKeyConstraint(['mission_id'], ['missions.id'], name=op.f('fk_mission_totals_mission_id_missions')),
+    sa.PrimaryKeyConstraint('mission_id', 'shard', name=op.f('pk_mission_totals'))
+    )
+
     _journal_append_only()
     # ### end Alembic commands ###
 
@@ -218,6 +228,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_pledges_user')
         batch_op.drop_index('ix_pledges_mission_user')
 
+    op.drop_table('mission_totals')
     op.drop_table('pledges')
     op.drop_table('bets')
     op.drop_table('wallets')
