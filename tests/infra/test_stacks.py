@@ -292,3 +292,46 @@ def test_release_facts_and_roles(assemblies: dict[str, Any], env: str) -> None:
             "ClientIdList": ["sts.amazonaws.com"],
         },
     )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_waf_rate_limit_keys_on_the_header_cloudfront_sets(
+    assemblies: dict[str, Any], env: str
+) -> None:
+    from missionlink_infra.edge import VIEWER_IP_HEADER
+
+    edge = stack(assemblies, env, "Edge")
+    edge.has_resource_properties(
+        "AWS::CloudFront::Function",
+        {
+            "FunctionCode": Match.string_like_regexp(
+                f'"{VIEWER_IP_HEADER}"\\] = {{ value: event.viewer.ip'
+            )
+        },
+    )
+    dist = json.dumps(edge.find_resources("AWS::CloudFront::Distribution"))
+    assert dist.count('"EventType": "viewer-request"') == 3  # pages, /api/*, /overlay/*
+    app = stack(assemblies, env, "App")
+    app.has_resource_properties(
+        "AWS::WAFv2::WebACL",
+        {
+            "Rules": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "Statement": {
+                                "RateBasedStatement": Match.object_like(
+                                    {
+                                        "ForwardedIPConfig": {
+                                            "HeaderName": "X-Viewer-Ip",
+                                            "FallbackBehavior": "MATCH",
+                                        },
+                                    }
+                                )
+                            }
+                        }
+                    )
+                ]
+            )
+        },
+    )
