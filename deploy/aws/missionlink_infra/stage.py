@@ -67,10 +67,6 @@ class MissionLinkStage(Stage):
         Tags.of(self).add("project", APP_NAME)
         Tags.of(self).add("environment", config.name)
 
-    @property
-    def stacks(self) -> list[object]:
-        return [self.delivery, self.network, self.data, self.app, self.edge, self.release]
-
 
 def load_context() -> dict[str, object]:
     """Committed lookups (availability zones) so synthesis never calls AWS."""
