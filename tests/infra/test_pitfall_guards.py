@@ -32,3 +32,17 @@ def test_no_manifest_has_missing_context(cdk_out: Any) -> None:
     for manifest in cdk_out.rglob("manifest.json"):
         missing = json.loads(manifest.read_text()).get("missing")
         assert not missing, f"{manifest} needs lookups (commit them to cdk.context.json): {missing}"
+
+
+def test_an_uncommitted_lookup_shows_up_as_missing_context(tmp_path: Any) -> None:
+    import json
+
+    from aws_cdk import App, Environment, Stack
+    from aws_cdk import aws_ec2 as ec2
+
+    app = App(outdir=str(tmp_path))  # no committed context: the AZ lookup cannot resolve
+    stack = Stack(app, "Lookup", env=Environment(account="123456789012", region="eu-west-1"))
+    ec2.Vpc(stack, "Vpc", max_azs=2)
+    app.synth()
+    missing = json.loads((tmp_path / "manifest.json").read_text()).get("missing")
+    assert missing and missing[0]["provider"] == "availability-zones"
