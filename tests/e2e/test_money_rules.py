@@ -152,3 +152,45 @@ async def test_transactions_paginate_with_a_cursor(
     for bad in ("limit=0", "limit=101", "cursor=%%%"):
         r = await client.get(f"/api/v1/wallet/transactions?{bad}", headers=a.headers)
         assert r.status_code == 422, bad
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("title", "   "), ("title", "x" * 201), ("description", "d" * 5001),
+     ("duration_seconds", 59), ("duration_seconds", 604_801), ("streamer_id", "1")],
+)
+async def test_mission_proposals_are_validated(
+    client: httpx.AsyncClient, container: Container, field: str, value: object
+) -> None:
+    streamer = await make_user(container, "streamer")
+    a = await make_user(container)
+    await top_up(client, a, 10_000)
+    body = {"streamer_id": streamer.id, "title": "ok", "description": "", "amount": 1000,
+            "duration_seconds": 600, field: value}
+    r = await client.post("/api/v1/missions", json=body, headers=a.headers)
+    assert r.status_code == 422, r.text
+    assert field in r.json()["detail"]
+    assert await wallet(client, a) == {"cash_balance": 10_000, "points_balance": 1000}
+
+
+async def test_proposals_respect_channel_settings(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    streamer = await make_user(container, "streamer")
+    a = await make_user(container)
+    await top_up(client, a, 10_000)
+    r = await client.patch("/api/v1/streamers/me/settings", headers=streamer.headers,
+                           json={"min_mission_amount": 5000})
+    assert r.status_code == 200 and r.json()["min_mission_amount"] == 5000
+    body = {"streamer_id": streamer.id, "title": "ok", "amount": 3000, "duration_seconds": 600}
+    assert (await client.post("/api/v1/missions", json=body, headers=a.headers)).status_code == 422
+    await client.patch("/api/v1/streamers/me/settings", headers=streamer.headers,
+                       json={"missions_enabled": False})
+    r = await client.post("/api/v1/missions", json={**body, "amount": 5000}, headers=a.headers)
+    assert r.status_code == 409
+    r = await client.patch("/api/v1/streamers/me/settings", headers=a.headers,
+                           json={"missions_enabled": True})
+    assert r.status_code == 403
+    r = await client.patch("/api/v1/streamers/me/settings", headers=streamer.headers,
+                           json={"accept_timeout_seconds": 30})
+    assert r.status_code == 422
