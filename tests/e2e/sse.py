@@ -47,6 +47,10 @@ async def live_server(app: FastAPI) -> AsyncIterator[str]:
         sock.close()
 
 
+class StreamEnded(Exception):
+    """The server closed the stream."""
+
+
 @dataclass
 class Event:
     id: str | None = None
@@ -81,7 +85,16 @@ class EventReader:
                     data.append(value)
                 elif name == "retry":
                     event.retry = int(value)
-        raise AssertionError("the stream ended")
+        raise StreamEnded
+
+    async def until_closed(self, timeout: float = TIMEOUT) -> None:
+        """Read (and drop) events until the server closes the stream."""
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    await self.next(timeout)
+                except StreamEnded:
+                    return
 
     async def next_data(self, timeout: float = TIMEOUT) -> tuple[str | None, dict[str, Any]]:
         """The next event that carries data (skips heartbeats and retry hints)."""

@@ -5,19 +5,24 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.dialects import postgresql
 
+from missionlink.adapters.db.board_tables import posts
 from missionlink.bootstrap import Container
 from missionlink.migrations.runner import check_all
+from missionlink.services.board import search_clause
+
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "database_urls", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 async def test_tables_in_code_match_the_migrations(container: Container) -> None:
     await asyncio.to_thread(check_all, container.settings)
 
 
-@pytest.mark.parametrize(
-    "database_urls", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
-)
+@POSTGRES_ONLY
 async def test_postgres_searches_posts_through_trigram_indexes(container: Container) -> None:
     async with container.core_db.read() as conn:
         rows = await conn.execute(text(
@@ -26,3 +31,17 @@ async def test_postgres_searches_posts_through_trigram_indexes(container: Contai
     for column in ("title", "body"):
         assert "gin_trgm_ops" in defs[f"ix_posts_{column}_trgm"]
         assert "USING gin" in defs[f"ix_posts_{column}_trgm"]
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("query", ["라면", "매운 라면", "Ramen night"])
+async def test_the_search_query_can_use_the_trigram_indexes(
+    container: Container, query: str
+) -> None:
+    stmt = select(posts.c.id).where(search_clause(query))
+    sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    async with container.core_db.begin() as conn:
+        # An empty table is always scanned; forbid that to see which indexes the query fits.
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(r[0] for r in await conn.execute(text("EXPLAIN " + sql)))
+    assert "ix_posts_title_trgm" in plan and "ix_posts_body_trgm" in plan, plan

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,7 +24,10 @@ from missionlink.services import overlay as overlay_service
 
 HEARTBEAT_SECONDS = 15.0
 LIVE_REFRESH_SECONDS = 10.0
-RETRY_MILLISECONDS = 3000
+RETRY_MILLISECONDS = 2000
+#: Streams end after about this long (jittered) and the client resumes at once: viewers
+#: spread over new replicas after a scale-out, and a draining replica empties in time.
+MAX_STREAM_SECONDS = 900.0
 ROTATED = "overlay.rotated"
 _LAST_EVENT_ID = re.compile(r"p(\d{1,18})")
 
@@ -113,7 +117,8 @@ class OverlayStream:
             if not await self.presence.still_valid(self.c, self.streamer_id, self.token):
                 return
             next_beat = time.monotonic() + HEARTBEAT_SECONDS
-            while True:
+            ends = time.monotonic() + MAX_STREAM_SECONDS * (0.9 + secrets.randbelow(200) / 1000)
+            while time.monotonic() < ends:
                 try:
                     async with asyncio.timeout(max(0.0, next_beat - time.monotonic())):
                         event = await queue.get()

@@ -119,7 +119,7 @@ async def list_posts(
         stmt = stmt.where(posts.c.id < before_id)
     query = rules.check_search(query)
     if query is not None:
-        stmt = stmt.where(_matches(query))
+        stmt = stmt.where(search_clause(query))
     rows = list(await conn.execute(stmt))
     page = rows[:limit]
     counts = await _comment_counts(conn, [r.id for r in page])
@@ -127,7 +127,7 @@ async def list_posts(
     return items, (page[-1].id if len(rows) > limit else None)
 
 
-def _matches(query: str) -> Any:
+def search_clause(query: str) -> Any:
     """Case-insensitive substring in title or body (trigram-indexed on PostgreSQL)."""
     pattern = rules.like_pattern(query)
     return or_(

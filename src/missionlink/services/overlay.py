@@ -75,15 +75,21 @@ async def touch_live(conn: AsyncConnection, streamer_id: int, token: str, now: d
 
 
 def mission_card(row: Row[Any], total: int, backers: int, now: datetime) -> dict[str, Any]:
-    """What the overlay shows of a mission (no description: it stays small)."""
+    """What the overlay shows of a mission (no description: it stays small).
+
+    ``ends_at`` is when it stops being open: the acceptance timeout while it is pending.
+    """
+    status = effective_status(view_of(row), now)
+    ends_at = min(row.accept_by, row.deadline_at) if status is Status.pending else row.deadline_at
     return {
         "id": row.id,
         "title": row.title,
-        "status": effective_status(view_of(row), now).value,
+        "status": status.value,
         "total_pledged": total,
         "backers": backers,
         "accept_by": iso(row.accept_by),
         "deadline_at": iso(row.deadline_at),
+        "ends_at": iso(ends_at),
     }
 
 
