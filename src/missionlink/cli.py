@@ -46,6 +46,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=False,
         log_level="info",
+        # Overlay streams would hold a shutdown for minutes; clients resume on their own.
+        timeout_graceful_shutdown=10,
     )
     return 0
 
