@@ -27,6 +27,19 @@ PG_ENV = "MISSIONLINK_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+REDIS_ENV = "MISSIONLINK_TEST_REDIS_URL"
+
+
+def redis_test_url(what: str) -> str:
+    """The Redis URL for tests that need one; skip without it (fail under ``CI=true``)."""
+    url = os.environ.get(REDIS_ENV, "")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{REDIS_ENV} is not set under CI=true: {what} must run")
+        pytest.skip(f"{what} needs {REDIS_ENV} (e.g. redis://127.0.0.1:6379/15)")
+    return url
+
+
 def pg_admin_url() -> str:
     url = os.environ.get(PG_ENV, "")
     if not url:

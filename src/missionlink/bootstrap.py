@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 
@@ -10,7 +10,7 @@ from missionlink.adapters.broker.inprocess import Broker, make_broker
 from missionlink.adapters.db.engine import Database
 from missionlink.adapters.email.senders import FileMailer, Mailer, SmtpMailer
 from missionlink.adapters.payments.providers import PaymentProvider, make_provider
-from missionlink.adapters.security.rate_limit import RateLimiter
+from missionlink.adapters.security.rate_limit import RateLimiter, make_rate_limiter
 from missionlink.adapters.security.tokens import TokenService, load_or_create_key
 from missionlink.config import Settings
 from missionlink.domain.clock import Clock, SystemClock
@@ -27,11 +27,14 @@ class Container:
     mailer: Mailer
     payments: PaymentProvider
     broker: Broker
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: RateLimiter
 
     async def close(self) -> None:
         await self.mailer.close()
         await self.broker.close()
+        close = getattr(self.limiter, "close", None)
+        if close is not None:
+            await close()
         await self.core_db.dispose()
         await self.identity_db.dispose()
 
@@ -81,4 +84,5 @@ def build(
             settings.payment_webhook_tolerance_seconds,
         ),
         broker=broker or make_broker(settings.broker_url),
+        limiter=make_rate_limiter(settings.broker_url),
     )

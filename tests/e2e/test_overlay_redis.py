@@ -20,21 +20,15 @@ import pytest
 
 from missionlink.bootstrap import Container
 from missionlink.domain.clock import SystemClock
+from tests.conftest import redis_test_url
 from tests.e2e.sse import open_stream
 from tests.helpers import Actor, make_user, settle_all
 
-REDIS_ENV = "MISSIONLINK_TEST_REDIS_URL"
 START_TIMEOUT = 30.0
 
 
 def redis_url() -> str:
-    url = os.environ.get(REDIS_ENV, "")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{REDIS_ENV} is not set under CI=true: the Redis fan-out test must run")
-        pytest.skip(f"the two-process overlay test needs {REDIS_ENV} "
-                    "(e.g. redis://127.0.0.1:6379/15)")
-    return url
+    return redis_test_url("the two-process overlay test")
 
 
 @pytest.fixture

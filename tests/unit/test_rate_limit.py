@@ -1,19 +1,46 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from missionlink.adapters.security.rate_limit import RateLimiter
+from missionlink.adapters.security.rate_limit import MemoryRateLimiter, RedisRateLimiter
 from missionlink.domain.errors import RateLimited
+from tests.conftest import redis_test_url
 
 
-def test_limit_then_retry_after_then_window_slides() -> None:
+async def test_limit_then_retry_after_then_window_slides() -> None:
     now = [0.0]
-    limiter = RateLimiter(monotonic=lambda: now[0])
+    limiter = MemoryRateLimiter(monotonic=lambda: now[0])
     for _ in range(3):
-        limiter.hit("k", limit=3, window=60, what="things")
+        await limiter.hit("k", limit=3, window=60, what="things")
     with pytest.raises(RateLimited) as err:
-        limiter.hit("k", limit=3, window=60, what="things")
+        await limiter.hit("k", limit=3, window=60, what="things")
     assert err.value.retry_after == 60
     now[0] = 61
-    limiter.hit("k", limit=3, window=60, what="things")
-    limiter.hit("other", limit=0, window=60, what="things")  # 0 turns the rule off
+    await limiter.hit("k", limit=3, window=60, what="things")
+    await limiter.hit("other", limit=0, window=60, what="things")  # 0 turns the rule off
+
+
+async def test_redis_limiter_shares_one_budget_between_replicas() -> None:
+    url = redis_test_url("the shared rate-limit test")
+    now = [1_000_000.0]
+    prefix = f"missionlink-test:{uuid.uuid4().hex}:"
+    a = RedisRateLimiter(url, prefix=prefix, clock=lambda: now[0])
+    b = RedisRateLimiter(url, prefix=prefix, clock=lambda: now[0])
+    try:
+        await a.hit("login", limit=3, window=60, what="tries")
+        await b.hit("login", limit=3, window=60, what="tries")
+        await a.hit("login", limit=3, window=60, what="tries")
+        with pytest.raises(RateLimited) as err:
+            await b.hit("login", limit=3, window=60, what="tries")
+        assert err.value.retry_after == 60
+        assert await a.retry_after("login", limit=3, window=60) == 60
+        now[0] += 61
+        assert await b.retry_after("login", limit=3, window=60) is None
+        await a.record("fails", window=60)
+        await a.reset("fails")
+        assert await b.retry_after("fails", limit=1, window=60) is None
+    finally:
+        await a.close()
+        await b.close()

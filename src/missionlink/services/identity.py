@@ -101,7 +101,7 @@ async def signup(
     client: str,
 ) -> UserView:
     """Register a viewer or streamer; signups are rate limited per client address."""
-    c.limiter.hit(
+    await c.limiter.hit(
         f"signup:{client}",
         limit=c.settings.rate_limit_signups_per_minute,
         window=SIGNUP_WINDOW_SECONDS,
@@ -172,7 +172,9 @@ async def login(c: Container, *, email: str, password: str, client: str) -> Toke
         f"login-fail:address:{client}": limit * ADDRESS_FAILURE_FACTOR,
     }
     for bucket, budget in budgets.items():
-        wait = c.limiter.retry_after(bucket, limit=budget, window=LOGIN_FAILURE_WINDOW_SECONDS)
+        wait = await c.limiter.retry_after(
+            bucket, limit=budget, window=LOGIN_FAILURE_WINDOW_SECONDS
+        )
         if wait is not None:
             raise RateLimited(f"too many failed logins; retry in {wait} s", retry_after=wait)
     row = await _find_user(c, key) if key else None
@@ -182,9 +184,9 @@ async def login(c: Container, *, email: str, password: str, client: str) -> Toke
     if row is None or not verified:
         if limit > 0:
             for bucket in budgets:
-                c.limiter.record(bucket)
+                await c.limiter.record(bucket, window=LOGIN_FAILURE_WINDOW_SECONDS)
         raise NotAuthenticated(BAD_CREDENTIALS)
-    c.limiter.reset(account)
+    await c.limiter.reset(account)
     now = c.clock.now()
     await _rehash_if_needed(c, row.id, row.password_hash, password)
     await _repair_member(c, row, now)

@@ -1,17 +1,36 @@
-"""Sliding-window rate limits kept in this process's memory."""
+"""Sliding-window rate limits: in process memory (embedded default) or in Redis, shared
+by every API replica (whenever ``BROKER_URL`` is a Redis URL)."""
 
 from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from missionlink.domain.errors import RateLimited
 
 
-class RateLimiter:
-    """Counts events per key in a window; ``limit`` 0 disables the rule."""
+class RateLimiter(Protocol):
+    async def retry_after(self, key: str, *, limit: int, window: float) -> int | None:
+        """Seconds to wait when ``key`` has used up ``limit`` in ``window``, else None."""
+
+    async def record(self, key: str, *, window: float) -> None: ...
+
+    async def reset(self, key: str) -> None: ...
+
+    async def hit(self, key: str, *, limit: int, window: float, what: str) -> None:
+        """Count one event, or raise 429 with ``Retry-After`` when over the limit."""
+
+
+def _refuse(what: str, wait: int) -> RateLimited:
+    return RateLimited(f"too many {what}; retry in {wait} s", retry_after=wait)
+
+
+class MemoryRateLimiter:
+    """Counts events per key in this process; ``limit`` 0 disables the rule."""
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._events: dict[str, deque[float]] = {}
@@ -19,17 +38,16 @@ class RateLimiter:
 
     def _window(self, key: str, window: float) -> deque[float]:
         now = self._now()
-        q = self._events.setdefault(key, deque())
+        q = self._events.get(key)
+        if q is None:
+            return deque()
         while q and q[0] <= now - window:
             q.popleft()
         if not q:
-            # Keep memory bounded: forget idle keys.
-            self._events.pop(key, None)
-            q = self._events.setdefault(key, deque())
+            del self._events[key]  # keep memory bounded: forget idle keys
         return q
 
-    def retry_after(self, key: str, *, limit: int, window: float) -> int | None:
-        """Seconds to wait when ``key`` has used up ``limit`` in ``window``, else None."""
+    async def retry_after(self, key: str, *, limit: int, window: float) -> int | None:
         if limit <= 0:
             return None
         q = self._window(key, window)
@@ -37,16 +55,85 @@ class RateLimiter:
             return None
         return max(1, math.ceil(q[0] + window - self._now()))
 
-    def record(self, key: str) -> None:
+    async def record(self, key: str, *, window: float) -> None:
         self._events.setdefault(key, deque()).append(self._now())
 
-    def hit(self, key: str, *, limit: int, window: float, what: str) -> None:
-        """Count one event, or raise 429 with ``Retry-After`` when over the limit."""
-        wait = self.retry_after(key, limit=limit, window=window)
-        if wait is not None:
-            raise RateLimited(f"too many {what}; retry in {wait} s", retry_after=wait)
-        if limit > 0:
-            self.record(key)
-
-    def reset(self, key: str) -> None:
+    async def reset(self, key: str) -> None:
         self._events.pop(key, None)
+
+    async def hit(self, key: str, *, limit: int, window: float, what: str) -> None:
+        wait = await self.retry_after(key, limit=limit, window=window)
+        if wait is not None:
+            raise _refuse(what, wait)
+        if limit > 0:
+            await self.record(key, window=window)
+
+
+# Atomic check-and-count on a sorted set of event times (milliseconds).
+_HIT = """
+local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
+  tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) >= limit then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now
+end
+redis.call('ZADD', key, now, member)
+redis.call('PEXPIRE', key, window)
+return -1
+"""
+
+
+class RedisRateLimiter:
+    """The same windows kept in Redis, so every replica counts against one budget."""
+
+    def __init__(self, url: str, *, prefix: str = "missionlink:rl:",
+                 clock: Callable[[], float] = time.time) -> None:
+        import redis.asyncio as redis
+
+        self._redis: Any = redis.from_url(url)
+        self._prefix = prefix
+        self._clock = clock
+        self._hit: Any = self._redis.register_script(_HIT)
+
+    def _ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def retry_after(self, key: str, *, limit: int, window: float) -> int | None:
+        if limit <= 0:
+            return None
+        k, now, win = self._prefix + key, self._ms(), int(window * 1000)
+        await self._redis.zremrangebyscore(k, "-inf", now - win)
+        if await self._redis.zcard(k) < limit:
+            return None
+        oldest = await self._redis.zrange(k, 0, 0, withscores=True)
+        return max(1, math.ceil((oldest[0][1] + win - now) / 1000)) if oldest else None
+
+    async def record(self, key: str, *, window: float) -> None:
+        k, now = self._prefix + key, self._ms()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(k, {uuid.uuid4().hex: now})
+            pipe.pexpire(k, int(window * 1000))
+            await pipe.execute()
+
+    async def reset(self, key: str) -> None:
+        await self._redis.delete(self._prefix + key)
+
+    async def hit(self, key: str, *, limit: int, window: float, what: str) -> None:
+        if limit <= 0:
+            return
+        wait_ms = int(await self._hit(
+            keys=[self._prefix + key],
+            args=[self._ms(), int(window * 1000), limit, uuid.uuid4().hex],
+        ))
+        if wait_ms >= 0:
+            raise _refuse(what, max(1, math.ceil(wait_ms / 1000)))
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def make_rate_limiter(broker_url: str) -> RateLimiter:
+    if broker_url.startswith(("redis://", "rediss://")):
+        return RedisRateLimiter(broker_url)
+    return MemoryRateLimiter()

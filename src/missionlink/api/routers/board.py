@@ -36,10 +36,10 @@ def _actor(user: AccessClaims) -> Actor:
     return Actor(user_id=user.user_id, role=user.role)
 
 
-def _count_post(c: Container, user: AccessClaims) -> None:
+async def _count_post(c: Container, user: AccessClaims) -> None:
     """Posts and comments share one per-user budget (RATE_LIMIT_POSTS_PER_MINUTE)."""
-    c.limiter.hit(f"post:{user.user_id}", limit=c.settings.rate_limit_posts_per_minute,
-                  window=60, what="posts and comments")
+    await c.limiter.hit(f"post:{user.user_id}", limit=c.settings.rate_limit_posts_per_minute,
+                        window=60, what="posts and comments")
 
 
 @router.get("/channels/{streamer_id}/posts")
@@ -60,7 +60,7 @@ async def create_post(
     streamer_id: Id, body: PostIn, request: Request, user: CurrentUser, c: Deps,
     key: IdempotencyKey,
 ) -> JSONResponse:
-    _count_post(c, user)
+    await _count_post(c, user)
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await board.create_post(conn, now=c.clock.now(), author_id=user.user_id,
@@ -107,7 +107,7 @@ async def add_comment(
     post_id: Id, body: CommentIn, request: Request, user: CurrentUser, c: Deps,
     key: IdempotencyKey,
 ) -> JSONResponse:
-    _count_post(c, user)
+    await _count_post(c, user)
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await board.add_comment(conn, now=c.clock.now(), author_id=user.user_id,

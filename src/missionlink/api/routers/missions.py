@@ -26,8 +26,9 @@ async def create(
 ) -> JSONResponse:
     if not body.title.strip():
         raise InvalidInput("title: must not be blank")
-    c.limiter.hit(f"pledge:{user.user_id}", limit=c.settings.rate_limit_pledges_per_minute,
-                  window=60, what="pledges")
+    await c.limiter.hit(f"pledge:{user.user_id}",
+                        limit=c.settings.rate_limit_pledges_per_minute, window=60,
+                        what="pledges")
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await missions.create_mission(
@@ -64,8 +65,9 @@ async def pledge(
     mission_id: int, body: PledgeIn, request: Request, user: CurrentUser, c: Deps,
     key: IdempotencyKey,
 ) -> JSONResponse:
-    c.limiter.hit(f"pledge:{user.user_id}", limit=c.settings.rate_limit_pledges_per_minute,
-                  window=60, what="pledges")
+    await c.limiter.hit(f"pledge:{user.user_id}",
+                        limit=c.settings.rate_limit_pledges_per_minute, window=60,
+                        what="pledges")
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await missions.pledge(conn, settings=c.settings, now=c.clock.now(),
