@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -46,41 +46,43 @@ class Recipient:
     language: str
 
 
-def _won(n: int) -> str:
-    return f"{n:,}"
+#: Every sentence of the result email, per language; amounts are formatted with separators.
+TEMPLATES: dict[str, dict[str, str]] = {
+    "en": {
+        "subject": '[MissionLink] Mission "{title}" {what}',
+        "headline": 'The mission "{title}" {what}.',
+        "payout": "Payout to your wallet: {payout:,} KRW (fee {fee:,} KRW).",
+        "pledged": "You pledged: {pledged:,} KRW.",
+        "refunded": "Refunded to your wallet: {refunded:,} KRW.",
+        "points": "Points earned for pledging: {points_earned:,}.",
+        "bet": "Prediction: staked {staked:,} points, got back {stake_returned:,} points.",
+        "thanks": "Thank you for using MissionLink.",
+    },
+    "ko": {
+        "subject": '[MissionLink] 미션 "{title}"이(가) {what}',
+        "headline": '미션 "{title}"이(가) {what}.',
+        "payout": "지갑으로 지급된 금액: {payout:,}원 (수수료 {fee:,}원).",
+        "pledged": "후원한 금액: {pledged:,}원.",
+        "refunded": "지갑으로 환불된 금액: {refunded:,}원.",
+        "points": "후원으로 적립된 포인트: {points_earned:,}.",
+        "bet": "승부 예측: {staked:,} 포인트 베팅, {stake_returned:,} 포인트 돌려받음.",
+        "thanks": "MissionLink를 이용해 주셔서 감사합니다.",
+    },
+}
 
 
 def _body(lang: str, title: str, status: str, role: str, s: Statement) -> tuple[str, str]:
-    what = STATUS_TEXT.get(lang, STATUS_TEXT["ko"])[status]
-    if lang == "en":
-        subject = f"[MissionLink] Mission \"{title}\" {what}"
-        lines = [f"The mission \"{title}\" {what}.", ""]
-        if role == "streamer":
-            lines.append(f"Payout to your wallet: {_won(s.payout)} KRW (fee {_won(s.fee)} KRW).")
-        else:
-            lines.append(f"You pledged: {_won(s.pledged)} KRW.")
-            lines.append(f"Refunded to your wallet: {_won(s.refunded)} KRW.")
-            if s.points_earned:
-                lines.append(f"Points earned for pledging: {_won(s.points_earned)}.")
-        if s.staked:
-            lines.append(f"Prediction: staked {_won(s.staked)} points, "
-                         f"got back {_won(s.stake_returned)} points.")
-        lines += ["", "Thank you for using MissionLink."]
-    else:
-        subject = f"[MissionLink] 미션 \"{title}\"이(가) {what}"
-        lines = [f"미션 \"{title}\"이(가) {what}.", ""]
-        if role == "streamer":
-            lines.append(f"지갑으로 지급된 금액: {_won(s.payout)}원 (수수료 {_won(s.fee)}원).")
-        else:
-            lines.append(f"후원한 금액: {_won(s.pledged)}원.")
-            lines.append(f"지갑으로 환불된 금액: {_won(s.refunded)}원.")
-            if s.points_earned:
-                lines.append(f"후원으로 적립된 포인트: {_won(s.points_earned)}.")
-        if s.staked:
-            lines.append(f"승부 예측: {_won(s.staked)} 포인트 베팅, "
-                         f"{_won(s.stake_returned)} 포인트 돌려받음.")
-        lines += ["", "MissionLink를 이용해 주셔서 감사합니다."]
-    return subject, "\n".join(lines) + "\n"
+    t = TEMPLATES[lang]
+    values = {**asdict(s), "title": title, "what": STATUS_TEXT[lang][status]}
+    keys = ["headline", ""]
+    keys += ["payout"] if role == "streamer" else ["pledged", "refunded"]
+    if role != "streamer" and s.points_earned:
+        keys.append("points")
+    if s.staked:
+        keys.append("bet")
+    keys += ["", "thanks"]
+    lines = [t[k].format(**values) if k else "" for k in keys]
+    return t["subject"].format(**values), "\n".join(lines) + "\n"
 
 
 def build_message(
@@ -94,7 +96,7 @@ def build_message(
     statement: Statement,
     now: datetime,
 ) -> EmailMessage:
-    lang = recipient.language if recipient.language in STATUS_TEXT else "ko"
+    lang = recipient.language if recipient.language in TEMPLATES else "ko"
     subject, body = _body(lang, mission_title, status, role, statement)
     msg = EmailMessage()
     msg["From"] = sender
