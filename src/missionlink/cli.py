@@ -144,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from missionlink.observability.memory import pin_mmap_threshold
+
     args = build_parser().parse_args(argv)
+    pin_mmap_threshold()
     result: int = args.func(args)
     return result
 
