@@ -12,11 +12,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from missionlink.api import problems
 from missionlink.api.middleware import BodyLimitMiddleware
 from missionlink.api.routers import auth, board, health, missions, overlay, streamers, wallet
+from missionlink.api.routers import pages as web_pages
 from missionlink.bootstrap import Container
 from missionlink.observability.http import RequestMetricsMiddleware
 
 ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers.router,
            board.router, overlay.router]
+ROUTERS.append(web_pages.router)  # HTML pages and /static, after every API route
 
 
 def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:

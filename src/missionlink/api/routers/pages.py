@@ -1,0 +1,261 @@
+"""Web pages: server-rendered HTML over the read side, and the static assets they load.
+
+Public data (directory, missions, backers, the fan board) is rendered here, escaped by
+Jinja; everything that needs the caller's identity is filled in by /static/app.js, which
+holds the access token and calls the JSON API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+
+import jinja2
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+
+from missionlink.api.pagination import Page, encode_int
+from missionlink.bootstrap import Container
+from missionlink.domain.board import SEARCH_MAX
+from missionlink.domain.errors import InvalidInput, NotFound
+from missionlink.domain.missions import Status
+from missionlink.services import board, channels, predictions
+from missionlink.services.mission_queries import get_mission, iso, list_backers, list_missions
+
+router = APIRouter(include_in_schema=False)
+router.mount("/static", StaticFiles(packages=[("missionlink.web", "static")]), name="static")
+
+LANGS = ("ko", "en")
+LANG_COOKIE = "ml_lang"
+MAX_ID = 2**63 - 1
+_WEB = resources.files("missionlink.web")
+#: Every visible string, ``{key: {"ko": ..., "en": ...}}``, regrouped per language.
+_PAIRS: dict[str, dict[str, str]] = json.loads(
+    _WEB.joinpath("templates/pages/strings.json").read_text("utf-8")
+)
+STRINGS = {lang: {key: pair[lang] for key, pair in _PAIRS.items()} for lang in LANGS}
+#: Changes whenever app.js or app.css do, so browsers never pair a new page with an old script.
+ASSET_VERSION = hashlib.sha256(
+    b"".join(_WEB.joinpath("static", n).read_bytes() for n in ("app.js", "app.css"))
+).hexdigest()[:12]
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store",
+           "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
+           "X-Frame-Options": "DENY", "Vary": "Cookie"}
+
+
+def _short_time(value: str | None) -> str:
+    """A readable UTC fallback; the script rewrites it in the reader's time zone."""
+    return value[:16].replace("T", " ") + " UTC" if value else ""
+
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("missionlink.web", "templates/pages"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+_env.filters["num"] = lambda n: f"{n:,}"
+_env.filters["shorttime"] = _short_time
+
+
+def page_lang(request: Request) -> str:
+    """``?lang=`` first, then the cookie the language toggle sets; Korean by default."""
+    for value in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if value in LANGS:
+            return value
+    return "ko"
+
+
+def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def render(request: Request, template: str, *, status: int = 200, **ctx: Any) -> HTMLResponse:
+    lang = page_lang(request)
+    strings = STRINGS[lang]
+    c = _container(request)
+
+    def fmt(key: str, **values: Any) -> str:
+        """``strings[key]`` with ``{name}`` filled in; ``key_one`` when ``n`` is 1."""
+        text = strings.get(f"{key}_one", strings[key]) if values.get("n") == 1 else strings[key]
+        for name, value in values.items():
+            text = text.replace("{" + name + "}", f"{value:,}" if isinstance(value, int)
+                                else str(value))
+        return text
+
+    html = _env.get_template(template).render(
+        lang=lang, other_lang="en" if lang == "ko" else "ko", t=strings, fmt=fmt,
+        asset_version=ASSET_VERSION, server_time=iso(c.clock.now()), limits=_limits(c),
+        **ctx,
+    )
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def _limits(c: Container) -> dict[str, int]:
+    s = c.settings
+    return {"min_pledge": s.min_pledge, "max_pledge": s.max_pledge, "max_topup": s.max_topup,
+            "min_mission_seconds": s.min_mission_seconds,
+            "max_mission_seconds": s.max_mission_seconds}
+
+
+def _not_found(request: Request) -> HTMLResponse:
+    return render(request, "not_found.html", status=404, page="not-found")
+
+
+def _id(value: str) -> int | None:
+    return int(value) if value.isdigit() and 0 < int(value) <= MAX_ID else None
+
+
+def _cursor(request: Request) -> int | None:
+    try:
+        return Page(1, request.query_params.get("cursor") or None).int_cursor()
+    except InvalidInput:
+        return None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def with_times(m: dict[str, Any], c: Container) -> dict[str, Any]:
+    """Add ``ends_at`` (what the countdown runs to) and whether pledges and bets are open."""
+    deadline, accept_by = _parse(m["deadline_at"]), _parse(m["accept_by"])
+    accepted_at, now = _parse(m["accepted_at"]), c.clock.now()
+    ends = deadline
+    if m["status"] == Status.pending and accept_by and deadline:
+        ends = min(accept_by, deadline)
+    window = timedelta(seconds=c.settings.bet_window_seconds)
+    bets_open = m["status"] == Status.pending or (
+        m["status"] == Status.accepted and accepted_at is not None
+        and now < accepted_at + window
+    )
+    return {**m, "ends_at": iso(ends), "open": m["status"] in (Status.pending, Status.accepted),
+            "bets_open": bets_open}
+
+
+async def open_missions(c: Container, streamer_id: int) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    async with c.core_db.read() as conn:
+        for status in (Status.pending, Status.accepted):
+            items, _ = await list_missions(conn, now=c.clock.now(), limit=50, before_id=None,
+                                           streamer_id=streamer_id, status=status)
+            found += items
+    return [with_times(m, c) for m in sorted(found, key=lambda m: -int(m["id"]))]
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> HTMLResponse:
+    c = _container(request)
+    async with c.core_db.read() as conn:
+        streamers, nxt = await channels.list_streamers(conn, now=c.clock.now(), limit=48,
+                                                       after_id=_cursor(request))
+        recent, _ = await list_missions(conn, now=c.clock.now(), limit=12, before_id=None,
+                                        streamer_id=None, status=None)
+        names = {s["id"]: s["display_name"] for s in streamers}
+        for m in recent:
+            if m["streamer_id"] not in names:
+                found = await channels.get_streamer(conn, m["streamer_id"], c.clock.now())
+                names[m["streamer_id"]] = found["display_name"]
+    return render(request, "home.html", page="home", streamers=streamers,
+                  next_cursor=encode_int(nxt), missions=[with_times(m, c) for m in recent],
+                  names=names)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html", page="login")
+
+
+@router.get("/signup", response_class=HTMLResponse)
+async def signup_page(request: Request) -> HTMLResponse:
+    return render(request, "signup.html", page="signup")
+
+
+@router.get("/wallet", response_class=HTMLResponse)
+async def wallet_page(request: Request) -> HTMLResponse:
+    return render(request, "wallet.html", page="wallet")
+
+
+@router.get("/studio", response_class=HTMLResponse)
+async def studio_page(request: Request) -> HTMLResponse:
+    return render(request, "studio.html", page="studio")
+
+
+@router.get("/channels/{streamer_id}", response_class=HTMLResponse)
+async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
+    c, sid = _container(request), _id(streamer_id)
+    query = (request.query_params.get("q") or "").strip()[:SEARCH_MAX] or None
+    if sid is None:
+        return _not_found(request)
+    try:
+        async with c.core_db.read() as conn:
+            streamer = await channels.get_streamer(conn, sid, c.clock.now())
+            posts, nxt = await board.list_posts(conn, streamer_id=sid, limit=20,
+                                                before_id=_cursor(request), query=query)
+            recent, _ = await list_missions(conn, now=c.clock.now(), limit=20, before_id=None,
+                                            streamer_id=sid, status=None)
+    except NotFound:
+        return _not_found(request)
+    ended = [with_times(m, c) for m in recent if m["status"] not in (Status.pending,
+                                                                     Status.accepted)]
+    return render(request, "channel.html", page="channel", streamer=streamer,
+                  missions=await open_missions(c, sid), ended=ended[:10], posts=posts,
+                  next_cursor=encode_int(nxt), query=query or "")
+
+
+@router.get("/channels/{streamer_id}/open-missions", response_class=HTMLResponse)
+async def open_missions_fragment(request: Request, streamer_id: str) -> HTMLResponse:
+    """The channel's open missions alone, for the studio page to load."""
+    c, sid = _container(request), _id(streamer_id)
+    if sid is None:
+        return _not_found(request)
+    try:
+        async with c.core_db.read() as conn:
+            await channels.get_streamer(conn, sid, c.clock.now())
+    except NotFound:
+        return _not_found(request)
+    missions = await open_missions(c, sid)
+    return render(request, "open_missions.html", page="fragment", missions=missions,
+                  streamer_id=sid)
+
+
+@router.get("/posts/{post_id}", response_class=HTMLResponse)
+async def post_page(request: Request, post_id: str) -> HTMLResponse:
+    c, pid = _container(request), _id(post_id)
+    if pid is None:
+        return _not_found(request)
+    try:
+        async with c.core_db.read() as conn:
+            post = await board.get_post(conn, pid)
+            comments, nxt = await board.list_comments(conn, post_id=pid, limit=50,
+                                                      before_id=_cursor(request))
+            streamer = await channels.get_streamer(conn, post["streamer_id"], c.clock.now())
+    except NotFound:
+        return _not_found(request)
+    return render(request, "post.html", page="post", post=post, comments=comments,
+                  next_cursor=encode_int(nxt), streamer=streamer)
+
+
+@router.get("/missions/{mission_id}", response_class=HTMLResponse)
+async def mission_page(request: Request, mission_id: str) -> HTMLResponse:
+    c, mid = _container(request), _id(mission_id)
+    if mid is None:
+        return _not_found(request)
+    try:
+        async with c.core_db.read() as conn:
+            mission = await get_mission(conn, mid, c.clock.now())
+            backers, nxt = await list_backers(conn, mid, limit=50, before_id=_cursor(request))
+            pools = await predictions.prediction(conn, mission_id=mid, viewer_id=None)
+            streamer = await channels.get_streamer(conn, mission["streamer_id"],
+                                                   c.clock.now())
+    except NotFound:
+        return _not_found(request)
+    return render(request, "mission.html", page="mission", m=with_times(mission, c),
+                  backers=backers, next_cursor=encode_int(nxt), pools=pools, streamer=streamer)

@@ -1,0 +1,721 @@
+/* MissionLink web pages: the browser session, JSON API calls, forms, countdowns.
+ *
+ * The access token lives in memory (and this tab's sessionStorage); the refresh token only
+ * in the HttpOnly cookie the server sets on /api/v1/auth. Refreshes run under one Web Lock
+ * shared by every tab, and the new access token is shared on a BroadcastChannel, so two
+ * tabs never present the same spent refresh token (which would revoke the session).
+ * No build step: plain ES2020, served from /static.
+ */
+(() => {
+  'use strict';
+
+  const API = '/api/v1';
+  const REFRESH_LOCK = 'missionlink-refresh';
+  const TOKEN_KEY = 'missionlink-access'; // sessionStorage: {token, exp}
+  const ME_KEY = 'missionlink-me'; // sessionStorage: the caller's profile
+  const SESSION_HINT = 'missionlink-session'; // localStorage: a refresh cookie should exist
+  const LANG_KEY = 'missionlink-lang'; // localStorage: the language toggle
+  const EARLY_MS = 60 * 1000; // refresh this long before the access token expires
+
+  const LANG = document.documentElement.lang === 'en' ? 'en' : 'ko';
+  const T = JSON.parse(document.getElementById('ml-i18n').textContent);
+  const PAGE = document.body.dataset.page;
+
+  /* Every code in docs/errors.md, plus what a browser can meet before reaching the API. */
+  const ERRORS = {
+    'invalid-input': ['입력값이 올바르지 않습니다', 'Some input is not valid'],
+    'bad-request': ['요청을 읽을 수 없습니다', 'The request could not be read'],
+    'payload-too-large': ['요청 본문이 너무 큽니다', 'The request is too large'],
+    'not-authenticated': ['로그인이 필요합니다', 'Please log in'],
+    forbidden: ['권한이 없습니다', 'You are not allowed to do this'],
+    'not-found': ['찾을 수 없습니다', 'Not found'],
+    'method-not-allowed': ['허용되지 않은 요청 방식입니다', 'This request method is not allowed'],
+    conflict: ['요청이 현재 상태와 충돌합니다', 'This conflicts with the current state'],
+    'insufficient-funds': ['잔액이 부족합니다', 'Not enough balance'],
+    'invalid-state': ['미션 상태상 할 수 없습니다', 'The mission’s status does not allow this'],
+    'deadline-passed': ['기한이 지났습니다', 'The deadline has passed'],
+    'proposal-blocked': ['지금은 미션을 제안할 수 없습니다', 'You cannot propose a mission right now'],
+    'email-taken': ['이미 가입된 이메일입니다', 'This email is already registered'],
+    'idempotency-in-progress': ['같은 요청을 처리하는 중입니다', 'The same request is still being processed'],
+    'idempotency-key-reused': ['멱등성 키가 다른 요청에 사용되었습니다', 'The idempotency key was used for a different request'],
+    'rate-limited': ['요청이 너무 많습니다', 'Too many requests'],
+    'unsupported-media-type': ['지원하지 않는 형식입니다', 'Unsupported media type'],
+    'bad-credentials': ['이메일 또는 비밀번호가 올바르지 않습니다', 'Wrong email or password'],
+    network: ['서버에 연결할 수 없습니다', 'Cannot reach the server'],
+    'server-error': ['서버 오류가 발생했습니다', 'The server had a problem'],
+    error: ['요청을 처리하지 못했습니다', 'The request failed'],
+  };
+  const STATUS_CODES = { 400: 'bad-request', 401: 'not-authenticated', 403: 'forbidden',
+    404: 'not-found', 405: 'method-not-allowed', 409: 'conflict', 413: 'payload-too-large',
+    422: 'invalid-input', 429: 'rate-limited' };
+  const EXPLAINED = new Set(['invalid-input', 'conflict']); // the detail says which field or why
+
+  /* ---------- small helpers ---------- */
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+  const num = (n) => Number(n).toLocaleString(LANG === 'en' ? 'en-US' : 'ko-KR');
+  const money = (n) => num(n) + T.won;
+  function t(key, vars = {}) {
+    let text = T[key] ?? key;
+    for (const [name, value] of Object.entries(vars)) {
+      text = text.split(`{${name}}`).join(typeof value === 'number' ? num(value) : String(value));
+    }
+    return text;
+  }
+  function duration(seconds) {
+    if (seconds < 60) return t('seconds', { n: seconds });
+    if (seconds < 3600) return t('minutes', { n: Math.ceil(seconds / 60) });
+    return t('hours', { n: Math.ceil(seconds / 3600) });
+  }
+  const store = {
+    get(area, key) { try { return area.getItem(key); } catch { return null; } },
+    set(area, key, value) { try { area.setItem(key, value); } catch { /* storage disabled */ } },
+    drop(area, key) { try { area.removeItem(key); } catch { /* storage disabled */ } },
+    json(area, key) { try { return JSON.parse(this.get(area, key)); } catch { return null; } },
+  };
+  function newKey() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  }
+
+  class ApiError extends Error {
+    constructor({ status = 0, code = 'error', detail = '', retryAfter = null }) {
+      super(code);
+      Object.assign(this, { status, code, detail, retryAfter });
+    }
+  }
+
+  function errorText(err) {
+    const pair = ERRORS[err.code] || ERRORS[err.status >= 500 ? 'server-error' : 'error'];
+    let text = pair[LANG === 'en' ? 1 : 0] + '.';
+    if (err.retryAfter) text += ' ' + t('retry_after', { time: duration(err.retryAfter) });
+    return text;
+  }
+
+  async function problemOf(response) {
+    let body = {};
+    try { body = await response.json(); } catch { /* not problem+json (a proxy page) */ }
+    const code = typeof body.type === 'string' ? body.type.split('/').pop()
+      : STATUS_CODES[response.status] || (response.status >= 500 ? 'server-error' : 'error');
+    const header = Number(response.headers.get('Retry-After'));
+    return new ApiError({ status: response.status, code, detail: body.detail || '',
+      retryAfter: body.retry_after ?? (header > 0 ? header : null) });
+  }
+
+  /* ---------- language ---------- */
+
+  function rememberLang(lang) {
+    store.set(localStorage, LANG_KEY, lang);
+    const secure = location.protocol === 'https:' ? '; Secure' : '';
+    document.cookie = `ml_lang=${lang}; Path=/; Max-Age=31536000; SameSite=Lax${secure}`;
+  }
+
+  /** True when the page is being reloaded in the language the toggle remembered. */
+  function syncLanguage() {
+    const url = new URL(location.href);
+    const asked = url.searchParams.get('lang');
+    if (asked === 'ko' || asked === 'en') { rememberLang(asked); return false; }
+    const saved = store.get(localStorage, LANG_KEY);
+    if ((saved === 'ko' || saved === 'en') && saved !== LANG) {
+      rememberLang(saved);
+      url.searchParams.set('lang', saved);
+      location.replace(url);
+      return true;
+    }
+    return false;
+  }
+
+  /* ---------- session ---------- */
+
+  const channel = 'BroadcastChannel' in window ? new BroadcastChannel('missionlink-auth') : null;
+  let access = null; // {token, exp (ms on this machine's clock), id, role}
+  let me = null; // {id, role, display_name, ...}
+  let refreshing = null;
+
+  function claims(token) {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4)));
+  }
+
+  function setAccess(token, exp, share = true) {
+    const c = claims(token);
+    access = { token, exp, id: Number(c.sub), role: c.role };
+    store.set(sessionStorage, TOKEN_KEY, JSON.stringify({ token, exp }));
+    store.set(localStorage, SESSION_HINT, '1');
+    if (share && channel) channel.postMessage({ type: 'token', token, exp });
+  }
+
+  function dropAccess(share = true) {
+    access = null;
+    me = null;
+    store.drop(sessionStorage, TOKEN_KEY);
+    store.drop(sessionStorage, ME_KEY);
+    store.drop(localStorage, SESSION_HINT);
+    if (share && channel) channel.postMessage({ type: 'logout' });
+  }
+
+  const fresh = (a) => a && a.exp - Date.now() > EARLY_MS;
+
+  let cookieWork = 0; // cookie writes this tab has started or is waiting to start
+
+  /* Every write of the refresh cookie (login, refresh, logout) runs under this lock. */
+  function withCookieLock(work) {
+    cookieWork += 1;
+    const run = navigator.locks ? navigator.locks.request(REFRESH_LOCK, work) : work();
+    return run.finally(() => { cookieWork -= 1; });
+  }
+
+  /** A new access token for one that is missing, expiring or was refused (``stale``). */
+  function refreshAccess(stale) {
+    refreshing ??= withCookieLock(async () => {
+      // Another tab may have refreshed while this one waited for the lock; its token came
+      // over the BroadcastChannel, and spending the cookie again would be wasted.
+      if (access && access.token !== stale && fresh(access)) return access.token;
+      const r = await fetch(`${API}/auth/refresh?cookie=1`, {
+        method: 'POST', credentials: 'same-origin', headers: { Accept: 'application/json' },
+      });
+      if (!r.ok) {
+        const err = await problemOf(r);
+        if (r.status === 401 || r.status === 422) dropAccess(); // the session is over
+        throw err;
+      }
+      const pair = await r.json(); // pair.refresh_token is ignored: the cookie holds it
+      setAccess(pair.access_token, Date.now() + pair.expires_in * 1000);
+      return pair.access_token;
+    }).finally(() => { refreshing = null; });
+    return refreshing;
+  }
+
+  async function getToken() {
+    if (fresh(access)) return access.token;
+    if (!access && !store.get(localStorage, SESSION_HINT)) return null;
+    try {
+      return await refreshAccess(access ? access.token : null);
+    } catch {
+      return access && access.exp > Date.now() ? access.token : null;
+    }
+  }
+
+  channel?.addEventListener('message', ({ data }) => {
+    if (data?.type === 'token') {
+      const before = access ? access.id : null;
+      setAccess(data.token, data.exp, false);
+      // Another account logged in elsewhere: show it, but never by abandoning a refresh of
+      // this tab's own (a request aborted after the server rotated the token would leave
+      // the spent one in the cookie, and the next refresh would revoke the session).
+      if (before !== access.id && document.body.dataset.ready && cookieWork === 0) {
+        location.reload();
+      }
+    } else if (data?.type === 'logout') {
+      dropAccess(false);
+      decorate(document);
+    }
+  });
+
+  async function login(email, password) {
+    await withCookieLock(async () => {
+      const r = await fetch(`${API}/auth/login?cookie=1`, {
+        method: 'POST', credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ email, password }),
+      }).catch(() => { throw new ApiError({ code: 'network' }); });
+      if (!r.ok) {
+        const err = await problemOf(r);
+        if (err.code === 'not-authenticated') err.code = 'bad-credentials';
+        throw err;
+      }
+      const pair = await r.json();
+      setAccess(pair.access_token, Date.now() + pair.expires_in * 1000);
+    });
+    store.drop(sessionStorage, ME_KEY);
+    await loadMe();
+  }
+
+  async function logout() {
+    const token = await getToken();
+    await withCookieLock(async () => {
+      if (!token) return;
+      await fetch(`${API}/auth/logout`, {
+        method: 'POST', credentials: 'same-origin', headers: { Authorization: `Bearer ${token}` },
+      }).catch(() => {});
+    });
+    dropAccess();
+    location.assign('/');
+  }
+
+  async function loadMe() {
+    if (!access) { me = null; return; }
+    const cached = store.json(sessionStorage, ME_KEY);
+    if (cached && cached.id === access.id) { me = cached; return; }
+    try {
+      me = await api('GET', '/me', { auth: 'required' });
+      store.set(sessionStorage, ME_KEY, JSON.stringify(me));
+    } catch {
+      me = access ? { id: access.id, role: access.role, display_name: '' } : null;
+    }
+  }
+
+  /* ---------- the JSON API ---------- */
+
+  /**
+   * Call the API. ``auth``: 'required' | 'optional' | undefined. ``key``: the
+   * Idempotency-Key of this submission. A 401 refreshes the token once and retries with
+   * the same key, so a retried effect still happens at most once.
+   */
+  async function apiResponse(method, path, { body, auth, key } = {}) {
+    let token = auth ? await getToken() : null;
+    if (auth === 'required' && !token) throw new ApiError({ status: 401, code: 'not-authenticated' });
+    const send = (bearer) => {
+      const headers = { Accept: 'application/json' };
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      if (bearer) headers.Authorization = `Bearer ${bearer}`;
+      if (key) headers['Idempotency-Key'] = key;
+      return fetch(API + path, {
+        method, headers, credentials: 'same-origin',
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }).catch(() => { throw new ApiError({ code: 'network' }); });
+    };
+    let r = await send(token);
+    if (r.status === 401 && token) {
+      token = await refreshAccess(token).catch(() => null);
+      if (token) r = await send(token);
+    }
+    if (!r.ok) throw await problemOf(r);
+    return r;
+  }
+
+  async function api(method, path, options) {
+    const r = await apiResponse(method, path, options);
+    return r.status === 204 ? null : r.json();
+  }
+
+  /* ---------- page plumbing ---------- */
+
+  const GATED = '[data-auth],[data-users],[data-roles],[data-except],[data-except-roles]';
+  const words = (value) => (value || '').split(/\s+/).filter(Boolean);
+
+  function allowed(el) {
+    const d = el.dataset;
+    if (d.auth === 'in' && !me) return false;
+    if (d.auth === 'out' && me) return false;
+    if ((d.users !== undefined || d.roles !== undefined)
+        && !(me && (words(d.users).includes(String(me.id)) || words(d.roles).includes(me.role)))) {
+      return false;
+    }
+    if (me && words(d.except).includes(String(me.id))) return false;
+    if (me && words(d.exceptRoles).includes(me.role)) return false;
+    return true;
+  }
+
+  const serverOffset = (() => {
+    const at = Date.parse(document.body.dataset.serverTime);
+    return Number.isNaN(at) ? 0 : at - Date.now();
+  })();
+  const dateFormat = new Intl.DateTimeFormat(LANG === 'en' ? 'en-GB' : 'ko-KR',
+    { dateStyle: 'medium', timeStyle: 'short' });
+  const pad = (n) => String(n).padStart(2, '0');
+
+  function tick() {
+    const now = Date.now() + serverOffset;
+    for (const el of $$('.countdown[data-ends]')) {
+      const left = Math.max(0, Math.floor((Date.parse(el.dataset.ends) - now) / 1000));
+      const days = Math.floor(left / 86400);
+      const clock = `${pad(Math.floor((left % 86400) / 3600))}:${pad(Math.floor((left % 3600) / 60))}:${pad(left % 60)}`;
+      el.textContent = left === 0 ? t('countdown_over')
+        : (days ? t('days_short', { n: days }) + ' ' : '') + clock;
+      el.classList.toggle('over', left === 0);
+      el.classList.toggle('soon', left > 0 && left < 300);
+    }
+  }
+
+  /** Apply who-sees-what, local times and countdowns to freshly rendered HTML. */
+  function decorate(root) {
+    for (const el of $$(GATED, root)) el.hidden = !allowed(el);
+    for (const el of $$('time[data-local]', root)) {
+      const at = new Date(el.dateTime);
+      if (!Number.isNaN(at.getTime())) el.textContent = dateFormat.format(at);
+    }
+    const name = $('#me-name');
+    if (name) name.textContent = me ? t('greeting', { name: me.display_name || `#${me.id}` }) : '';
+    tick();
+  }
+
+  /** Re-render parts of this page from the server (which escapes everything). */
+  async function reloadSections(ids, url = location.href) {
+    const r = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'text/html' } });
+    if (!r.ok) return;
+    const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
+    for (const id of ids) {
+      const fresher = doc.getElementById(id);
+      const old = document.getElementById(id);
+      if (fresher && old) old.replaceWith(document.adoptNode(fresher));
+    }
+    decorate(document);
+  }
+
+  let toastTimer = null;
+  function toast(message, link) {
+    const box = $('#toast');
+    box.replaceChildren(document.createTextNode(message));
+    if (link) {
+      const a = document.createElement('a');
+      a.href = link.href;
+      a.textContent = link.text;
+      box.append(' ', a);
+    }
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { box.hidden = true; }, 6000);
+  }
+
+  function showError(scope, err) {
+    const box = scope && ($(':scope > .form-error', scope) || $('.form-error', scope));
+    const text = errorText(err);
+    if (!box) { toast(text); return; }
+    box.replaceChildren(document.createTextNode(text));
+    if (err.detail && EXPLAINED.has(err.code)) {
+      const small = document.createElement('small');
+      small.textContent = err.detail;
+      box.append(document.createElement('br'), small);
+    }
+    box.hidden = false;
+  }
+
+  function clearError(scope) {
+    for (const box of $$('.form-error', scope)) box.hidden = true;
+  }
+
+  /** A whole-number field; anything else is refused here, as the API would refuse it. */
+  function int(form, name) {
+    const input = form.elements[name];
+    const raw = String(input.value).replace(/[,\s]/g, '');
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value)) {
+      input.focus();
+      const label = input.closest('label');
+      throw new ApiError({ status: 422, code: 'invalid-input',
+        detail: label ? label.firstChild.textContent.trim() : name });
+    }
+    return value;
+  }
+
+  function nextUrl() {
+    const next = new URLSearchParams(location.search).get('next');
+    return next && /^\/(?![/\\])/.test(next) ? next : null;
+  }
+
+  /* ---------- forms: one Idempotency-Key per submission ---------- */
+
+  const FORMS = {
+    async login(form) {
+      await login(form.elements.email.value, form.elements.password.value);
+      location.assign(nextUrl() || '/');
+    },
+    async signup(form, key) {
+      const f = form.elements;
+      await api('POST', '/auth/signup', { key, body: {
+        email: f.email.value, password: f.password.value, display_name: f.display_name.value,
+        role: f.role.value, language: f.language.value } });
+      await login(f.email.value, f.password.value);
+      location.assign(f.role.value === 'streamer' ? '/studio' : '/');
+    },
+    async propose(form, key) {
+      const f = form.elements;
+      const mission = await api('POST', '/missions', { auth: 'required', key, body: {
+        streamer_id: int(form, 'streamer_id'), title: f.title.value,
+        description: f.description.value, amount: int(form, 'amount'),
+        duration_seconds: int(form, 'duration') * int(form, 'duration_unit') } });
+      form.reset();
+      await reloadSections(['open-missions', 'board']);
+      toast(t('proposed'), { href: `/missions/${mission.id}`, text: t('view_mission') });
+    },
+    async post(form, key) {
+      const f = form.elements;
+      await api('POST', `/channels/${int(form, 'streamer_id')}/posts`, { auth: 'required', key,
+        body: { title: f.title.value, body: f.body.value } });
+      await reloadSections(['board']);
+      toast(t('post_done'));
+    },
+    async 'edit-post'(form) {
+      const f = form.elements;
+      await api('PATCH', `/posts/${form.dataset.post}`, { auth: 'required',
+        body: { title: f.title.value, body: f.body.value } });
+      await reloadSections(['post-main']);
+      toast(t('saved'));
+    },
+    async comment(form, key) {
+      await api('POST', `/posts/${form.dataset.post}/comments`, { auth: 'required', key,
+        body: { body: form.elements.body.value } });
+      await reloadSections(['comments']);
+      toast(t('comment_done'));
+    },
+    async pledge(form, key) {
+      const amount = int(form, 'amount');
+      await api('POST', `/missions/${form.dataset.mission}/pledges`, { auth: 'required', key,
+        body: { amount } });
+      await reloadSections(['mission-main']);
+      await loadMyBet();
+      toast(t('pledge_done', { amount }));
+    },
+    async bet(form, key) {
+      const points = int(form, 'points');
+      await api('POST', `/missions/${form.dataset.mission}/bets`, { auth: 'required', key,
+        body: { side: form.elements.side.value, points } });
+      await reloadSections(['prediction']);
+      await loadMyBet();
+      toast(t('bet_done', { points }));
+    },
+    async topup(form, key) {
+      const amount = int(form, 'amount');
+      await api('POST', '/wallet/topups', { auth: 'required', key, body: { amount } });
+      await Promise.all([loadBalances(), loadJournal()]);
+      toast(t('topup_done', { amount }));
+    },
+    async settings(form) {
+      const settings = await api('PATCH', '/streamers/me/settings', { auth: 'required', body: {
+        missions_enabled: form.elements.missions_enabled.checked,
+        min_mission_amount: int(form, 'min_mission_amount'),
+        accept_timeout_seconds: int(form, 'accept_timeout_minutes') * 60 } });
+      fillSettings(form, settings);
+      toast(t('saved'));
+    },
+  };
+
+  document.addEventListener('submit', async (event) => {
+    const form = event.target;
+    const handler = FORMS[form.dataset.form];
+    if (!handler) return;
+    event.preventDefault();
+    if (form.dataset.busy) return; // a double click: the first submission is still running
+    form.dataset.busy = '1';
+    const buttons = $$('button[type=submit]', form);
+    buttons.forEach((b) => { b.disabled = true; });
+    clearError(form);
+    // Kept until the submission succeeds or the form changes, so a retry after a lost
+    // response replays the first result instead of paying twice.
+    form.dataset.idempotencyKey ||= newKey();
+    try {
+      await handler(form, form.dataset.idempotencyKey);
+      delete form.dataset.idempotencyKey;
+    } catch (err) {
+      showError(form, err instanceof ApiError ? err : new ApiError({ code: 'error' }));
+    } finally {
+      delete form.dataset.busy;
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  });
+
+  document.addEventListener('input', (event) => {
+    const form = event.target.form;
+    if (form && !form.dataset.busy) delete form.dataset.idempotencyKey; // a new submission
+  });
+
+  /* ---------- buttons ---------- */
+
+  const ACTIONS = {
+    lang(button) {
+      const lang = button.dataset.lang;
+      rememberLang(lang);
+      const url = new URL(location.href);
+      url.searchParams.set('lang', lang);
+      location.assign(url);
+    },
+    logout,
+    async mission(button) {
+      const { op, mission } = button.dataset;
+      if (op !== 'accept' && !window.confirm(t(`confirm_${op}`))) return;
+      const result = op === 'success' || op === 'failure';
+      button.dataset.idempotencyKey ||= newKey();
+      const updated = await api('POST', `/missions/${mission}/${result ? 'result' : op}`, {
+        auth: 'required', key: button.dataset.idempotencyKey,
+        body: result ? { outcome: op } : undefined });
+      delete button.dataset.idempotencyKey;
+      toast(t('mission_updated', { status: t(`status_${updated.status}`) }));
+      await refreshMissions();
+    },
+    async 'delete-post'(button) {
+      if (!window.confirm(t('confirm_delete'))) return;
+      await api('DELETE', `/posts/${button.dataset.post}`, { auth: 'required' });
+      location.assign(`/channels/${document.body.dataset.streamerId}`);
+    },
+    async 'delete-comment'(button) {
+      if (!window.confirm(t('confirm_delete'))) return;
+      await api('DELETE', `/comments/${button.dataset.comment}`, { auth: 'required' });
+      await reloadSections(['comments']);
+      toast(t('deleted'));
+    },
+    async csv() {
+      const r = await apiResponse('GET', '/wallet/transactions?format=csv', { auth: 'required' });
+      const url = URL.createObjectURL(await r.blob());
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = 'missionlink-ledger.csv';
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    },
+    async 'journal-older'() { journal.index += 1; await loadJournal(); },
+    async 'journal-newer'() { journal.index = Math.max(0, journal.index - 1); await loadJournal(); },
+    async 'copy-overlay'() {
+      const input = $('#overlay-url');
+      try { await navigator.clipboard.writeText(input.value); } catch { input.select(); }
+      toast(t('copied'));
+    },
+    async 'rotate-overlay'(button) {
+      if (!window.confirm(t('confirm_rotate'))) return;
+      button.dataset.idempotencyKey ||= newKey();
+      const overlay = await api('POST', '/streamers/me/overlay/rotate', { auth: 'required',
+        key: button.dataset.idempotencyKey });
+      delete button.dataset.idempotencyKey;
+      $('#overlay-url').value = overlay.url;
+      toast(t('rotated'));
+    },
+  };
+
+  document.addEventListener('click', async (event) => {
+    const button = event.target.closest('[data-action]');
+    const action = button && ACTIONS[button.dataset.action];
+    if (!action || button.dataset.busy) return;
+    event.preventDefault();
+    button.dataset.busy = '1';
+    button.disabled = true;
+    const scope = button.closest('li, article, section, form') || document.body;
+    clearError(scope);
+    try {
+      await action(button);
+    } catch (err) {
+      showError(scope, err instanceof ApiError ? err : new ApiError({ code: 'error' }));
+    } finally {
+      delete button.dataset.busy;
+      button.disabled = false;
+    }
+  });
+
+  /* ---------- per page ---------- */
+
+  async function refreshMissions() {
+    if (PAGE === 'mission') { await reloadSections(['mission-main']); await loadMyBet(); }
+    else if (PAGE === 'studio') await loadStudioMissions();
+    else await reloadSections(['open-missions']);
+  }
+
+  async function loadMyBet() {
+    const box = $('#my-bet');
+    if (!box || !me) return;
+    const p = await api('GET', `/missions/${document.body.dataset.missionId}/prediction`,
+      { auth: 'optional' });
+    if (!p.my_bet) return;
+    box.textContent = t('my_bet', { side: t(`side_${p.my_bet.side}`), points: p.my_bet.points });
+    box.hidden = false;
+    // One side per user per mission: adding to the bet is fine, switching sides is not.
+    for (const radio of $$('form[data-form=bet] input[name=side]')) {
+      radio.checked = radio.value === p.my_bet.side;
+      radio.disabled = radio.value !== p.my_bet.side;
+    }
+  }
+
+  const journal = { cursors: [null], index: 0 };
+
+  async function loadBalances() {
+    const w = await api('GET', '/wallet', { auth: 'required' });
+    $('#cash-balance').textContent = money(w.cash_balance);
+    $('#points-balance').textContent = num(w.points_balance) + T.currency_PTS;
+  }
+
+  async function loadJournal() {
+    const cursor = journal.cursors[journal.index];
+    const query = `?limit=20${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const page = await api('GET', `/wallet/transactions${query}`, { auth: 'required' });
+    journal.cursors[journal.index + 1] = page.next_cursor;
+    const rows = page.items.map((line) => {
+      const tr = document.createElement('tr');
+      const cell = (text, cls) => {
+        const td = document.createElement('td');
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.append(td);
+        return td;
+      };
+      const time = document.createElement('time');
+      time.dateTime = line.created_at;
+      time.dataset.local = '';
+      cell('').append(time);
+      cell(T[`kind_${line.kind}`] || line.kind);
+      const sign = line.amount > 0 ? '+' : '−';
+      cell(sign + num(Math.abs(line.amount)) + (T[`currency_${line.currency}`] || ''),
+        `num ${line.amount > 0 ? 'plus' : 'minus'}`);
+      const where = cell('');
+      if (line.mission_id) {
+        const a = document.createElement('a');
+        a.href = `/missions/${line.mission_id}`;
+        a.textContent = `#${line.mission_id}`;
+        where.append(a);
+      }
+      return tr;
+    });
+    $('#journal tbody').replaceChildren(...rows);
+    $('#journal-empty').hidden = rows.length > 0 || journal.index > 0;
+    $('[data-action=journal-older]').disabled = !page.next_cursor;
+    $('[data-action=journal-newer]').disabled = journal.index === 0;
+    decorate($('#journal'));
+  }
+
+  function fillSettings(form, s) {
+    form.elements.missions_enabled.checked = s.missions_enabled;
+    form.elements.min_mission_amount.value = s.min_mission_amount;
+    form.elements.accept_timeout_minutes.value = Math.round(s.accept_timeout_seconds / 60);
+  }
+
+  async function loadStudioMissions() {
+    const r = await fetch(`/channels/${me.id}/open-missions?lang=${LANG}`,
+      { credentials: 'same-origin', headers: { Accept: 'text/html' } });
+    const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
+    const section = doc.getElementById('open-missions');
+    const holder = $('#studio-missions');
+    if (section) holder.replaceChildren(document.adoptNode(section));
+    decorate(holder);
+  }
+
+  const PAGES = {
+    async wallet() {
+      if (me) await Promise.all([loadBalances(), loadJournal()]);
+    },
+    async studio() {
+      if (!me || me.role !== 'streamer') return;
+      $('#my-channel').href = `/channels/${me.id}`;
+      const [settings, overlay] = await Promise.all([
+        api('GET', '/streamers/me/settings', { auth: 'required' }),
+        api('GET', '/streamers/me/overlay', { auth: 'required' }),
+      ]);
+      fillSettings($('form[data-form=settings]'), settings);
+      $('#overlay-url').value = overlay.url;
+      await loadStudioMissions();
+    },
+    mission: loadMyBet,
+  };
+
+  async function init() {
+    if (syncLanguage()) return;
+    const saved = store.json(sessionStorage, TOKEN_KEY);
+    if (saved && saved.exp > Date.now()) {
+      try { setAccess(saved.token, saved.exp, false); } catch { dropAccess(false); }
+    }
+    if (access || store.get(localStorage, SESSION_HINT)) {
+      await getToken();
+      await loadMe();
+    }
+    decorate(document);
+    setInterval(tick, 1000);
+    document.body.dataset.ready = '1';
+    try {
+      await PAGES[PAGE]?.();
+    } catch (err) {
+      toast(errorText(err instanceof ApiError ? err : new ApiError({ code: 'error' })));
+    }
+  }
+
+  init();
+})();
