@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from sqlalchemy import insert
@@ -15,6 +17,15 @@ from missionlink.services.reconcile import check
 from missionlink.workers.runner import Worker
 
 _seq = itertools.count(1)
+DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    """docs/images/<name> when MISSIONLINK_UPDATE_SCREENSHOTS=1, else a temporary file."""
+    if os.environ.get("MISSIONLINK_UPDATE_SCREENSHOTS") == "1":
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        return DOCS_IMAGES / name
+    return tmp_path / name
 
 
 @dataclass

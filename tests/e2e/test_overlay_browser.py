@@ -7,7 +7,6 @@ folder). Skipped when Playwright or /usr/bin/chromium is missing.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,9 @@ import pytest
 from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.e2e.sse import live_server
-from tests.helpers import make_user, settle_all, top_up
+from tests.helpers import make_user, screenshot_path, settle_all, top_up
 
 CHROMIUM = Path("/usr/bin/chromium")
-DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "overlay.png"
 # A dark backdrop behind the transparent page, for the screenshot only.
 BACKDROP = "#1e2438"
 
@@ -88,9 +86,7 @@ async def test_overlay_shows_missions_and_pops_an_alert_for_a_pledge(
             )
             await page.wait_for_timeout(500)  # let the alert finish sliding in
             await page.evaluate(f"document.documentElement.style.background = '{BACKDROP}'")
-            shot = (DOCS_SCREENSHOT if os.environ.get("MISSIONLINK_UPDATE_SCREENSHOTS") == "1"
-                    else tmp_path / "overlay.png")
-            shot.parent.mkdir(parents=True, exist_ok=True)
+            shot = screenshot_path("overlay.png", tmp_path)
             await page.screenshot(path=str(shot))
             assert shot.stat().st_size > 10_000
         finally:

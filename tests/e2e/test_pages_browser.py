@@ -2,7 +2,7 @@
 
 A viewer signs up and logs in through the pages, tops up (a double click pays once),
 proposes a mission on a channel and sees it listed; four fresh tabs refresh the session at
-the same moment without revoking it. Saves a screenshot to docs/images/web-channel.png.
+the same moment without revoking it. Saves a screenshot (to docs/images/web-channel.png with MISSIONLINK_UPDATE_SCREENSHOTS=1).
 Skipped when Playwright or /usr/bin/chromium is missing.
 """
 
@@ -18,10 +18,9 @@ import pytest
 from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.e2e.sse import live_server
-from tests.helpers import Actor, make_user, top_up
+from tests.helpers import Actor, make_user, screenshot_path, top_up
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "web-channel.png"
 TIMEOUT_MS = 10_000
 TITLE = "매운 라면 10봉 먹기 <도전!>"
 
@@ -55,7 +54,7 @@ async def _ready(page: Any, url: str) -> None:
 
 
 async def test_a_viewer_signs_up_tops_up_and_proposes_a_mission(
-    client: httpx.AsyncClient, container: Container
+    client: httpx.AsyncClient, container: Container, tmp_path: Path
 ) -> None:
     streamer = await make_user(container, "streamer", name="라면왕")
     await _furnish(client, container, streamer)
@@ -129,8 +128,8 @@ async def test_a_viewer_signs_up_tops_up_and_proposes_a_mission(
             await page.locator("#toast", has_text="미션을 제안했습니다").wait_for()
             await page.locator("[data-op=cancel]").first.wait_for()  # the creator may cancel
             await page.wait_for_timeout(300)
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(SCREENSHOT))
+            shot = screenshot_path("web-channel.png", tmp_path)
+            await page.screenshot(path=str(shot))
 
             # The language toggle switches to English and is remembered.
             await page.click("[data-action=lang]")
