@@ -46,6 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=False,
         log_level="info",
+        access_log=False,  # the app logs one structured line per request itself
         # Overlay streams would hold a shutdown for minutes; clients resume on their own.
         timeout_graceful_shutdown=10,
     )

@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the container, the caller, the client address."""
+"""FastAPI dependencies: the container, the caller, the client address.
+
+All are ``async def`` although none awaits: FastAPI runs sync dependencies in a thread
+pool, a hop that costs more than the work itself on every request.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from missionlink.bootstrap import Container
 from missionlink.domain.errors import Forbidden, InvalidInput, NotAuthenticated
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -30,19 +34,19 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def current_user(request: Request, container: Deps) -> AccessClaims:
+async def current_user(request: Request, container: Deps) -> AccessClaims:
     token = _bearer(request)
     if token is None:
         raise NotAuthenticated("this endpoint needs 'Authorization: Bearer <access_token>'")
     return container.tokens.verify(token)
 
 
-def optional_user(request: Request, container: Deps) -> AccessClaims | None:
+async def optional_user(request: Request, container: Deps) -> AccessClaims | None:
     token = _bearer(request)
     return container.tokens.verify(token) if token else None
 
 
-def streamer_user(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessClaims:
+async def streamer_user(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessClaims:
     if user.role != "streamer":
         raise Forbidden("only streamers have a channel")
     return user
@@ -53,7 +57,7 @@ OptionalUser = Annotated[AccessClaims | None, Depends(optional_user)]
 CurrentStreamer = Annotated[AccessClaims, Depends(streamer_user)]
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> str | None:
     if key is None:
@@ -66,7 +70,7 @@ def idempotency_key(
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
-def client_address(request: Request, container: Deps) -> str:
+async def client_address(request: Request, container: Deps) -> str:
     """The client's address, believing ``X-Forwarded-For`` only from trusted proxies."""
     peer = request.client.host if request.client else "unknown"
     trusted = container.settings.trusted_proxies
