@@ -194,3 +194,31 @@ async def test_proposals_respect_channel_settings(
     r = await client.patch("/api/v1/streamers/me/settings", headers=streamer.headers,
                            json={"accept_timeout_seconds": 30})
     assert r.status_code == 422
+
+
+async def test_pledge_refusals_name_their_reason(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    streamer = await make_user(container, "streamer")
+    a, b = await make_user(container), await make_user(container)
+    await top_up(client, a, 10_000)
+    r = await client.post("/api/v1/missions/999999/pledges", json={"amount": 1000},
+                          headers=a.headers)
+    assert r.status_code == 404 and r.json()["detail"] == "mission 999999 does not exist"
+    m = (await client.post("/api/v1/missions", headers=a.headers, json={
+        "streamer_id": streamer.id, "title": "t", "amount": 10_000,
+        "duration_seconds": 600})).json()
+    r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 1000},
+                          headers=b.headers)
+    assert r.status_code == 409 and r.json()["detail"] == "not enough cash in the wallet for 1000"
+    r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 1000},
+                          headers=streamer.headers)
+    assert r.status_code == 403 and "own channel" in r.json()["detail"]
+    await client.post(f"/api/v1/missions/{m['id']}/reject", headers=streamer.headers)
+    await top_up(client, b, 5_000)
+    r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 1000},
+                          headers=b.headers)
+    assert r.status_code == 409
+    assert r.json()["detail"] == "cannot pledge a mission that is rejected"
+    assert (await wallet(client, b))["cash_balance"] == 5_000
+    await assert_ledger_ok(container)

@@ -6,7 +6,8 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import (
@@ -19,7 +20,17 @@ from missionlink.adapters.db.core_tables import (
 from missionlink.adapters.db.sql import upsert_add
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
-from missionlink.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, ProposalBlocked
+from missionlink.domain.errors import (
+    Conflict,
+    DeadlinePassed,
+    DomainError,
+    Forbidden,
+    InsufficientFunds,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    ProposalBlocked,
+)
 from missionlink.domain.missions import RESULT_STATUS, TERMINAL, Action, Status, check_action
 from missionlink.services import ledger, outbox
 from missionlink.services.mission_queries import get_mission, iso, view_of
@@ -210,9 +221,49 @@ async def pledge(
     amount: int,
 ) -> dict[str, Any]:
     check_pledge_amount(settings, amount)
+    if conn.dialect.name == "postgresql":
+        return await _pledge_in_one_call(conn, mission_id, user_id, amount, now)
     row = await _lock_for_pledge(conn, mission_id)
     check_action(view_of(row), Action.pledge, user_id, now)
     return await _record_pledge(conn, mission_id, row.streamer_id, user_id, amount, now)
+
+
+#: SQLSTATEs raised by the ``missionlink_pledge`` function (migration 0003).
+_PLEDGE_ERRORS: dict[str, type[DomainError]] = {
+    "ML404": NotFound,
+    "ML403": Forbidden,
+    "MLSTA": InvalidState,
+    "MLDLP": DeadlinePassed,
+    "MLFND": InsufficientFunds,
+}
+
+
+async def _pledge_in_one_call(
+    conn: AsyncConnection, mission_id: int, user_id: int, amount: int, now: datetime
+) -> dict[str, Any]:
+    """The same rules and writes as the portable path, in one round trip on PostgreSQL."""
+    try:
+        row = (
+            await conn.execute(
+                text("SELECT * FROM missionlink_pledge(:m, :u, :a, :now, :shards)"),
+                {"m": mission_id, "u": user_id, "a": amount, "now": now,
+                 "shards": TOTAL_SHARDS},
+            )
+        ).one()
+    except DBAPIError as exc:
+        error = _PLEDGE_ERRORS.get(getattr(exc.orig, "sqlstate", None) or "")
+        if error is None:
+            raise
+        message = str(exc.orig).split(": ", 1)[-1].strip().splitlines()[0]
+        raise error(message) from exc
+    return {
+        "id": row.pledge_id,
+        "mission_id": mission_id,
+        "user_id": user_id,
+        "amount": amount,
+        "total_pledged": int(row.total_pledged),
+        "created_at": iso(now),
+    }
 
 
 async def transition(
