@@ -18,7 +18,7 @@ from missionlink.adapters.db.core_tables import pledges
 from missionlink.bootstrap import Container
 from tests.helpers import assert_ledger_ok, make_user, settle_all
 
-PLEDGES = 120
+PLEDGES = 400
 
 
 def _free_port() -> int:
@@ -82,7 +82,9 @@ async def test_a_killed_api_loses_no_acknowledged_pledge_and_applies_none_twice(
 
             keys = [f"crash-{i}" for i in range(PLEDGES)]
             tasks = [asyncio.create_task(pledge(k)) for k in keys]
-            await asyncio.sleep(0.3)
+            deadline = time.monotonic() + 20
+            while len(acknowledged) < 20 and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
             await asyncio.gather(*tasks)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from missionlink.bootstrap import Container
+from missionlink.domain.clock import FrozenClock
 from tests.helpers import assert_ledger_ok, make_user, top_up, wallet
 
 
@@ -221,4 +222,31 @@ async def test_pledge_refusals_name_their_reason(
     assert r.status_code == 409
     assert r.json()["detail"] == "cannot pledge a mission that is rejected"
     assert (await wallet(client, b))["cash_balance"] == 5_000
+    await assert_ledger_ok(container)
+
+
+async def test_idempotency_keys_are_forgotten_after_a_day(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    streamer = await make_user(container, "streamer")
+    a, b = await make_user(container), await make_user(container)
+    await top_up(client, a, 10_000)
+    await top_up(client, b, 10_000)
+    m = (await client.post("/api/v1/missions", headers=a.headers, json={
+        "streamer_id": streamer.id, "title": "t", "amount": 1000,
+        "duration_seconds": 7 * 86_400})).json()
+    await client.patch("/api/v1/streamers/me/settings", headers=streamer.headers,
+                       json={"accept_timeout_seconds": 7 * 86_400})
+    await client.post(f"/api/v1/missions/{m['id']}/accept", headers=streamer.headers)
+    h = {**b.headers, "Idempotency-Key": "daily"}
+    url = f"/api/v1/missions/{m['id']}/pledges"
+    first = await client.post(url, json={"amount": 1000}, headers=h)
+    clock.advance(3600)
+    same = await client.post(url, json={"amount": 1000}, headers=h)
+    assert same.headers.get("Idempotent-Replayed") == "true"
+    clock.advance(86_400)
+    later = await client.post(url, json={"amount": 1000}, headers=h)
+    assert first.status_code == later.status_code == 201
+    assert "Idempotent-Replayed" not in later.headers and later.json()["id"] != first.json()["id"]
+    assert (await wallet(client, b))["cash_balance"] == 8_000
     await assert_ledger_ok(container)

@@ -98,3 +98,30 @@ async def test_pledges_racing_a_rejection_are_all_refunded(
     for f in fans:
         assert (await wallet(client, f))["cash_balance"] == 5_000
     await assert_ledger_ok(container)
+
+
+async def test_concurrent_pledges_with_one_key_pledge_once_and_replay(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    streamer = await make_user(container, "streamer")
+    fan = await make_user(container)
+    await top_up(client, fan, 10_000)
+    m = (await client.post("/api/v1/missions", headers=fan.headers, json={
+        "streamer_id": streamer.id, "title": "k", "amount": 1000,
+        "duration_seconds": 600})).json()
+    h = {**fan.headers, "Idempotency-Key": "pledge-once"}
+    url = f"/api/v1/missions/{m['id']}/pledges"
+    rs = await asyncio.gather(*(client.post(url, json={"amount": 2000}, headers=h)
+                                for _ in range(8)))
+    codes = [r.status_code for r in rs]
+    assert set(codes) <= {201, 409} and 201 in codes, codes
+    bodies = {str(r.json()) for r in rs if r.status_code == 201}
+    assert len(bodies) == 1
+    again = await client.post(url, json={"amount": 2000}, headers=h)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert str(again.json()) in bodies
+    other = await client.post(url, json={"amount": 3000}, headers=h)
+    assert other.status_code == 422
+    assert (await wallet(client, fan))["cash_balance"] == 7_000
+    assert (await client.get(f"/api/v1/missions/{m['id']}")).json()["total_pledged"] == 3_000
+    await assert_ledger_ok(container)

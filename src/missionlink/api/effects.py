@@ -39,6 +39,11 @@ async def run_effect(
         ttl_seconds=container.settings.idempotency_ttl_seconds,
         work=tx,
     )
+    return await respond(container, stored)
+
+
+async def respond(container: Container, stored: idempotency.StoredResponse) -> JSONResponse:
+    """The (possibly replayed) response; a new effect also wakes the worker."""
     headers = {}
     if stored.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -118,6 +118,27 @@ async def _claim(
     return StoredResponse(row.status_code, json.loads(row.response_body), replayed=True)
 
 
+async def replay(
+    db: Database, *, user_id: int, key: str, fingerprint_: str
+) -> StoredResponse:
+    """The stored response of a key's first request (422 if the request differs)."""
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key
+                )
+            )
+        ).first()
+    if row is None or row.status_code is None:
+        raise IdempotencyInProgress("a request with this Idempotency-Key is still running")
+    if row.fingerprint != fingerprint_:
+        raise IdempotencyMismatch(
+            "this Idempotency-Key was already used with a different request body or path"
+        )
+    return StoredResponse(row.status_code, json.loads(row.response_body), replayed=True)
+
+
 async def purge_expired(conn: AsyncConnection, now: datetime, ttl_seconds: int) -> int:
     result = await conn.execute(
         delete(idempotency_keys).where(

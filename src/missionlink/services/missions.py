@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from missionlink.adapters.db.core_tables import (
     missions,
     pledges,
 )
+from missionlink.adapters.db.engine import Database
 from missionlink.adapters.db.sql import upsert_add
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
@@ -32,7 +34,7 @@ from missionlink.domain.errors import (
     ProposalBlocked,
 )
 from missionlink.domain.missions import RESULT_STATUS, TERMINAL, Action, Status, check_action
-from missionlink.services import ledger, outbox
+from missionlink.services import idempotency, ledger, outbox
 from missionlink.services.mission_queries import get_mission, iso, view_of
 
 DAY = timedelta(hours=24)
@@ -220,9 +222,8 @@ async def pledge(
     mission_id: int,
     amount: int,
 ) -> dict[str, Any]:
+    """The portable pledge, inside the caller's transaction (SQLite, or any database)."""
     check_pledge_amount(settings, amount)
-    if conn.dialect.name == "postgresql":
-        return await _pledge_in_one_call(conn, mission_id, user_id, amount, now)
     row = await _lock_for_pledge(conn, mission_id)
     check_action(view_of(row), Action.pledge, user_id, now)
     return await _record_pledge(conn, mission_id, row.streamer_id, user_id, amount, now)
@@ -236,34 +237,47 @@ _PLEDGE_ERRORS: dict[str, type[DomainError]] = {
     "MLDLP": DeadlinePassed,
     "MLFND": InsufficientFunds,
 }
+_REPEATED_KEY = {"MLDUP", "23505"}
 
 
-async def _pledge_in_one_call(
-    conn: AsyncConnection, mission_id: int, user_id: int, amount: int, now: datetime
-) -> dict[str, Any]:
-    """The same rules and writes as the portable path, in one round trip on PostgreSQL."""
+async def pledge_in_one_statement(
+    db: Database,
+    *,
+    settings: Settings,
+    now: datetime,
+    user_id: int,
+    mission_id: int,
+    amount: int,
+    key: str | None,
+    fingerprint: str,
+) -> idempotency.StoredResponse:
+    """The same rules and writes as ``pledge``, and the Idempotency-Key, in one autocommit
+    statement on PostgreSQL (migration 0003): the pledge path's hot loop."""
+    check_pledge_amount(settings, amount)
+    params = {
+        "m": mission_id, "u": user_id, "a": amount, "now": now, "shards": TOTAL_SHARDS,
+        "key": key, "fp": fingerprint, "created": iso(now),
+        "expired": now - timedelta(seconds=settings.idempotency_ttl_seconds),
+    }
     try:
-        row = (
-            await conn.execute(
-                text("SELECT * FROM missionlink_pledge(:m, :u, :a, :now, :shards)"),
-                {"m": mission_id, "u": user_id, "a": amount, "now": now,
-                 "shards": TOTAL_SHARDS},
-            )
-        ).one()
+        async with db.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            row = (await conn.execute(_PLEDGE_CALL, params)).one()
     except DBAPIError as exc:
-        error = _PLEDGE_ERRORS.get(getattr(exc.orig, "sqlstate", None) or "")
+        state = getattr(exc.orig, "sqlstate", None) or ""
+        if key is not None and state in _REPEATED_KEY:
+            return await idempotency.replay(db, user_id=user_id, key=key, fingerprint_=fingerprint)
+        error = _PLEDGE_ERRORS.get(state)
         if error is None:
             raise
-        message = str(exc.orig).split(": ", 1)[-1].strip().splitlines()[0]
-        raise error(message) from exc
-    return {
-        "id": row.pledge_id,
-        "mission_id": mission_id,
-        "user_id": user_id,
-        "amount": amount,
-        "total_pledged": int(row.total_pledged),
-        "created_at": iso(now),
-    }
+        raise error(str(exc.orig).split(": ", 1)[-1].strip().splitlines()[0]) from exc
+    body = json.loads(row.response) if isinstance(row.response, str) else row.response
+    return idempotency.StoredResponse(201, body)
+
+
+_PLEDGE_CALL = text(
+    "SELECT * FROM missionlink_pledge(:m, :u, :a, :now, :shards, :key, :fp, :expired, :created)"
+)
 
 
 async def transition(

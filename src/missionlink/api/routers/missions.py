@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.api.deps import CurrentUser, Deps, IdempotencyKey, OptionalUser
-from missionlink.api.effects import run_effect
+from missionlink.api.effects import respond, run_effect
 from missionlink.api.pagination import PageParams, encode_int
 from missionlink.api.schemas.core import BetIn, MissionIn, PledgeIn, ResultIn
 from missionlink.domain.errors import InvalidInput
 from missionlink.domain.missions import Action, Status
-from missionlink.services import missions, predictions
+from missionlink.services import idempotency, missions, predictions
 from missionlink.services.mission_queries import get_mission, list_backers, list_missions
 
 router = APIRouter(prefix="/api/v1/missions", tags=["missions"])
@@ -68,6 +68,14 @@ async def pledge(
     await c.limiter.hit(f"pledge:{user.user_id}",
                         limit=c.settings.rate_limit_pledges_per_minute, window=60,
                         what="pledges")
+    if c.core_db.is_postgres:
+        fingerprint = idempotency.fingerprint(request.method, request.url.path,
+                                              await request.body())
+        stored = await missions.pledge_in_one_statement(
+            c.core_db, settings=c.settings, now=c.clock.now(), user_id=user.user_id,
+            mission_id=mission_id, amount=body.amount, key=key, fingerprint=fingerprint,
+        )
+        return await respond(c, stored)
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await missions.pledge(conn, settings=c.settings, now=c.clock.now(),

@@ -3,9 +3,11 @@
 Revision ID: 0003
 Revises: 0002
 
-The hot path of the product: lock the mission (KEY SHARE), check the rules, debit the
-wallet conditionally, insert the pledge, its journal transfer, the sharded total and the
-outbox event, all inside one call. The same rules run in Python
+The hot path of the product, one autocommit statement: refuse a repeated Idempotency-Key,
+lock the mission (KEY SHARE), check the rules, debit the wallet conditionally, insert the
+pledge, its journal transfer, the sharded total, the outbox event and, last, the
+Idempotency-Key with the response (a concurrent duplicate waits on that unique index and
+then fails, undoing its whole statement, and replays the first response). The same rules run in Python
 (``domain.missions.check_action``) on SQLite; the end-to-end tests run on both.
 """
 from typing import Sequence, Union
@@ -19,14 +21,24 @@ depends_on: Union[str, Sequence[str], None] = None
 
 FUNCTION = """
 CREATE FUNCTION missionlink_pledge(
-    p_mission bigint, p_user bigint, p_amount bigint, p_now timestamptz, p_shards integer
-) RETURNS TABLE (pledge_id bigint, streamer_id bigint, total_pledged bigint)
+    p_mission bigint, p_user bigint, p_amount bigint, p_now timestamptz, p_shards integer,
+    p_key text, p_fingerprint text, p_key_expired_before timestamptz, p_created text
+) RETURNS TABLE (streamer_id bigint, response json)
 LANGUAGE plpgsql AS $$
 DECLARE
     m record;
     new_id bigint;
     total bigint;
+    body json;
 BEGIN
+    IF p_key IS NOT NULL THEN
+        DELETE FROM idempotency_keys k
+         WHERE k.user_id = p_user AND k.key = p_key AND k.created_at <= p_key_expired_before;
+        PERFORM 1 FROM idempotency_keys k WHERE k.user_id = p_user AND k.key = p_key;
+        IF FOUND THEN
+            RAISE EXCEPTION 'Idempotency-Key already used' USING ERRCODE = 'MLDUP';
+        END IF;
+    END IF;
     SELECT ms.id, ms.streamer_id, ms.status, ms.accept_by, ms.deadline_at INTO m
       FROM missions ms WHERE ms.id = p_mission FOR KEY SHARE;
     IF NOT FOUND THEN
@@ -65,7 +77,15 @@ BEGIN
                                    'pledge_id', new_id, 'user_id', p_user,
                                    'amount', p_amount, 'total_pledged', total),
                  p_now, p_now);
-    RETURN QUERY SELECT new_id, m.streamer_id, total;
+    body := json_build_object('id', new_id, 'mission_id', p_mission, 'user_id', p_user,
+                              'amount', p_amount, 'total_pledged', total,
+                              'created_at', p_created);
+    IF p_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys (user_id, key, fingerprint, status_code, response_body,
+                                      created_at)
+             VALUES (p_user, p_key, p_fingerprint, 201, body::text, p_now);
+    END IF;
+    RETURN QUERY SELECT m.streamer_id, body;
 END
 $$
 """
@@ -79,4 +99,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS missionlink_pledge(bigint, bigint, bigint, "
-                   "timestamptz, integer)")
+                   "timestamptz, integer, text, text, timestamptz, text)")
