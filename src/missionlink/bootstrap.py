@@ -63,8 +63,8 @@ def build(
     return Container(
         settings=settings,
         clock=clock or SystemClock(),
-        identity_db=Database(settings.identity_url),
-        core_db=Database(settings.core_url),
+        identity_db=Database(settings.identity_url, pool_size=settings.db_pool_size),
+        core_db=Database(settings.core_url, pool_size=settings.db_pool_size),
         tokens=TokenService(
             key,
             issuer=settings.jwt_issuer,

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     payment_webhook_tolerance_seconds: int = Field(default=300, ge=1)
     trusted_proxies: Annotated[list[str], NoDecode] = []
 
+    db_pool_size: int = Field(default=20, ge=1, le=500)
     metrics_port: int = Field(default=9100, ge=0, le=65535)
     worker_batch_size: int = Field(default=50, ge=1)
     worker_max_attempts: int = Field(default=8, ge=1)

@@ -46,7 +46,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # No overflow: connections opened past the pool are closed again on return, and
+        # that churn (a new PostgreSQL backend each time) shows up as latency spikes.
+        max_overflow=0,
+        pool_timeout=10,
         pool_pre_ping=True,
         pool_recycle=1800,
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from missionlink.domain.errors import NotAuthenticated
 
 ALGORITHM = "EdDSA"
+CACHE_SIZE = 10_000
 KEY_FILE = "jwt_ed25519.pem"
 
 
@@ -54,6 +57,8 @@ class TokenService:
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
+        # Verified tokens until they expire: an Ed25519 check per request is measurable.
+        self._verified: OrderedDict[str, tuple[AccessClaims, float]] = OrderedDict()
 
     def issue(self, user_id: int, role: str, now: datetime) -> str:
         claims = {
@@ -67,6 +72,14 @@ class TokenService:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> AccessClaims:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached[1] > time.time():
+                return cached[0]
+            del self._verified[token]
+        return self._verify(token)
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             claims = jwt.decode(
                 token,
@@ -76,6 +89,10 @@ class TokenService:
                 audience=self.audience,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
-            return AccessClaims(user_id=int(claims["sub"]), role=str(claims.get("role", "")))
+            verified = AccessClaims(user_id=int(claims["sub"]), role=str(claims.get("role", "")))
         except (jwt.PyJWTError, ValueError) as exc:
             raise NotAuthenticated("the access token is invalid or expired") from exc
+        self._verified[token] = (verified, float(claims["exp"]))
+        if len(self._verified) > CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return verified
