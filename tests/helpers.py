@@ -6,6 +6,7 @@ import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import insert
@@ -58,6 +59,18 @@ async def make_user(container: Container, role: str = "viewer", *, name: str | N
 async def top_up(client: httpx.AsyncClient, actor: Actor, amount: int) -> None:
     r = await client.post("/api/v1/wallet/topups", json={"amount": amount}, headers=actor.headers)
     assert r.status_code == 201, r.text
+
+
+async def propose(client: httpx.AsyncClient, creator: Actor, streamer: Actor, *,
+                  amount: int = 10_000, duration: int = 3600, title: str = "매운 라면 먹기",
+                  ) -> dict[str, Any]:
+    """A new mission (201) from ``creator`` to ``streamer``, with its first pledge."""
+    r = await client.post("/api/v1/missions", headers=creator.headers, json={
+        "streamer_id": streamer.id, "title": title, "description": "",
+        "amount": amount, "duration_seconds": duration})
+    assert r.status_code == 201, r.text
+    data: dict[str, Any] = r.json()
+    return data
 
 
 async def wallet(client: httpx.AsyncClient, actor: Actor) -> dict[str, int]:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from missionlink.adapters.db.core_tables import pledges
 from missionlink.bootstrap import Container
-from tests.helpers import assert_ledger_ok, make_user, settle_all
+from tests.helpers import assert_ledger_ok, make_user, propose, settle_all
 
 PLEDGES = 400
 
@@ -66,9 +66,7 @@ async def test_a_killed_api_loses_no_acknowledged_pledge_and_applies_none_twice(
             r = await client.post("/api/v1/wallet/topups", json={"amount": 2_000_000},
                                   headers=fan.headers)
             assert r.status_code == 201
-            m = (await client.post("/api/v1/missions", headers=fan.headers, json={
-                "streamer_id": streamer.id, "title": "crash", "amount": 1000,
-                "duration_seconds": 3600})).json()
+            m = await propose(client, fan, streamer, amount=1000, duration=3600, title="crash")
 
             async def pledge(key: str) -> None:
                 try:

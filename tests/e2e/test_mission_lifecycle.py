@@ -7,31 +7,21 @@ import httpx
 from missionlink.bootstrap import Container
 from missionlink.domain.clock import FrozenClock
 from tests.fakes import MemoryMailer
-from tests.helpers import Actor, assert_ledger_ok, make_user, settle_all, top_up, wallet
+from tests.helpers import assert_ledger_ok, make_user, propose, settle_all, top_up, wallet
 
 SIGNUP_POINTS = 1000
-
-
-async def _propose(client: httpx.AsyncClient, creator: Actor, streamer: Actor,
-                   amount: int = 10_000, duration: int = 3600) -> dict:
-    r = await client.post("/api/v1/missions", headers=creator.headers, json={
-        "streamer_id": streamer.id, "title": "매운 라면 먹기", "description": "",
-        "amount": amount, "duration_seconds": duration})
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 async def test_success_pays_streamer_minus_fee_and_pays_winning_bets(
     client: httpx.AsyncClient, container: Container, mailer: MemoryMailer
 ) -> None:
     streamer = await make_user(container, "streamer")
-    a, b, bettor = (await make_user(container) for _ in range(3)).__anext__, None, None
     a = await make_user(container)
     b = await make_user(container, language="en")
     bettor = await make_user(container)
     await top_up(client, a, 50_000)
     await top_up(client, b, 50_000)
-    m = await _propose(client, a, streamer, 10_000)
+    m = await propose(client, a, streamer)
     assert m["status"] == "pending" and m["total_pledged"] == 10_000 and m["settlement"] is None
     r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 5_000},
                           headers=b.headers)
@@ -70,7 +60,7 @@ async def test_failure_refunds_every_pledge_and_awards_points(
     streamer = await make_user(container, "streamer")
     a = await make_user(container)
     await top_up(client, a, 20_000)
-    m = await _propose(client, a, streamer, 10_000)
+    m = await propose(client, a, streamer)
     await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 3_000},
                       headers=a.headers)
     await client.post(f"/api/v1/missions/{m['id']}/accept", headers=streamer.headers)
@@ -93,7 +83,7 @@ async def test_refunds_every_backer_when_streamer_rejects_and_blocks_reproposal(
     streamer = await make_user(container, "streamer")
     a = await make_user(container)
     await top_up(client, a, 20_000)
-    m = await _propose(client, a, streamer)
+    m = await propose(client, a, streamer)
     r = await client.post(f"/api/v1/missions/{m['id']}/reject", headers=a.headers)
     assert r.status_code == 403
     r = await client.post(f"/api/v1/missions/{m['id']}/reject", headers=streamer.headers)
@@ -116,7 +106,7 @@ async def test_only_the_creator_cancels_and_five_cancels_block_proposing(
     a, other = await make_user(container), await make_user(container)
     await top_up(client, a, 100_000)
     for i in range(5):
-        m = await _propose(client, a, streamer, 1_000)
+        m = await propose(client, a, streamer, amount=1_000)
         if i == 0:
             r = await client.post(f"/api/v1/missions/{m['id']}/cancel", headers=other.headers)
             assert r.status_code == 403
@@ -137,7 +127,7 @@ async def test_pending_mission_expires_after_acceptance_timeout(
     a, b = await make_user(container), await make_user(container)
     await top_up(client, a, 20_000)
     await top_up(client, b, 20_000)
-    m = await _propose(client, a, streamer, 10_000, duration=7200)
+    m = await propose(client, a, streamer, duration=7200)
     clock.advance(3600)  # the default acceptance timeout
     r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 1000},
                           headers=b.headers)
@@ -159,7 +149,7 @@ async def test_accepted_mission_expires_at_deadline_and_result_after_is_refused(
     streamer = await make_user(container, "streamer")
     a = await make_user(container)
     await top_up(client, a, 20_000)
-    m = await _propose(client, a, streamer, 10_000, duration=600)
+    m = await propose(client, a, streamer, duration=600)
     await client.post(f"/api/v1/missions/{m['id']}/accept", headers=streamer.headers)
     clock.advance(600)
     r = await client.post(f"/api/v1/missions/{m['id']}/result", json={"outcome": "success"},
@@ -176,7 +166,7 @@ async def test_terminal_states_are_final(
     streamer = await make_user(container, "streamer")
     a = await make_user(container)
     await top_up(client, a, 20_000)
-    m = await _propose(client, a, streamer)
+    m = await propose(client, a, streamer)
     await client.post(f"/api/v1/missions/{m['id']}/accept", headers=streamer.headers)
     r1 = await client.post(f"/api/v1/missions/{m['id']}/result", json={"outcome": "success"},
                            headers=streamer.headers)

@@ -10,7 +10,7 @@ import pytest
 
 from missionlink.bootstrap import Container
 from missionlink.domain.clock import FrozenClock
-from tests.helpers import assert_ledger_ok, make_user, top_up, wallet
+from tests.helpers import assert_ledger_ok, make_user, propose, top_up, wallet
 
 
 @pytest.mark.parametrize("amount", ["5000", True, 5000.0, 5000.5, None])
@@ -47,9 +47,7 @@ async def test_pledge_larger_than_balance_is_refused_and_changes_nothing(
     a, b = await make_user(container), await make_user(container)
     await top_up(client, a, 10_000)
     await top_up(client, b, 2_000)
-    m = (await client.post("/api/v1/missions", headers=a.headers, json={
-        "streamer_id": streamer.id, "title": "t", "amount": 10_000,
-        "duration_seconds": 600})).json()
+    m = await propose(client, a, streamer, amount=10_000, duration=600, title="t")
     r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 3_000},
                           headers=b.headers)
     assert r.status_code == 409 and r.json()["type"].endswith("/insufficient-funds")
@@ -120,9 +118,7 @@ async def test_ledger_csv_export_has_a_receipt_per_movement(
     streamer = await make_user(container, "streamer")
     a = await make_user(container)
     await top_up(client, a, 30_000)
-    m = (await client.post("/api/v1/missions", headers=a.headers, json={
-        "streamer_id": streamer.id, "title": "t", "amount": 10_000,
-        "duration_seconds": 600})).json()
+    m = await propose(client, a, streamer, amount=10_000, duration=600, title="t")
     await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 2_000},
                       headers=a.headers)
     r = await client.get("/api/v1/wallet/transactions?format=csv", headers=a.headers)
@@ -206,9 +202,7 @@ async def test_pledge_refusals_name_their_reason(
     r = await client.post("/api/v1/missions/999999/pledges", json={"amount": 1000},
                           headers=a.headers)
     assert r.status_code == 404 and r.json()["detail"] == "mission 999999 does not exist"
-    m = (await client.post("/api/v1/missions", headers=a.headers, json={
-        "streamer_id": streamer.id, "title": "t", "amount": 10_000,
-        "duration_seconds": 600})).json()
+    m = await propose(client, a, streamer, amount=10_000, duration=600, title="t")
     r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 1000},
                           headers=b.headers)
     assert r.status_code == 409 and r.json()["detail"] == "not enough cash in the wallet for 1000"

@@ -8,7 +8,7 @@ import httpx
 
 from missionlink.bootstrap import Container
 from missionlink.domain.clock import FrozenClock
-from tests.helpers import assert_ledger_ok, make_user, settle_all, top_up, wallet
+from tests.helpers import assert_ledger_ok, make_user, propose, settle_all, top_up, wallet
 
 
 async def test_concurrent_pledges_never_overdraw_a_wallet(
@@ -18,9 +18,7 @@ async def test_concurrent_pledges_never_overdraw_a_wallet(
     creator, fan = await make_user(container), await make_user(container)
     await top_up(client, creator, 1000)
     await top_up(client, fan, 10_000)
-    m = (await client.post("/api/v1/missions", headers=creator.headers, json={
-        "streamer_id": streamer.id, "title": "hot", "amount": 1000,
-        "duration_seconds": 600})).json()
+    m = await propose(client, creator, streamer, amount=1000, duration=600, title="hot")
 
     async def one() -> int:
         r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 1000},
@@ -56,9 +54,7 @@ async def test_a_result_racing_the_deadline_has_one_winner(
     streamer = await make_user(container, "streamer")
     a = await make_user(container)
     await top_up(client, a, 10_000)
-    m = (await client.post("/api/v1/missions", headers=a.headers, json={
-        "streamer_id": streamer.id, "title": "race", "amount": 10_000,
-        "duration_seconds": 600})).json()
+    m = await propose(client, a, streamer, amount=10_000, duration=600, title="race")
     await client.post(f"/api/v1/missions/{m['id']}/accept", headers=streamer.headers)
     clock.advance(599.999)
 
@@ -87,9 +83,7 @@ async def test_pledges_racing_a_rejection_are_all_refunded(
     fans = [await make_user(container) for _ in range(5)]
     for f in fans:
         await top_up(client, f, 5_000)
-    m = (await client.post("/api/v1/missions", headers=fans[0].headers, json={
-        "streamer_id": streamer.id, "title": "race", "amount": 1000,
-        "duration_seconds": 600})).json()
+    m = await propose(client, fans[0], streamer, amount=1000, duration=600, title="race")
     pledges = [client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 1000},
                            headers=f.headers) for f in fans[1:]]
     reject = client.post(f"/api/v1/missions/{m['id']}/reject", headers=streamer.headers)
@@ -106,9 +100,7 @@ async def test_concurrent_pledges_with_one_key_pledge_once_and_replay(
     streamer = await make_user(container, "streamer")
     fan = await make_user(container)
     await top_up(client, fan, 10_000)
-    m = (await client.post("/api/v1/missions", headers=fan.headers, json={
-        "streamer_id": streamer.id, "title": "k", "amount": 1000,
-        "duration_seconds": 600})).json()
+    m = await propose(client, fan, streamer, amount=1000, duration=600, title="k")
     h = {**fan.headers, "Idempotency-Key": "pledge-once"}
     url = f"/api/v1/missions/{m['id']}/pledges"
     rs = await asyncio.gather(*(client.post(url, json={"amount": 2000}, headers=h)

@@ -15,7 +15,7 @@ from missionlink.workers import handlers
 from missionlink.workers.dead_letters import replay
 from missionlink.workers.runner import Worker
 from tests.fakes import MemoryMailer
-from tests.helpers import assert_ledger_ok, make_user, settle_all, top_up, wallet
+from tests.helpers import assert_ledger_ok, make_user, propose, settle_all, top_up, wallet
 
 
 async def _rejected_mission(client: httpx.AsyncClient, container: Container, backers: int) -> int:
@@ -23,9 +23,7 @@ async def _rejected_mission(client: httpx.AsyncClient, container: Container, bac
     fans = [await make_user(container) for _ in range(backers)]
     for f in fans:
         await top_up(client, f, 3_000)
-    m = (await client.post("/api/v1/missions", headers=fans[0].headers, json={
-        "streamer_id": streamer.id, "title": "t", "amount": 1000,
-        "duration_seconds": 600})).json()
+    m = await propose(client, fans[0], streamer, amount=1000, duration=600, title="t")
     for f in fans[1:]:
         await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 1000},
                           headers=f.headers)
