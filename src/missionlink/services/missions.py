@@ -142,7 +142,8 @@ async def create_mission(
     return await get_mission(conn, mission_id, now)
 
 
-async def _lock_for_pledge(conn: AsyncConnection, mission_id: int) -> Any:
+async def lock_shared(conn: AsyncConnection, mission_id: int) -> Any:
+    """The mission row, locked for pledges and bets."""
     # KEY SHARE: pledges never block each other, but a terminal transition (FOR UPDATE)
     # waits for in-flight pledges and they, in turn, see its result.
     stmt = select(missions).where(missions.c.id == mission_id)
@@ -224,7 +225,7 @@ async def pledge(
 ) -> dict[str, Any]:
     """The portable pledge, inside the caller's transaction (SQLite, or any database)."""
     check_pledge_amount(settings, amount)
-    row = await _lock_for_pledge(conn, mission_id)
+    row = await lock_shared(conn, mission_id)
     check_action(view_of(row), Action.pledge, user_id, now)
     return await _record_pledge(conn, mission_id, row.streamer_id, user_id, amount, now)
 

@@ -15,6 +15,7 @@ from missionlink.domain.errors import Conflict, InvalidInput, NotFound
 from missionlink.domain.missions import Action, check_action
 from missionlink.services import ledger, outbox
 from missionlink.services.mission_queries import iso, view_of
+from missionlink.services.missions import lock_shared
 
 SIDES = ("success", "failure")
 
@@ -33,12 +34,7 @@ async def place_bet(
         raise InvalidInput("side must be 'success' or 'failure'")
     if points <= 0:
         raise InvalidInput("points must be a positive integer")
-    stmt = select(missions).where(missions.c.id == mission_id)
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(read=True, key_share=True)
-    row = (await conn.execute(stmt)).first()
-    if row is None:
-        raise NotFound(f"mission {mission_id} does not exist")
+    row = await lock_shared(conn, mission_id)
     check_action(
         view_of(row), Action.bet, user_id, now, bet_window_seconds=settings.bet_window_seconds
     )
