@@ -34,6 +34,7 @@ class Actor:
     id: int
     email: str
     headers: dict[str, str]
+    name: str = ""
 
 
 async def make_user(container: Container, role: str = "viewer", *, name: str | None = None,
@@ -53,7 +54,7 @@ async def make_user(container: Container, role: str = "viewer", *, name: str | N
         await open_member(conn, settings=container.settings, user_id=user_id,
                           display_name=display, role=role, now=now)
     token = container.tokens.issue(user_id, role, now)
-    return Actor(user_id, email, {"Authorization": f"Bearer {token}"})
+    return Actor(user_id, email, {"Authorization": f"Bearer {token}"}, display)
 
 
 async def top_up(client: httpx.AsyncClient, actor: Actor, amount: int) -> None:

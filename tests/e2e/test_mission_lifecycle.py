@@ -23,6 +23,7 @@ async def test_success_pays_streamer_minus_fee_and_pays_winning_bets(
     await top_up(client, b, 50_000)
     m = await propose(client, a, streamer)
     assert m["status"] == "pending" and m["total_pledged"] == 10_000 and m["settlement"] is None
+    assert m["streamer_name"] == streamer.name and m["creator_name"] == a.name
     r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 5_000},
                           headers=b.headers)
     assert r.status_code == 201, r.text
@@ -178,3 +179,14 @@ async def test_terminal_states_are_final(
     assert r3.status_code == 409
     await settle_all(container)
     await assert_ledger_ok(container)
+
+
+async def test_mission_page_names_the_creator_escaped(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    streamer = await make_user(container, "streamer")
+    a = await make_user(container, name="<b>제안자</b>")
+    await top_up(client, a, 10_000)
+    m = await propose(client, a, streamer)
+    html = (await client.get(f"/missions/{m['id']}")).text
+    assert "제안자" in html and "&lt;b&gt;제안자&lt;/b&gt;" in html and "<b>제안자" not in html

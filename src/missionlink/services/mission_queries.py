@@ -36,7 +36,9 @@ def mission_out(
     return {
         "id": row.id,
         "streamer_id": row.streamer_id,
+        "streamer_name": row.streamer_name,
         "creator_id": row.creator_id,
+        "creator_name": row.creator_name,
         "title": row.title,
         "description": row.description,
         "status": effective_status(view_of(row), now).value,
@@ -68,8 +70,25 @@ async def totals(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, tuple[i
     return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
 
+_streamer = members.alias("streamer")
+_creator = members.alias("creator")
+
+
+def _with_names() -> Any:
+    """Missions with their streamer's and creator's display names (same database)."""
+    return select(
+        missions,
+        _streamer.c.display_name.label("streamer_name"),
+        _creator.c.display_name.label("creator_name"),
+    ).select_from(
+        missions.outerjoin(_streamer, _streamer.c.user_id == missions.c.streamer_id).outerjoin(
+            _creator, _creator.c.user_id == missions.c.creator_id
+        )
+    )
+
+
 async def get_mission(conn: AsyncConnection, mission_id: int, now: datetime) -> dict[str, Any]:
-    row = (await conn.execute(select(missions).where(missions.c.id == mission_id))).first()
+    row = (await conn.execute(_with_names().where(missions.c.id == mission_id))).first()
     if row is None:
         raise NotFound(f"mission {mission_id} does not exist")
     total, count = (await totals(conn, [mission_id])).get(mission_id, (0, 0))
@@ -100,7 +119,7 @@ async def list_missions(
     streamer_id: int | None,
     status: Status | None,
 ) -> tuple[list[dict[str, Any]], int | None]:
-    stmt = select(missions).order_by(missions.c.id.desc()).limit(limit + 1)
+    stmt = _with_names().order_by(missions.c.id.desc()).limit(limit + 1)
     if before_id is not None:
         stmt = stmt.where(missions.c.id < before_id)
     if streamer_id is not None:
