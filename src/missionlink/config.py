@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     payment_webhook_secret: str = ""
     payment_webhook_tolerance_seconds: int = Field(default=300, ge=1)
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    client_ip_header: str = ""
 
     db_pool_size: int = Field(default=20, ge=1, le=500)
     metrics_port: int = Field(default=9100, ge=0, le=65535)

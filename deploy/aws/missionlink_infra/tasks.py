@@ -186,6 +186,8 @@ class TaskFactory:
             "MISSIONLINK_PUBLIC_URL": cfg.public_url,
             "MISSIONLINK_CORS_ORIGINS": ",".join(cfg.cors_origins),
             "MISSIONLINK_TRUSTED_PROXIES": self.vpc_cidr,
+            # Set by CloudFront's viewer-request function from the connection (edge.py).
+            "MISSIONLINK_CLIENT_IP_HEADER": "X-Viewer-Ip",
             "MISSIONLINK_SMTP_HOST": f"email-smtp.{self.region}.amazonaws.com",
             "MISSIONLINK_SMTP_PORT": "587",
             "MISSIONLINK_SMTP_FROM": f"MissionLink <no-reply@{cfg.mail_domain}>",

@@ -71,9 +71,18 @@ IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
 async def client_address(request: Request, container: Deps) -> str:
-    """The client's address, believing ``X-Forwarded-For`` only from trusted proxies."""
+    """The client's address, believing forwarding headers only from trusted proxies.
+
+    ``CLIENT_IP_HEADER`` names a header an edge sets from the connection itself (the CDN's
+    viewer address); otherwise ``X-Forwarded-For`` is walked past our own proxies.
+    """
     peer = request.client.host if request.client else "unknown"
-    trusted = container.settings.trusted_proxies
+    settings = container.settings
+    trusted = settings.trusted_proxies
+    if settings.client_ip_header and _is_trusted(peer, trusted):
+        stated = request.headers.get(settings.client_ip_header, "").strip()
+        if _is_address(stated):
+            return stated
     forwarded = request.headers.get("x-forwarded-for")
     if not forwarded or not _is_trusted(peer, trusted):
         return peer
@@ -83,6 +92,14 @@ async def client_address(request: Request, container: Deps) -> str:
         if not _is_trusted(hop, trusted):
             return hop
     return hops[0] if hops else peer
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_trusted(address: str, trusted: list[str]) -> bool:
