@@ -335,3 +335,34 @@ def test_waf_rate_limit_keys_on_the_header_cloudfront_sets(
             )
         },
     )
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_viewer_address_header_is_trusted_only_because_the_alb_admits_only_cloudfront(
+    assemblies: dict[str, Any], env: str
+) -> None:
+    """The app believes X-Viewer-Ip (CLIENT_IP_HEADER) from inside the VPC; that is safe only
+    while the load balancer takes connections from CloudFront's origin-facing list alone."""
+    from missionlink_infra.config import CLOUDFRONT_PREFIX_LIST
+
+    for template in assemblies[env].templates.values():
+        resources = template.get("Resources", {})
+        albs = [
+            name for name, r in resources.items()
+            if r["Type"] == "AWS::EC2::SecurityGroup"
+            and "load balancer" in str(r["Properties"].get("GroupDescription", ""))
+        ]
+        rules = [
+            r["Properties"] for r in resources.values()
+            if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+            and r["Properties"].get("GroupId") in [{"Fn::GetAtt": [a, "GroupId"]} for a in albs]
+        ]
+        rules += [rule for a in albs
+                  for rule in resources[a]["Properties"].get("SecurityGroupIngress", [])]
+        if albs:
+            break
+    assert albs and rules, "no load balancer security group with ingress rules found"
+    for rule in rules:
+        assert rule.get("SourcePrefixListId") == CLOUDFRONT_PREFIX_LIST, rule
+        assert "CidrIp" not in rule and "CidrIpv6" not in rule, rule
+    assert '"MISSIONLINK_CLIENT_IP_HEADER"' in everything(assemblies, env)
