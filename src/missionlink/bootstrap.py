@@ -32,9 +32,7 @@ class Container:
     async def close(self) -> None:
         await self.mailer.close()
         await self.broker.close()
-        close = getattr(self.limiter, "close", None)
-        if close is not None:
-            await close()
+        await self.limiter.close()
         await self.core_db.dispose()
         await self.identity_db.dispose()
 

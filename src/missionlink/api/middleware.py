@@ -14,6 +14,11 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
+    """413 as problem+json, also when Content-Length alone is over the limit.
+
+    FastAPI's own ``max_body_size`` answers that case with a plain-text 413.
+    """
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes

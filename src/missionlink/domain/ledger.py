@@ -50,6 +50,10 @@ def fee_for(total: int, fee_bps: int) -> int:
     return total * fee_bps // 10_000
 
 
+#: Points earned by pledging: one per this many KRW (settlement applies it in SQL).
+KRW_PER_POINT = 100
+
+
 def points_for_pledged(amount: int) -> int:
-    """Points earned by pledging: one per 100 KRW."""
-    return amount // 100
+    """Points earned by pledging: one per ``KRW_PER_POINT`` KRW, rounded down."""
+    return amount // KRW_PER_POINT

@@ -133,12 +133,12 @@ async def _refund_pledges(conn: AsyncConnection, mission_id: int, now: datetime)
 
 async def _award_pledge_points(conn: AsyncConnection, mission_id: int, now: datetime) -> None:
     # sum() of bigint is numeric on PostgreSQL: cast back before integer division.
-    earned = (cast(func.sum(pledges.c.amount), BigInteger) // 100).label("amount")
+    earned = (cast(func.sum(pledges.c.amount), BigInteger) // L.KRW_PER_POINT).label("amount")
     per_user = (
         select(pledges.c.user_id, earned)
         .where(pledges.c.mission_id == mission_id)
         .group_by(pledges.c.user_id)
-        .having(func.sum(pledges.c.amount) >= 100)
+        .having(func.sum(pledges.c.amount) >= L.KRW_PER_POINT)
         .subquery()
     )
     rows = select(
@@ -211,9 +211,18 @@ async def _settle_bets(
                           mission_id=mission_id, transfer_id=f"bet_dust:{mission_id}")
 
 
+_MESSAGE_ID = "<mission-{mission}.user-{user}@missionlink>"
+
+
 def message_id_for(mission_id: int, user_id: int) -> str:
     """Stable per (mission, recipient): a re-sent copy is recognisably the same email."""
-    return f"<mission-{mission_id}.user-{user_id}@missionlink>"
+    return _MESSAGE_ID.format(mission=mission_id, user=user_id)
+
+
+def _message_id_sql(mission_id: int, user_col: Any) -> Any:
+    """``message_id_for`` as a SQL expression over a column of user ids."""
+    head, tail = _MESSAGE_ID.format(mission=mission_id, user="\0").split("\0")
+    return _text(head) + cast(user_col, String) + _text(tail)
 
 
 async def _queue_emails(conn: AsyncConnection, m: Any, now: datetime) -> None:
@@ -224,7 +233,7 @@ async def _queue_emails(conn: AsyncConnection, m: Any, now: datetime) -> None:
         literal(m.id),
         backers.c.user_id,
         _text("backer"),
-        _text(f"<mission-{m.id}.user-") + cast(backers.c.user_id, String) + _text("@missionlink>"),
+        _message_id_sql(m.id, backers.c.user_id),
         _text("queued"),
         literal(now, email_jobs.c.created_at.type),
     )

@@ -24,6 +24,8 @@ class RateLimiter(Protocol):
     async def hit(self, key: str, *, limit: int, window: float, what: str) -> None:
         """Count one event, or raise 429 with ``Retry-After`` when over the limit."""
 
+    async def close(self) -> None: ...
+
 
 def _refuse(what: str, wait: int) -> RateLimited:
     return RateLimited(f"too many {what}; retry in {wait} s", retry_after=wait)
@@ -60,6 +62,9 @@ class MemoryRateLimiter:
 
     async def reset(self, key: str) -> None:
         self._events.pop(key, None)
+
+    async def close(self) -> None:
+        self._events.clear()
 
     async def hit(self, key: str, *, limit: int, window: float, what: str) -> None:
         wait = await self.retry_after(key, limit=limit, window=window)
