@@ -55,7 +55,7 @@ async def test_success_pays_streamer_minus_fee_and_pays_winning_bets(
     await assert_ledger_ok(container)
 
 
-async def test_failure_refunds_every_pledge_and_awards_points(
+async def test_failure_refunds_every_pledge_and_awards_no_pledge_points(
     client: httpx.AsyncClient, container: Container, mailer: MemoryMailer
 ) -> None:
     streamer = await make_user(container, "streamer")
@@ -69,7 +69,7 @@ async def test_failure_refunds_every_pledge_and_awards_points(
                           headers=streamer.headers)
     assert r.json()["status"] == "failed"
     await settle_all(container)
-    assert await wallet(client, a) == {"cash_balance": 20_000, "points_balance": 1_130}
+    assert await wallet(client, a) == {"cash_balance": 20_000, "points_balance": SIGNUP_POINTS}
     lines = (await client.get("/api/v1/wallet/transactions?limit=100", headers=a.headers)).json()
     refunds = [x for x in lines["items"] if x["kind"] == "refund"]
     assert sorted(x["amount"] for x in refunds) == [3_000, 10_000]

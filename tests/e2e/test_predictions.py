@@ -90,7 +90,8 @@ async def test_parimutuel_payout_with_dust_and_losers_get_nothing(
                       headers=streamer.headers)
     await settle_all(container)
     # pool 401, winning pool 300: a gets floor(100*401/300)=133, b floor(200*401/300)=267.
-    assert (await wallet(client, a))["points_balance"] == 1000 - 100 + 133 + 10
+    # a's 1,000 KRW pledge came back: no pledge points for a failed mission.
+    assert (await wallet(client, a))["points_balance"] == 1000 - 100 + 133
     assert (await wallet(client, b))["points_balance"] == 1000 - 200 + 267
     assert (await wallet(client, c))["points_balance"] == 1000 - 101
     lines = (await client.get("/api/v1/wallet/transactions", headers=a.headers)).json()

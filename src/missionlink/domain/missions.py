@@ -21,8 +21,9 @@ class Status(StrEnum):
 
 OPEN = frozenset({Status.pending, Status.accepted})
 TERMINAL = frozenset(set(Status) - OPEN)
-#: Terminal states in which the attempt happened: pledge points are earned, bets are decided.
-ATTEMPTED = frozenset({Status.succeeded, Status.failed})
+#: Pledge points are earned only where the pledged cash was really spent; otherwise it comes
+#: back, and a viewer and a streamer could farm points by pledging and then failing.
+EARNS_PLEDGE_POINTS = frozenset({Status.succeeded})
 
 
 class Action(StrEnum):

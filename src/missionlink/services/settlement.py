@@ -32,7 +32,7 @@ from missionlink.adapters.db.core_tables import (
     wallets,
 )
 from missionlink.domain import ledger as L
-from missionlink.domain.missions import ATTEMPTED, Status
+from missionlink.domain.missions import EARNS_PLEDGE_POINTS, Status
 from missionlink.services import ledger, outbox
 
 _TRANSFER_COLS = ["id", "kind", "currency", "from_account", "to_account", "amount",
@@ -59,7 +59,7 @@ async def settle(conn: AsyncConnection, mission_id: int, now: datetime) -> bool:
         await _payout(conn, m, now)
     else:
         await _refund_pledges(conn, mission_id, now)
-    if status in ATTEMPTED:
+    if status in EARNS_PLEDGE_POINTS:
         await _award_pledge_points(conn, mission_id, now)
     winning = {"succeeded": "success", "failed": "failure"}.get(m.status)
     await _settle_bets(conn, mission_id, winning, now)
