@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from missionlink.api.openapi_links import add_links
 from missionlink.domain.errors import DomainError
 
 TYPE_BASE = "https://missionlink.example.com/errors/"
@@ -112,6 +113,7 @@ def install_openapi(app: FastAPI) -> None:
         if app.openapi_schema:
             return app.openapi_schema
         spec = build()
+        add_links(spec)
         for path in spec.get("paths", {}).values():
             for operation in path.values():
                 for response in operation.get("responses", {}).values():
