@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+FUZZ_EXAMPLES ?= 300
+FUZZ_STEPS    ?= 20
+FUZZ_SEED     ?= 20250801
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck check migrate worker reconcile bench infra-check clean
+.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench infra-check clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -23,6 +26,10 @@ run: $(STAMP) ## start the service on the embedded default (SQLite, in-process w
 
 test: $(STAMP) ## run the test suite (PostgreSQL tests run when MISSIONLINK_TEST_POSTGRES_URL is set)
 	$(BIN)/pytest -q
+
+fuzz: $(STAMP) ## schemathesis at length against a real server (FUZZ_EXAMPLES, FUZZ_SEED; PostgreSQL too when MISSIONLINK_TEST_POSTGRES_URL is set)
+	MISSIONLINK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MISSIONLINK_FUZZ_STEPS=$(FUZZ_STEPS) \
+	MISSIONLINK_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
 
 lint: $(STAMP) ## ruff on src and tests
 	$(BIN)/ruff check src tests
