@@ -44,7 +44,8 @@ def make_mailer(settings: Settings) -> Mailer:
             settings.smtp_port,
             user=settings.smtp_user,
             password=settings.smtp_password,
-            starttls=settings.smtp_starttls,
+            tls=settings.smtp_tls.value,
+            ca_file=settings.smtp_ca_file,
         )
     return FileMailer(settings.mail_dir)
 

@@ -93,7 +93,12 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    from missionlink.workers.dead_letters import list_dead_letters, replay_dead_letter
+    from missionlink.workers.dead_letters import (
+        describe,
+        list_dead_letters,
+        parse_id,
+        replay_dead_letter,
+    )
 
     settings = _settings()
     if args.action == "list":
@@ -101,15 +106,20 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         if not rows:
             print("no dead letters")
         for row in rows:
-            print(f"{row['id']}\tevent={row['event_id']}\t{row['topic']}\t"
-                  f"attempts={row['attempts']}\treplayed={row['replayed_at'] or '-'}\t"
-                  f"{row['error'][:120]}")
+            print(describe(row))
         return 0
     if args.id is None:
-        print("missionlink: dead-letters replay needs an id", file=sys.stderr)
+        print("missionlink: dead-letters replay needs an id (event:N or email:N)",
+              file=sys.stderr)
         return 2
-    ok = asyncio.run(replay_dead_letter(settings, args.id))
-    print("replayed" if ok else "no such dead letter (or already replayed)")
+    try:
+        dead_letter = parse_id(args.id)
+    except ValueError as exc:
+        print(f"missionlink: {exc}", file=sys.stderr)
+        return 2
+    ok = asyncio.run(replay_dead_letter(settings, dead_letter))
+    print(f"replayed {dead_letter}" if ok
+          else f"no such dead letter (or already replayed): {dead_letter}")
     return 0 if ok else 1
 
 
@@ -137,9 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--password", help="or MISSIONLINK_ADMIN_PASSWORD, or a prompt")
     create.set_defaults(func=cmd_admin_create)
 
-    dead = sub.add_parser("dead-letters", help="list or replay events that kept failing")
+    dead = sub.add_parser(
+        "dead-letters", help="list or replay events and result emails that kept failing"
+    )
     dead.add_argument("action", choices=["list", "replay"])
-    dead.add_argument("id", nargs="?", type=int)
+    dead.add_argument("id", nargs="?", help="as listed: event:N or email:N")
     dead.set_defaults(func=cmd_dead_letters)
     return parser
 

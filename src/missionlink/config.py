@@ -17,6 +17,15 @@ class Env(StrEnum):
     prod = "prod"
 
 
+class SmtpTls(StrEnum):
+    """How the SMTP connection is protected (``SMTP_TLS``)."""
+
+    auto = "auto"  # STARTTLS when the server offers it in EHLO, plain otherwise
+    starttls = "starttls"  # STARTTLS or no delivery
+    tls = "tls"  # implicit TLS from the first byte (port 465)
+    none = "none"  # never TLS: a local catcher or a relay on a trusted network
+
+
 def normalize_database_url(url: str, password: str | None = None) -> str:
     """Turn cloud-style ``postgres://`` URLs into async driver URLs; inject a password."""
     from sqlalchemy.engine import make_url
@@ -49,7 +58,8 @@ class Settings(BaseSettings):
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_from: str = "MissionLink <no-reply@missionlink.example.com>"
-    smtp_starttls: bool = True
+    smtp_tls: SmtpTls = SmtpTls.auto
+    smtp_ca_file: Path | None = None
 
     platform_fee_bps: int = Field(default=1000, ge=0, le=10000)
     min_pledge: int = Field(default=1000, ge=1)
@@ -99,6 +109,11 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("smtp_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("payment_provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
@@ -114,6 +129,8 @@ class Settings(BaseSettings):
             raise ValueError("MIN_MISSION_SECONDS must not exceed MAX_MISSION_SECONDS")
         if self.payment_provider == "webhook" and not self.payment_webhook_secret:
             raise ValueError("PAYMENT_PROVIDER=webhook needs PAYMENT_WEBHOOK_SECRET")
+        if self.smtp_tls is SmtpTls.tls and "smtp_port" not in self.model_fields_set:
+            self.smtp_port = 465
         if self.env is Env.prod:
             problems = []
             if self.core_url.startswith("sqlite") or self.identity_url.startswith("sqlite"):
@@ -126,6 +143,9 @@ class Settings(BaseSettings):
                 problems.append("an empty BROKER_URL")
             if not self.smtp_host:
                 problems.append("no SMTP_HOST")
+            if self.smtp_tls in (SmtpTls.auto, SmtpTls.none):
+                # auto falls back to plain text when STARTTLS is stripped on the way
+                problems.append(f"SMTP_TLS={self.smtp_tls.value} (set starttls or tls)")
             if problems:
                 raise ValueError("ENV=prod refuses to start with " + ", ".join(problems))
         return self

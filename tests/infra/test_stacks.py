@@ -366,3 +366,13 @@ def test_viewer_address_header_is_trusted_only_because_the_alb_admits_only_cloud
         assert rule.get("SourcePrefixListId") == CLOUDFRONT_PREFIX_LIST, rule
         assert "CidrIp" not in rule and "CidrIpv6" not in rule, rule
     assert '"MISSIONLINK_CLIENT_IP_HEADER"' in everything(assemblies, env)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_tasks_require_tls_to_the_mail_relay(assemblies: dict[str, Any], env: str) -> None:
+    # ENV=prod refuses SMTP_TLS=auto (the default): a task without it would not start.
+    for task in assemblies[env].resources("AWS::ECS::TaskDefinition"):
+        environment = {
+            e["Name"]: e["Value"] for e in task.props["ContainerDefinitions"][0]["Environment"]
+        }
+        assert environment["MISSIONLINK_SMTP_TLS"] == "starttls", task.props["Family"]

@@ -56,7 +56,7 @@ async def test_smtp_mailer_delivers_over_one_reused_connection(
     smtp_server: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp_server
-    mailer = SmtpMailer("127.0.0.1", port, starttls=False)
+    mailer = SmtpMailer("127.0.0.1", port, tls="none")
     try:
         for n in range(3):
             await mailer.send(_message(n))

@@ -36,3 +36,29 @@ def test_embedded_default_lives_under_data_dir(tmp_path: object) -> None:
     s = Settings(data_dir=tmp_path)  # type: ignore[arg-type]
     assert s.embedded and s.core_url.startswith("sqlite+aiosqlite:///")
     assert s.core_url != s.identity_url
+
+
+@pytest.mark.parametrize("mode", ["auto", "none"])
+def test_prod_refuses_mail_that_may_travel_in_plain_text(mode: str) -> None:
+    with pytest.raises(ValidationError, match=f"SMTP_TLS={mode}"):
+        Settings(env="prod", smtp_tls=mode)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+def test_prod_accepts_mail_that_must_be_encrypted(mode: str) -> None:
+    s = Settings(
+        env="prod", smtp_tls=mode, smtp_host="email-smtp.example.com",  # type: ignore[arg-type]
+        database_url="postgresql://app@db/core", identity_database_url="postgresql://app@db/id",
+        jwt_private_key="-----BEGIN PRIVATE KEY-----", broker_url="redis://cache:6379/0",
+        payment_provider="webhook", payment_webhook_secret="whsec",
+    )
+    assert s.smtp_tls == mode
+
+
+def test_smtp_tls_defaults_to_auto_and_tls_to_port_465() -> None:
+    assert Settings().smtp_tls == "auto"
+    assert Settings(smtp_tls="tls").smtp_port == 465  # type: ignore[arg-type]
+    assert Settings(smtp_tls="tls", smtp_port=2465).smtp_port == 2465  # type: ignore[arg-type]
+    assert Settings(smtp_tls="starttls").smtp_port == 587  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Settings(smtp_tls="ssl")  # type: ignore[arg-type]

@@ -190,6 +190,8 @@ class TaskFactory:
             "MISSIONLINK_CLIENT_IP_HEADER": "X-Viewer-Ip",
             "MISSIONLINK_SMTP_HOST": f"email-smtp.{self.region}.amazonaws.com",
             "MISSIONLINK_SMTP_PORT": "587",
+            # SES offers STARTTLS on 587; requiring it means a stripped offer is no delivery.
+            "MISSIONLINK_SMTP_TLS": "starttls",
             "MISSIONLINK_SMTP_FROM": f"MissionLink <no-reply@{cfg.mail_domain}>",
             "MISSIONLINK_PAYMENT_PROVIDER": cfg.payment_provider,
             "MISSIONLINK_DATA_DIR": "/tmp/missionlink",  # noqa: S108 - a per-task volume

@@ -16,3 +16,11 @@ REQUESTS = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+EMAILS = Counter(
+    "missionlink_emails_total",
+    "Result email send attempts: sent, retried (failed, will be tried again) or dead "
+    "(failed WORKER_MAX_ATTEMPTS times, listed by `missionlink dead-letters list`)",
+    ["outcome"],
+)
+for _outcome in ("sent", "retried", "dead"):
+    EMAILS.labels(_outcome)  # present at 0, so an alert on "dead" has a series to watch

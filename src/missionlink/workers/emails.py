@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import email_jobs, missions, transfers
 from missionlink.adapters.db.identity_tables import users
+from missionlink.adapters.email.senders import MailerUnavailable
 from missionlink.bootstrap import Container
 from missionlink.domain import ledger as L
+from missionlink.observability import metrics
 from missionlink.services.notifications import Recipient, Statement, build_message
 
 log = structlog.get_logger(__name__)
@@ -109,12 +113,14 @@ async def send_batch(container: Container, limit: int = 200) -> int:
             )
         }
     sent: list[int] = []
-    failed: list[tuple[int, str, int]] = []
-    for job in jobs:
+    failed: list[Failure] = []
+    max_attempts = container.settings.worker_max_attempts
+    for index, job in enumerate(jobs):
         person = people.get(job.user_id)
         mission = mission_rows.get(job.mission_id)
         if person is None or mission is None:
-            failed.append((job.id, "recipient or mission not found", 10**6))
+            # Nothing a retry could fix: dead-letter at once for an operator to look at.
+            failed.append(_fail(job, "recipient or mission not found", max_attempts, dead=True))
             continue
         message = build_message(
             sender=container.settings.smtp_from, recipient=person, message_id=job.message_id,
@@ -124,9 +130,15 @@ async def send_batch(container: Container, limit: int = 200) -> int:
         )
         try:
             await container.mailer.send(message)
+        except MailerUnavailable as exc:
+            # The server is unreachable for everyone: the rest of the batch fails alike
+            # rather than each waiting out its own connection timeout.
+            error = f"{type(exc).__name__}: {exc}"
+            failed.extend(_fail(j, error, max_attempts) for j in jobs[index:])
+            break
         except Exception as exc:
-            log.warning("email.send_failed", job=job.id, error=str(exc))
-            failed.append((job.id, f"{type(exc).__name__}: {exc}", job.attempts + 1))
+            error = _redact(f"{type(exc).__name__}: {exc}", person.email)
+            failed.append(_fail(job, error, max_attempts))
             continue
         sent.append(job.id)
         if len(sent) % RECORD_EVERY == 0:
@@ -135,11 +147,35 @@ async def send_batch(container: Container, limit: int = 200) -> int:
     return len(sent)
 
 
-async def _record(
-    container: Container, sent: list[int], failed: list[tuple[int, str, int]]
-) -> None:
+@dataclass(frozen=True)
+class Failure:
+    job_id: int
+    error: str
+    attempts: int
+    dead: bool
+
+
+def _redact(error: str, address: str) -> str:
+    """Servers echo the recipient in refusals; logs and dead letters name the user id."""
+    if not address:
+        return error
+    return re.sub(re.escape(address), "<recipient>", error, flags=re.IGNORECASE)
+
+
+def _fail(job: Any, error: str, max_attempts: int, *, dead: bool = False) -> Failure:
+    attempts = job.attempts + 1  # the claim counted this attempt; ``job`` predates it
+    failure = Failure(job.id, error[:2000], attempts, dead or attempts >= max_attempts)
+    log.error(
+        "email.dead_lettered" if failure.dead else "email.send_failed",
+        job=job.id, message_id=job.message_id, user_id=job.user_id,
+        mission_id=job.mission_id, attempts=attempts, max_attempts=max_attempts,
+        error=failure.error,
+    )
+    return failure
+
+
+async def _record(container: Container, sent: list[int], failed: list[Failure]) -> None:
     now = container.clock.now()
-    max_attempts = container.settings.worker_max_attempts
     async with container.core_db.begin() as conn:
         if sent:
             await conn.execute(
@@ -147,14 +183,22 @@ async def _record(
                 .where(email_jobs.c.id.in_(sent))
                 .values(status="sent", sent_at=now, lease_until=None)
             )
-        for job_id, error, attempts in failed:
-            backoff = timedelta(seconds=min(300, 2 ** min(attempts, 8)))
+        for f in failed:
+            backoff = timedelta(seconds=min(300, 2 ** min(f.attempts, 8)))
             await conn.execute(
                 update(email_jobs)
-                .where(email_jobs.c.id == job_id)
+                .where(email_jobs.c.id == f.job_id)
                 .values(
-                    status="failed" if attempts >= max_attempts else "queued",
-                    last_error=error[:2000],
-                    lease_until=now + backoff,
+                    status="failed" if f.dead else "queued",
+                    last_error=f.error,
+                    lease_until=None if f.dead else now + backoff,
                 )
             )
+    # Counted once recorded, so the counters agree with what the table says.
+    if sent:
+        metrics.EMAILS.labels("sent").inc(len(sent))
+    dead = sum(f.dead for f in failed)
+    if dead:
+        metrics.EMAILS.labels("dead").inc(dead)
+    if len(failed) - dead:
+        metrics.EMAILS.labels("retried").inc(len(failed) - dead)
