@@ -11,6 +11,11 @@ from missionlink.adapters.db.engine import Database
 from missionlink.adapters.email.senders import FileMailer, Mailer, SmtpMailer
 from missionlink.adapters.payments.providers import PaymentProvider, make_provider
 from missionlink.adapters.security.rate_limit import RateLimiter, make_rate_limiter
+from missionlink.adapters.security.revocations import (
+    RevocationList,
+    SessionRevocations,
+    make_revocation_store,
+)
 from missionlink.adapters.security.tokens import TokenService, load_or_create_key
 from missionlink.config import Settings
 from missionlink.domain.clock import Clock, SystemClock
@@ -28,9 +33,11 @@ class Container:
     payments: PaymentProvider
     broker: Broker
     limiter: RateLimiter
+    sessions: SessionRevocations
 
     async def close(self) -> None:
         await self.mailer.close()
+        await self.sessions.close()
         await self.broker.close()
         await self.limiter.close()
         await self.core_db.dispose()
@@ -59,6 +66,9 @@ def build(
     payments: PaymentProvider | None = None,
 ) -> Container:
     key = load_or_create_key(settings.jwt_private_key, settings.data_dir)
+    broker = broker or make_broker(settings.broker_url)
+    # One list, read by token checks and written by the session revocations.
+    revoked = RevocationList()
     return Container(
         settings=settings,
         clock=clock or SystemClock(),
@@ -69,6 +79,7 @@ def build(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl_seconds=settings.access_token_seconds,
+            revoked=revoked,
         ),
         passwords=PasswordHasher(
             time_cost=settings.argon2_time_cost,
@@ -82,6 +93,12 @@ def build(
             settings.payment_webhook_secret,
             settings.payment_webhook_tolerance_seconds,
         ),
-        broker=broker or make_broker(settings.broker_url),
+        broker=broker,
         limiter=make_rate_limiter(settings.broker_url),
+        sessions=SessionRevocations(
+            revoked,
+            broker,
+            ttl_seconds=settings.access_token_seconds,
+            store=make_revocation_store(settings.broker_url),
+        ),
     )

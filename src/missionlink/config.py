@@ -74,7 +74,12 @@ class Settings(BaseSettings):
 
     cors_origins: Annotated[list[str], NoDecode] = []
     rate_limit_signups_per_minute: int = Field(default=20, ge=0)
+    #: Failed logins on one account (from any address) in 15 minutes before further tries
+    #: from addresses that failed on it are slowed; also the budget of one address on one
+    #: account. 0 turns login throttling off.
     rate_limit_login_failures: int = Field(default=5, ge=0)
+    #: The longest wait the progressive login delay asks for (it doubles from 1 s).
+    rate_limit_login_max_delay_seconds: int = Field(default=300, ge=1, le=900)
     rate_limit_pledges_per_minute: int = Field(default=120, ge=0)
     rate_limit_posts_per_minute: int = Field(default=10, ge=0)
 

@@ -44,3 +44,36 @@ async def test_redis_limiter_shares_one_budget_between_replicas() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_pace_doubles_the_wait_after_the_threshold_up_to_the_cap() -> None:
+    now = [0.0]
+    limiter = MemoryRateLimiter(monotonic=lambda: now[0])
+    waits = []
+    for _ in range(6):
+        wait = await limiter.pace("k", after=2, window=600, base=1, cap=5)
+        waits.append(wait)
+        if wait is not None:
+            now[0] += wait
+            assert await limiter.pace("k", after=2, window=600, base=1, cap=5) is None
+    assert waits == [None, None, 1, 2, 4, 5]
+    assert await limiter.count("k", window=600) == 6
+    assert await limiter.pace("off", after=0, window=600, base=1, cap=5) is None
+
+
+async def test_redis_pace_is_shared_between_replicas() -> None:
+    url = redis_test_url("the shared progressive-delay test")
+    now = [1_000_000.0]
+    prefix = f"missionlink-test:{uuid.uuid4().hex}:"
+    a = RedisRateLimiter(url, prefix=prefix, clock=lambda: now[0])
+    b = RedisRateLimiter(url, prefix=prefix, clock=lambda: now[0])
+    try:
+        assert await a.pace("k", after=1, window=600, base=2, cap=3) is None
+        assert await b.pace("k", after=1, window=600, base=2, cap=3) == 2
+        now[0] += 2
+        assert await b.pace("k", after=1, window=600, base=2, cap=3) is None
+        assert await a.pace("k", after=1, window=600, base=2, cap=3) == 3  # capped, not 4
+        assert await a.count("k", window=600) == await b.count("k", window=600) == 2
+    finally:
+        await a.close()
+        await b.close()

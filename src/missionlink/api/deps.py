@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Request
 from missionlink.adapters.security.tokens import AccessClaims
 from missionlink.bootstrap import Container
 from missionlink.domain.errors import Forbidden, InvalidInput, NotAuthenticated
+from missionlink.services import identity
 
 
 async def get_container(request: Request) -> Container:
@@ -34,16 +35,24 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
+async def _verify(container: Container, token: str) -> AccessClaims:
+    sessions = container.sessions
+    if not sessions.started:
+        # Once per process: hear of ended sessions before trusting any access token.
+        await sessions.start(lambda: identity.recent_revocations(container))
+    return container.tokens.verify(token)
+
+
 async def current_user(request: Request, container: Deps) -> AccessClaims:
     token = _bearer(request)
     if token is None:
         raise NotAuthenticated("this endpoint needs 'Authorization: Bearer <access_token>'")
-    return container.tokens.verify(token)
+    return await _verify(container, token)
 
 
 async def optional_user(request: Request, container: Deps) -> AccessClaims | None:
     token = _bearer(request)
-    return container.tokens.verify(token) if token else None
+    return await _verify(container, token) if token else None
 
 
 async def streamer_user(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessClaims:

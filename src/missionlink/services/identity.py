@@ -12,7 +12,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,6 +35,8 @@ SIGNUP_WINDOW_SECONDS = 60
 LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
 #: One address may fail more often than one account: several people can share a NAT.
 ADDRESS_FAILURE_FACTOR = 4
+#: The first progressive login delay; each further failure on the account doubles it.
+LOGIN_DELAY_BASE_SECONDS = 1
 BAD_CREDENTIALS = "wrong email or password"
 BAD_REFRESH = "the refresh token is unknown, expired, spent or revoked"
 
@@ -163,30 +165,69 @@ async def _open_member(
 
 
 async def login(c: Container, *, email: str, password: str, client: str) -> TokenPair:
-    """Check the credentials and open a new session (a new refresh-token family)."""
-    key = login_key(email)
-    account = f"login-fail:account:{key or email.strip().lower()[:320]}"
+    """Check the credentials and open a new session (a new refresh-token family).
+
+    Failures are counted per account, per address and per (account, address), so that a
+    stranger's failures never lock the owner out: an address that has not failed on the
+    account always has its password checked. Only addresses that failed on it wait for
+    the account's progressive delay, and they wait before their password is checked, so
+    a 429 says nothing about the password.
+    """
     limit = c.settings.rate_limit_login_failures
-    budgets = {
-        account: limit,
-        f"login-fail:address:{client}": limit * ADDRESS_FAILURE_FACTOR,
-    }
-    for bucket, budget in budgets.items():
-        wait = await c.limiter.retry_after(
-            bucket, limit=budget, window=LOGIN_FAILURE_WINDOW_SECONDS
+    if limit <= 0:
+        return await _check_credentials(c, email=email, password=password)
+    key = login_key(email)
+    account = key or email.strip().lower()[:320]
+    window = LOGIN_FAILURE_WINDOW_SECONDS
+    by_account = f"login-fail:account:{account}"
+    by_address = f"login-fail:address:{client}"
+    # Length-prefixed: neither an email nor an IPv6 address can forge another pair's key.
+    by_pair = f"login-fail:pair:{len(client)}:{client}:{account}"
+    wait = await c.limiter.retry_after(
+        by_address, limit=limit * ADDRESS_FAILURE_FACTOR, window=window
+    )
+    if wait is not None:
+        raise RateLimited(
+            f"too many failed logins from this address; retry in {wait} s", retry_after=wait
+        )
+    failed_here = await c.limiter.count(by_pair, window=window) > 0
+    # Counted before the check, so parallel tries cannot all slip under the budget; a
+    # success clears it again.
+    await c.limiter.hit(
+        by_pair, limit=limit, window=window, what="failed logins on this account from here"
+    )
+    if failed_here:
+        wait = await c.limiter.pace(
+            by_account,
+            after=limit,
+            window=window,
+            base=LOGIN_DELAY_BASE_SECONDS,
+            cap=c.settings.rate_limit_login_max_delay_seconds,
         )
         if wait is not None:
-            raise RateLimited(f"too many failed logins; retry in {wait} s", retry_after=wait)
+            raise RateLimited(
+                f"too many failed logins on this account; retry in {wait} s", retry_after=wait
+            )
+    try:
+        pair = await _check_credentials(c, email=email, password=password)
+    except NotAuthenticated:
+        await c.limiter.record(by_address, window=window)
+        if not failed_here:  # ``pace`` counted it already otherwise
+            await c.limiter.record(by_account, window=window)
+        raise
+    await c.limiter.reset(by_pair)
+    await c.limiter.reset(by_account)
+    return pair
+
+
+async def _check_credentials(c: Container, *, email: str, password: str) -> TokenPair:
+    key = login_key(email)
     row = await _find_user(c, key) if key else None
     stored = row.password_hash if row is not None else None
     # Always run argon2, known email or not, so response times don't reveal accounts.
     verified = await asyncio.to_thread(_verify, c.passwords, stored, password)
     if row is None or not verified:
-        if limit > 0:
-            for bucket in budgets:
-                await c.limiter.record(bucket, window=LOGIN_FAILURE_WINDOW_SECONDS)
         raise NotAuthenticated(BAD_CREDENTIALS)
-    await c.limiter.reset(account)
     now = c.clock.now()
     await _rehash_if_needed(c, row.id, row.password_hash, password)
     await _repair_member(c, row, now)
@@ -226,10 +267,11 @@ async def _issue_pair(
     now: datetime,
 ) -> TokenPair:
     token = secrets.token_urlsafe(32)
+    family_id = family_id or str(uuid.uuid4())
     await conn.execute(
         insert(refresh_tokens).values(
             id=str(uuid.uuid4()),
-            family_id=family_id or str(uuid.uuid4()),
+            family_id=family_id,
             user_id=user_id,
             token_hash=hash_refresh_token(token),
             issued_at=now,
@@ -237,7 +279,8 @@ async def _issue_pair(
         )
     )
     return TokenPair(
-        access_token=c.tokens.issue(user_id, role, now),
+        # The family is the session: ending it ends every access token issued in it.
+        access_token=c.tokens.issue(user_id, role, now, session_id=family_id),
         refresh_token=token,
         expires_in=c.settings.access_token_seconds,
     )
@@ -248,6 +291,7 @@ async def refresh(c: Container, *, refresh_token: str) -> TokenPair:
     now = c.clock.now()
     digest = hash_refresh_token(refresh_token)
     rt = refresh_tokens
+    ended: set[str] = set()
     async with c.identity_db.begin() as conn:
         # One conditional UPDATE: of two concurrent refreshes only one can spend the token.
         spent = await conn.execute(
@@ -270,7 +314,9 @@ async def refresh(c: Container, *, refresh_token: str) -> TokenPair:
                 )
         else:
             reused = (rt.c.token_hash == digest) & rt.c.spent_at.is_not(None)
-            await _revoke_family(conn, reused, now)
+            ended = await _revoke_family(conn, reused, now)
+    # After the commit: a replica that hears of it then finds the family revoked too.
+    await c.sessions.revoke(ended)
     raise NotAuthenticated(BAD_REFRESH)
 
 
@@ -280,17 +326,42 @@ async def logout(c: Container, *, user_id: int, refresh_token: str) -> None:
     rt = refresh_tokens
     async with c.identity_db.begin() as conn:
         mine = (rt.c.token_hash == digest) & (rt.c.user_id == user_id)
-        await _revoke_family(conn, mine, c.clock.now())
+        ended = await _revoke_family(conn, mine, c.clock.now())
+    await c.sessions.revoke(ended)
 
 
-async def _revoke_family(conn: AsyncConnection, which: ColumnElement[bool], now: datetime) -> int:
-    """Revoke every token in the family of the token(s) matching ``which``."""
+async def _revoke_family(
+    conn: AsyncConnection, which: ColumnElement[bool], now: datetime
+) -> set[str]:
+    """Revoke every token in the family of the token(s) matching ``which``; the families."""
     rt = refresh_tokens
     family = select(rt.c.family_id).where(which).scalar_subquery()
     result = await conn.execute(
-        update(rt).where(rt.c.family_id == family, rt.c.revoked_at.is_(None)).values(revoked_at=now)
+        update(rt)
+        .where(rt.c.family_id == family, rt.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(rt.c.family_id)
     )
-    return int(result.rowcount)
+    return {str(f) for f in result.scalars()}
+
+
+async def recent_revocations(c: Container) -> list[tuple[str, float]]:
+    """Sessions ended within one access-token lifetime, with when their tokens expire.
+
+    Read once when a process starts without a shared store, so that a restart does not
+    bring logged-out access tokens back to life.
+    """
+    ttl = c.settings.access_token_seconds
+    since = c.clock.now() - timedelta(seconds=ttl)
+    rt = refresh_tokens
+    query = (
+        select(rt.c.family_id, func.max(rt.c.revoked_at))
+        .where(rt.c.revoked_at >= since)
+        .group_by(rt.c.family_id)
+    )
+    async with c.identity_db.read() as conn:
+        rows = (await conn.execute(query)).all()
+    return [(str(family), ended.timestamp() + ttl) for family, ended in rows]
 
 
 async def profile(c: Container, *, user_id: int) -> UserView:

@@ -8,8 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+RESUBSCRIBE_SECONDS = 1.0
+#: How long a first subscriber waits for Redis to confirm before reading anyway.
+SUBSCRIBE_TIMEOUT_SECONDS = 5.0
 
 
 class Broker(Protocol):
@@ -70,21 +77,36 @@ class RedisBroker:
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         await self._redis.publish(f"missionlink:{channel}", json.dumps(message))
 
-    async def _listen(self, channel: str) -> None:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(f"missionlink:{channel}")
-        try:
-            async for item in pubsub.listen():
-                if item.get("type") == "message":
-                    await self._local.publish(channel, json.loads(item["data"]))
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    async def _listen(self, channel: str, ready: asyncio.Event) -> None:
+        """Relay one Redis channel to the local queues, resubscribing after a lost link."""
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(f"missionlink:{channel}")
+                ready.set()
+                async for item in pubsub.listen():
+                    if item.get("type") == "message":
+                        await self._local.publish(channel, json.loads(item["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("broker: lost the subscription to %s; resubscribing", channel)
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
         if channel not in self._listeners or self._listeners[channel].done():
-            self._listeners[channel] = asyncio.create_task(self._listen(channel))
-            await asyncio.sleep(0)
+            ready = asyncio.Event()
+            task = asyncio.create_task(self._listen(channel, ready))
+            self._listeners[channel] = task
+            # Redis drops messages published before the subscription is confirmed.
+            waiter = asyncio.create_task(ready.wait())
+            await asyncio.wait({task, waiter}, timeout=SUBSCRIBE_TIMEOUT_SECONDS,
+                               return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
         async with self._local.subscribe(channel) as q:
             yield q
 

@@ -19,6 +19,17 @@ class RateLimiter(Protocol):
 
     async def record(self, key: str, *, window: float) -> None: ...
 
+    async def count(self, key: str, *, window: float) -> int:
+        """Events of ``key`` within the last ``window`` seconds."""
+
+    async def pace(
+        self, key: str, *, after: int, window: float, base: float, cap: float
+    ) -> int | None:
+        """Progressive delay: once ``key`` holds ``after`` events in ``window``, the next
+        may come only ``base * 2 ** (count - after)`` seconds (at most ``cap``) after the
+        newest. Records the event and returns None when it may go ahead; else the seconds
+        still to wait, recording nothing. ``after`` 0 disables the delay."""
+
     async def reset(self, key: str) -> None: ...
 
     async def hit(self, key: str, *, limit: int, window: float, what: str) -> None:
@@ -29,6 +40,17 @@ class RateLimiter(Protocol):
 
 def _refuse(what: str, wait: int) -> RateLimited:
     return RateLimited(f"too many {what}; retry in {wait} s", retry_after=wait)
+
+
+#: Beyond this many doublings every cap in use is reached; it keeps the power finite.
+_MAX_DOUBLINGS = 40
+
+
+def backoff_delay(count: int, *, after: int, base: float, cap: float) -> float:
+    """The wait ``pace`` asks for after the newest of ``count`` events (0 below ``after``)."""
+    if after <= 0 or count < after:
+        return 0.0
+    return float(min(cap, base * 2 ** min(count - after, _MAX_DOUBLINGS)))
 
 
 class MemoryRateLimiter:
@@ -60,6 +82,22 @@ class MemoryRateLimiter:
     async def record(self, key: str, *, window: float) -> None:
         self._events.setdefault(key, deque()).append(self._now())
 
+    async def count(self, key: str, *, window: float) -> int:
+        return len(self._window(key, window))
+
+    async def pace(
+        self, key: str, *, after: int, window: float, base: float, cap: float
+    ) -> int | None:
+        # No await between the check and the append: concurrent attempts queue up here.
+        q = self._window(key, window)
+        delay = backoff_delay(len(q), after=after, base=base, cap=cap)
+        if q and delay > 0:
+            wait = q[-1] + delay - self._now()
+            if wait > 0:
+                return max(1, math.ceil(wait))
+        self._events.setdefault(key, q).append(self._now())
+        return None
+
     async def reset(self, key: str) -> None:
         self._events.pop(key, None)
 
@@ -89,6 +127,24 @@ return -1
 """
 
 
+# Atomic progressive delay: the wait after the newest event doubles per event over ``after``.
+_PACE = """
+local key, now, window, after, base, cap, member = KEYS[1], tonumber(ARGV[1]),
+  tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if after > 0 and count >= after then
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  local delay = math.min(cap, base * 2 ^ math.min(count - after, 40))
+  local wait = tonumber(newest[2]) + delay - now
+  if wait > 0 then return math.ceil(wait) end
+end
+redis.call('ZADD', key, now, member)
+redis.call('PEXPIRE', key, window)
+return -1
+"""
+
+
 class RedisRateLimiter:
     """The same windows kept in Redis, so every replica counts against one budget."""
 
@@ -100,6 +156,7 @@ class RedisRateLimiter:
         self._prefix = prefix
         self._clock = clock
         self._hit: Any = self._redis.register_script(_HIT)
+        self._pace: Any = self._redis.register_script(_PACE)
 
     def _ms(self) -> int:
         return int(self._clock() * 1000)
@@ -120,6 +177,21 @@ class RedisRateLimiter:
             pipe.zadd(k, {uuid.uuid4().hex: now})
             pipe.pexpire(k, int(window * 1000))
             await pipe.execute()
+
+    async def count(self, key: str, *, window: float) -> int:
+        k, now = self._prefix + key, self._ms()
+        await self._redis.zremrangebyscore(k, "-inf", now - int(window * 1000))
+        return int(await self._redis.zcard(k))
+
+    async def pace(
+        self, key: str, *, after: int, window: float, base: float, cap: float
+    ) -> int | None:
+        wait_ms = int(await self._pace(
+            keys=[self._prefix + key],
+            args=[self._ms(), int(window * 1000), max(0, after), int(base * 1000),
+                  int(cap * 1000), uuid.uuid4().hex],
+        ))
+        return max(1, math.ceil(wait_ms / 1000)) if wait_ms >= 0 else None
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from missionlink.adapters.security.revocations import RevocationList
 from missionlink.domain.errors import NotAuthenticated
 
 ALGORITHM = "EdDSA"
@@ -44,11 +45,19 @@ def load_or_create_key(pem: str, data_dir: Path) -> PrivateKeyTypes:
 class AccessClaims:
     user_id: int
     role: str
+    #: The session (refresh-token family) the token was issued for; logout revokes it.
+    session_id: str | None = None
 
 
 class TokenService:
     def __init__(
-        self, key: PrivateKeyTypes, *, issuer: str, audience: str, ttl_seconds: int
+        self,
+        key: PrivateKeyTypes,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        revoked: RevocationList | None = None,
     ) -> None:
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError("JWT_PRIVATE_KEY must be an Ed25519 private key (PEM, PKCS#8)")
@@ -57,10 +66,13 @@ class TokenService:
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
+        self.revoked = revoked if revoked is not None else RevocationList()
         # Verified tokens until they expire: an Ed25519 check per request is measurable.
         self._verified: OrderedDict[str, tuple[AccessClaims, float]] = OrderedDict()
 
-    def issue(self, user_id: int, role: str, now: datetime) -> str:
+    def issue(
+        self, user_id: int, role: str, now: datetime, *, session_id: str | None = None
+    ) -> str:
         claims = {
             "sub": str(user_id),
             "role": role,
@@ -69,15 +81,21 @@ class TokenService:
             "iat": int(now.timestamp()),
             "exp": int((now + timedelta(seconds=self.ttl_seconds)).timestamp()),
         }
+        if session_id is not None:
+            claims["sid"] = session_id
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> AccessClaims:
         cached = self._verified.get(token)
-        if cached is not None:
-            if cached[1] > time.time():
-                return cached[0]
+        if cached is not None and cached[1] <= time.time():
             del self._verified[token]
-        return self._verify(token)
+            cached = None
+        claims = cached[0] if cached is not None else self._verify(token)
+        # Checked on every call, cached or not: a logout must end the token at once.
+        if claims.session_id is not None and claims.session_id in self.revoked:
+            self._verified.pop(token, None)
+            raise NotAuthenticated("the session of this access token has ended")
+        return claims
 
     def _verify(self, token: str) -> AccessClaims:
         try:
@@ -89,7 +107,12 @@ class TokenService:
                 audience=self.audience,
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
-            verified = AccessClaims(user_id=int(claims["sub"]), role=str(claims.get("role", "")))
+            sid = claims.get("sid")
+            verified = AccessClaims(
+                user_id=int(claims["sub"]),
+                role=str(claims.get("role", "")),
+                session_id=sid if isinstance(sid, str) else None,
+            )
         except (jwt.PyJWTError, ValueError) as exc:
             raise NotAuthenticated("the access token is invalid or expired") from exc
         self._verified[token] = (verified, float(claims["exp"]))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Body, Cookie, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Body, Cookie, Depends, Header, Query, Request, Response, status
 
 from missionlink.api.deps import ClientAddress, CurrentUser, Deps
 from missionlink.api.schemas.identity import LoginIn, RefreshIn, SignupIn, TokenPairOut, UserOut
-from missionlink.domain.errors import InvalidInput
+from missionlink.domain.errors import Forbidden, InvalidInput
 from missionlink.services import identity
 
 router = APIRouter(tags=["auth"])
@@ -26,6 +27,53 @@ def cookie_mode(
 
 
 CookieMode = Annotated[bool, Depends(cookie_mode)]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: ``Sec-Fetch-Site`` values of requests a page of another site could not have made.
+_OWN_FETCH_SITES = {"same-origin", "none"}
+
+
+def _origin(url: str) -> str | None:
+    """``scheme://host[:port]`` as browsers write it in ``Origin``, or None."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+async def same_site_only(request: Request, container: Deps) -> None:
+    """Refuse a browser request that another site's page made (the refresh cookie rides
+    along with those); requests without browser provenance headers are API clients.
+
+    Allowed origins: ``PUBLIC_URL``, ``CORS_ORIGINS`` and the origin the request was sent
+    to (its own ``Host``), which only a page of this site can claim.
+    """
+    origin = request.headers.get("origin")
+    if origin is not None:
+        settings = container.settings
+        allowed = {_origin(u) for u in (settings.public_url, *settings.cors_origins)}
+        allowed.add(_origin(f"{request.url.scheme}://{request.headers.get('host', '')}"))
+        allowed.discard(None)
+        if _origin(origin) not in allowed:
+            raise Forbidden(
+                "cross-site request refused: Origin is not PUBLIC_URL or one of CORS_ORIGINS"
+            )
+        return
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site.strip().lower() not in _OWN_FETCH_SITES:
+        raise Forbidden(f"cross-site request refused (Sec-Fetch-Site: {site[:20]})")
+
+
+SameSiteOnly = Depends(same_site_only)
 RefreshCookie = Annotated[str | None, Cookie(alias=REFRESH_COOKIE, include_in_schema=False)]
 OptionalRefreshBody = Annotated[RefreshIn | None, Body()]
 
@@ -85,7 +133,7 @@ async def login(
     return _pair_out(pair)
 
 
-@router.post("/api/v1/auth/refresh")
+@router.post("/api/v1/auth/refresh", dependencies=[SameSiteOnly])
 async def refresh(
     container: Deps,
     response: Response,
@@ -103,7 +151,9 @@ async def refresh(
     return _pair_out(pair)
 
 
-@router.post("/api/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/api/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT, dependencies=[SameSiteOnly]
+)
 async def logout(
     user: CurrentUser,
     container: Deps,
