@@ -24,6 +24,7 @@ def _settings() -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from missionlink.api.server import DeadlineHttpProtocol
     from missionlink.migrations.runner import upgrade_all
 
     settings = _settings()
@@ -41,6 +42,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "missionlink.api.asgi:create_from_env",
         factory=True,
+        # uvicorn's protocol plus deadlines for slow senders and stalled readers.
+        http=DeadlineHttpProtocol,
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     worker_max_attempts: int = Field(default=8, ge=1)
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    #: Headers, then the body, must arrive within this long or the connection is closed.
+    request_read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    #: A client that reads none of a pending response for this long is disconnected.
+    response_write_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    sse_max_per_token: int = Field(default=10, ge=0)
+    sse_max_per_address: int = Field(default=50, ge=0)
+    sse_max_per_process: int = Field(default=20_000, ge=0)
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod

@@ -24,3 +24,20 @@ EMAILS = Counter(
 )
 for _outcome in ("sent", "retried", "dead"):
     EMAILS.labels(_outcome)  # present at 0, so an alert on "dead" has a series to watch
+SSE_OPEN = Gauge("missionlink_sse_streams_open", "Live event streams open in this process")
+SSE_REFUSED = Counter(
+    "missionlink_sse_streams_refused_total",
+    "Live event streams refused by a cap: token, address (429) or process (503)",
+    ["cap"],
+)
+for _cap in ("token", "address", "process"):
+    SSE_REFUSED.labels(_cap)
+SLOW_CLIENTS = Counter(
+    "missionlink_http_slow_clients_total",
+    "Connections closed because the client was too slow: headers or body not received "
+    "within REQUEST_READ_TIMEOUT_SECONDS, or a response not read for "
+    "RESPONSE_WRITE_TIMEOUT_SECONDS",
+    ["phase"],
+)
+for _phase in ("headers", "body", "write"):
+    SLOW_CLIENTS.labels(_phase)

@@ -10,8 +10,10 @@ import jinja2
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from missionlink.api.deps import CurrentStreamer, Deps
+from missionlink.api.deps import ClientAddress, CurrentStreamer, Deps
 from missionlink.api.overlay_stream import ROTATED, OverlayStream, Presence, channel_topic
+from missionlink.api.problems import MEDIA_TYPE, Problem
+from missionlink.api.stream_gate import GatedStream, gate_of
 from missionlink.bootstrap import Container
 from missionlink.domain.errors import NotFound
 from missionlink.services import overlay
@@ -89,14 +91,19 @@ async def overlay_page(
     "/api/v1/overlay/{token}/events",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}},
-                     "description": "snapshot, then live events (see docs/overlay.md)"}},
+                     "description": "snapshot, then live events (see docs/overlay.md)"},
+               503: {"model": Problem, "content": {MEDIA_TYPE: {}},
+                     "description": "this server holds as many live streams as it can "
+                                    "(code `streams-full`; see `Retry-After`)"}},
 )
 async def overlay_events(
-    token: str, request: Request, c: Deps,
+    token: str, request: Request, c: Deps, address: ClientAddress,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     streamer_id = await _channel(c, token)
+    # Taken last: from here the response owns the slot and gives it back however it ends.
+    slot = gate_of(request, c.settings).acquire(f"overlay:{token}", address)
     stream = OverlayStream(c, _presence(request), streamer_id=streamer_id, token=token,
                            last_event_id=last_event_id)
     headers = {**_PRIVATE, "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream.events(), media_type="text/event-stream", headers=headers)
+    return GatedStream(stream.events(), slot, headers=headers)
