@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -311,8 +312,9 @@ def _config(t: Target) -> str:
 def _run_schemathesis(t: Target) -> subprocess.CompletedProcess[str]:
     config = t.workdir / "schemathesis.toml"
     config.write_text(_config(t))
+    st = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
     command = [
-        sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", f"{t.base_url}/openapi.json",
+        st, "--config-file", str(config), "run", f"{t.base_url}/openapi.json",
         "--phases", "examples,coverage,fuzzing,stateful",
         "--report", "junit", "--report-dir", str(t.workdir / "report"),
         "--no-color", "--output-truncate", "false",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
-
-from missionlink.api.params import Amount, BodyId, Points, Seconds
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+Amount = Annotated[StrictInt, Field(description="Integer KRW")]
 
 
 class TopupIn(Strict):
@@ -18,11 +19,11 @@ class TopupIn(Strict):
 
 
 class MissionIn(Strict):
-    streamer_id: BodyId
+    streamer_id: StrictInt
     title: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     description: Annotated[StrictStr, Field(max_length=5000)] = ""
     amount: Amount
-    duration_seconds: Seconds
+    duration_seconds: StrictInt
 
 
 class PledgeIn(Strict):
@@ -35,10 +36,10 @@ class ResultIn(Strict):
 
 class BetIn(Strict):
     side: Literal["success", "failure"]
-    points: Points
+    points: Annotated[StrictInt, Field(gt=0)]
 
 
 class ChannelSettingsIn(Strict):
     missions_enabled: StrictBool | None = None
-    min_mission_amount: Amount | None = None
-    accept_timeout_seconds: Seconds | None = None
+    min_mission_amount: StrictInt | None = None
+    accept_timeout_seconds: StrictInt | None = None
