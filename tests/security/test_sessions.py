@@ -84,6 +84,9 @@ async def test_cookie_refresh_is_refused_from_other_sites(
     pair = r.json()
     r = await client.post(REFRESH, headers=cookie(pair, **{"Sec-Fetch-Site": "same-origin"}))
     assert r.status_code == 200, r.text
+    # The page the request came from was served from the address it was sent to.
+    r = await client.post(REFRESH, headers=cookie(r.json(), Origin="http://testserver"))
+    assert r.status_code == 200, r.text
     # An API client sends the token in the body and no browser headers at all.
     r = await client.post(REFRESH, json={"refresh_token": r.json()["refresh_token"]})
     assert r.status_code == 200, r.text
