@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -312,9 +311,8 @@ def _config(t: Target) -> str:
 def _run_schemathesis(t: Target) -> subprocess.CompletedProcess[str]:
     config = t.workdir / "schemathesis.toml"
     config.write_text(_config(t))
-    st = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
     command = [
-        st, "--config-file", str(config), "run", f"{t.base_url}/openapi.json",
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", f"{t.base_url}/openapi.json",
         "--phases", "examples,coverage,fuzzing,stateful",
         "--report", "junit", "--report-dir", str(t.workdir / "report"),
         "--no-color", "--output-truncate", "false",

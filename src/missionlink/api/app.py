@@ -9,12 +9,17 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from missionlink.api import problems
-from missionlink.api.middleware import BodyLimitMiddleware
+from missionlink.api import docs, problems
+from missionlink.api.middleware import (
+    BodyLimitMiddleware,
+    LastResortMiddleware,
+    SecurityHeadersMiddleware,
+)
 from missionlink.api.routers import auth, board, health, missions, overlay, streamers, wallet
 from missionlink.api.routers import pages as web_pages
 from missionlink.bootstrap import Container
-from missionlink.observability.http import RequestMetricsMiddleware
+from missionlink.config import Env
+from missionlink.observability.http import RequestIdMiddleware, RequestMetricsMiddleware
 
 ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers.router,
            board.router, overlay.router]
@@ -48,23 +53,32 @@ def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
         version="1.0.0",
         summary="Streamer mission donations: escrowed pledges, predictions, fan boards.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     problems.install(app)
     problems.install_openapi(app)
+    docs.install(app)
     for router in ROUTERS:
         app.include_router(router, responses=problems.PROBLEM_RESPONSES)
     settings = container.settings
+    # Listed innermost first: each add wraps everything added before it.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(LastResortMiddleware)
+    # Outside the last resort, so a browser may read the 500 and its headers too.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            expose_headers=["Retry-After", "Location"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+            expose_headers=["Retry-After", "Location", "X-Request-Id"],
             allow_credentials=True,
             max_age=600,
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env in (Env.staging, Env.prod),
+                       auth_cookies=(auth.REFRESH_COOKIE,))
+    app.add_middleware(RequestIdMiddleware)
     return app

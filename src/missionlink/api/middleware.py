@@ -1,22 +1,32 @@
-"""ASGI middleware: request body limit (413) before anything reads the body."""
+"""ASGI middleware of the response layer: the body limit (413), the last-resort 500 and the
+security headers. All are pure ASGI so live event streams pass through unbuffered."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from missionlink.api.problems import MEDIA_TYPE, TYPE_BASE
+from missionlink.api.problems import MEDIA_TYPE, TYPE_BASE, internal_error
+from missionlink.observability.http import report_unhandled, request_id_of
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised while the body is read: FastAPI passes HTTP exceptions from the body read on
+    to the exception handlers (any other exception there becomes a 400)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request bodies are limited to {max_bytes} bytes")
 
 
 class BodyLimitMiddleware:
-    """413 as problem+json, also when Content-Length alone is over the limit.
+    """413 as problem+json, whether the body declares its length or comes in chunks.
 
-    FastAPI's own ``max_body_size`` answers that case with a plain-text 413.
+    FastAPI's own ``max_body_size`` answers a declared length with a plain-text 413.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -66,7 +76,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -78,5 +88,116 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
+            # Read outside the exception handlers (by a middleware, say): answer here.
             if not started:
                 await self._reject(send)
+
+
+class LastResortMiddleware:
+    """Any exception from below becomes a problem+json 500 with the request id, counted in
+    ``missionlink_http_unhandled_errors_total`` and logged with its stack.
+
+    The response's start is held back until its first body message, so a streaming
+    response that fails before producing anything still gets a clean 500 instead of a
+    200 with a cut-off body. Once body bytes have gone out, the status cannot change:
+    the failure is logged and counted and the server ends the connection, which the
+    client sees as an incomplete response.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        sent_start = False
+
+        async def holding_send(message: Message) -> None:
+            nonlocal held, sent_start
+            if message["type"] == "http.response.start":
+                held = message
+                return
+            if held is not None:
+                start, held = held, None
+                sent_start = True
+                await send(start)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, holding_send)
+        except ClientDisconnect:
+            return  # nobody is left to answer, and it is no failure of ours
+        except Exception as exc:
+            report_unhandled(scope, exc)
+            if not sent_start:
+                await internal_error(request_id_of(scope))(scope, receive, send)
+            return
+        if held is not None:
+            await send(held)
+
+
+#: Applied to HTML that brings no policy of its own: nothing loads, nothing frames it.
+DEFAULT_HTML_CSP = ("default-src 'none'; base-uri 'none'; form-action 'none'; "
+                    "frame-ancestors 'none'")
+HSTS = "max-age=31536000; includeSubDomains"
+#: Money and identity live under these; their responses are never stored by any cache.
+PRIVATE_PATHS = ("/api/v1/wallet", "/api/v1/auth", "/api/v1/me", "/api/v1/payments")
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+class SecurityHeadersMiddleware:
+    """The headers every response carries, in one place.
+
+    - ``X-Content-Type-Options: nosniff`` and a ``Referrer-Policy`` (a route's own wins);
+    - ``Cache-Control: no-store`` when the request carries credentials (an
+      ``Authorization`` header or an auth cookie) or asks for money or identity routes;
+    - a restrictive ``Content-Security-Policy`` with ``frame-ancestors 'none'`` on HTML
+      that has no policy of its own (the pages and the OBS overlay bring theirs);
+    - ``Strict-Transport-Security`` when ``hsts`` is on (``ENV`` staging or prod).
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool, auth_cookies: Iterable[str] = ()) -> None:
+        self.app = app
+        self.hsts = hsts
+        self.auth_cookies = frozenset(auth_cookies)
+
+    def _private(self, scope: Scope) -> bool:
+        if any(_under(scope["path"], prefix) for prefix in PRIVATE_PATHS):
+            return True
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                return True
+            if name == b"cookie" and self.auth_cookies & cookie_parser(
+                value.decode("latin-1")
+            ).keys():
+                return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        private = self._private(scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": list(message.get("headers", ()))}
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                if private:
+                    headers["Cache-Control"] = "no-store"
+                if self.hsts:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
+                html = headers.get("content-type", "").lower().startswith("text/html")
+                if html and "content-security-policy" not in headers:
+                    headers["Content-Security-Policy"] = DEFAULT_HTML_CSP
+                    headers.setdefault("X-Frame-Options", "DENY")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -29,7 +29,8 @@ RETRY_MILLISECONDS = 2000
 #: spread over new replicas after a scale-out, and a draining replica empties in time.
 MAX_STREAM_SECONDS = 900.0
 ROTATED = "overlay.rotated"
-_LAST_EVENT_ID = re.compile(r"p(\d{1,18})")
+#: ``[0-9]``, not ``\d``: int() would also read Arabic-Indic or full-width digits.
+_LAST_EVENT_ID = re.compile(r"p([0-9]{1,18})")
 
 
 def channel_topic(streamer_id: int) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 from fastapi import Depends, Query
 
+from missionlink.api.params import Limit, parse_id
+from missionlink.domain.cursors import CURSOR_MAX, decode_opaque, encode_opaque
 from missionlink.domain.errors import InvalidInput
 
 
@@ -16,25 +17,24 @@ class Page:
         self.cursor = cursor
 
     def int_cursor(self) -> int | None:
-        """Cursors over integer ids are opaque base64 of the id."""
+        """Cursors over integer ids are opaque base64 of the id (ASCII digits, 64-bit)."""
         if self.cursor is None:
             return None
-        try:
-            padded = self.cursor + "=" * (-len(self.cursor) % 4)
-            return int(base64.urlsafe_b64decode(padded).decode())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput("cursor is malformed") from exc
+        value = parse_id(decode_opaque(self.cursor))
+        if value is None:
+            raise InvalidInput("cursor is malformed")
+        return value
 
 
 def encode_int(value: int | None) -> str | None:
     if value is None:
         return None
-    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+    return encode_opaque(str(value))
 
 
 def page_params(
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 20,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX)] = None,
 ) -> Page:
     return Page(limit, cursor or None)
 

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from missionlink.api.openapi_links import add_links
 from missionlink.domain.errors import DomainError
+from missionlink.observability.http import REQUEST_ID_HEADER, report_unhandled, request_id_of
 
 TYPE_BASE = "https://missionlink.example.com/errors/"
 MEDIA_TYPE = "application/problem+json"
@@ -49,6 +50,20 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def internal_error(request_id: str) -> JSONResponse:
+    """The answer to a failure of ours: no exception text (it may hold secrets or data),
+    only the id that finds the stack in the logs."""
+    return problem(
+        500,
+        "internal-error",
+        "Internal server error",
+        "the server failed to complete this request; quote the request id when reporting it",
+        headers={REQUEST_ID_HEADER: request_id, "Cache-Control": "no-store",
+                 "X-Content-Type-Options": "nosniff"},
+        request_id=request_id,
+    )
+
+
 def domain_problem(exc: DomainError) -> JSONResponse:
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
@@ -77,6 +92,14 @@ def install(app: FastAPI) -> None:
             422, "invalid-input", "Invalid input", f"{where}: {first['msg']}", errors=errors
         )
 
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        # Reached only when an exception escapes the outer middlewares (the last-resort
+        # middleware answers everything inside them): Starlette's ServerErrorMiddleware
+        # sends this instead of its plain-text 500, then re-raises for the server to log.
+        report_unhandled(request.scope, exc)
+        return internal_error(request_id_of(request.scope))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, title = _HTTP_CODES.get(exc.status_code, ("error", "Error"))
@@ -93,6 +116,7 @@ class Problem(BaseModel):
     status: int
     detail: str
     retry_after: int | None = None
+    request_id: str | None = None
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -102,11 +126,23 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {MEDIA_TYPE: {}},
     },
     422: {"model": Problem, "description": "Invalid input", "content": {MEDIA_TYPE: {}}},
+    413: {"model": Problem, "content": {MEDIA_TYPE: {}},
+          "description": "The body is over MAX_BODY_BYTES, declared or not (`payload-too-large`)"},
+    429: {"model": Problem, "content": {MEDIA_TYPE: {}},
+          "description": "Too many requests (`rate-limited`); wait `Retry-After` seconds",
+          "headers": {"Retry-After": {"description": "seconds to wait",
+                                      "schema": {"type": "integer", "minimum": 0}}}},
+    500: {"model": Problem, "content": {MEDIA_TYPE: {}},
+          "description": "A failure of the server (`internal-error`); `request_id` finds it "
+                         "in the logs"},
 }
+#: Statuses that never carry a body (RFC 9110), whatever the framework documents.
+_NO_CONTENT = {"204", "205", "304"}
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Document error responses under their real media type, application/problem+json."""
+    """Document every response under the media type it really has: errors as
+    application/problem+json, no content for 204, and the request id header on all."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -114,12 +150,22 @@ def install_openapi(app: FastAPI) -> None:
             return app.openapi_schema
         spec = build()
         add_links(spec)
+        spec.setdefault("components", {}).setdefault("headers", {})["RequestId"] = {
+            "description": "the request's id: the client's own X-Request-Id when it is at "
+                           "most 128 of A-Z a-z 0-9 . _ : -, else a new one",
+            "schema": {"type": "string", "maxLength": 128},
+        }
         for path in spec.get("paths", {}).values():
             for operation in path.values():
-                for response in operation.get("responses", {}).values():
+                for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if MEDIA_TYPE in content and "application/json" in content:
                         content[MEDIA_TYPE] = content.pop("application/json")
+                    if str(status) in _NO_CONTENT:
+                        response.pop("content", None)
+                    response.setdefault("headers", {})[REQUEST_ID_HEADER] = {
+                        "$ref": "#/components/headers/RequestId"
+                    }
         app.openapi_schema = spec
         return spec
 

@@ -1,15 +1,86 @@
-"""Request metrics and one structured log line per request."""
+"""Request ids, request metrics and one structured log line per request."""
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from missionlink.observability.metrics import REQUESTS
+from missionlink.observability.metrics import REQUESTS, UNHANDLED_ERRORS
 
 log = structlog.get_logger("missionlink.http")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+#: Where the request's id is kept in the ASGI scope, for handlers outside the middleware.
+REQUEST_ID_SCOPE_KEY = "missionlink.request_id"
+#: An incoming id is echoed only when it is short and made of characters that cannot
+#: split a log line or a header; anything else is replaced by a fresh id.
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (``/api/v1/missions/{mission_id}``), never the raw
+    path: metric labels stay bounded whatever paths clients make up."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    return template if isinstance(template, str) and template else "unmatched"
+
+
+def request_id_of(scope: Scope) -> str:
+    """The request's id: the client's ``X-Request-Id`` when it is safe, else a new one.
+
+    Decided once per request and kept in the scope, so every middleware, handler and log
+    line of the request agrees on it.
+    """
+    known = scope.get(REQUEST_ID_SCOPE_KEY)
+    if isinstance(known, str):
+        return known
+    chosen = None
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if _SAFE_REQUEST_ID.fullmatch(text):
+                chosen = text
+            break
+    chosen = chosen or uuid.uuid4().hex
+    scope[REQUEST_ID_SCOPE_KEY] = chosen
+    return chosen
+
+
+def report_unhandled(scope: Scope, exc: BaseException) -> None:
+    """Count and log (with the stack) an exception that no handler turned into a response."""
+    template = route_template(scope)
+    UNHANDLED_ERRORS.labels(route=template).inc()
+    log.error("unhandled exception", method=scope.get("method"), route=template,
+              request_id=request_id_of(scope), exc_info=exc)
+
+
+class RequestIdMiddleware:
+    """Gives each request an id, binds it to every log line and returns it as
+    ``X-Request-Id`` on the response, so a client's report can be matched to the logs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_of(scope)
+        header = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower()
+                           != b"x-request-id"]
+                message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self.app(scope, receive, send_with_id)
 
 
 class RequestMetricsMiddleware:
@@ -34,8 +105,7 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             elapsed = time.perf_counter() - started
             REQUESTS.labels(method=scope["method"], route=template, status=str(status)).observe(
                 elapsed

@@ -10,6 +10,12 @@ EVENTS = Counter(
 OUTBOX_AGE = Gauge(
     "missionlink_outbox_oldest_age_seconds", "Age of the oldest unprocessed outbox event"
 )
+UNHANDLED_ERRORS = Counter(
+    "missionlink_http_unhandled_errors_total",
+    "Requests that ended in an exception no handler knew (answered 500 internal-error, "
+    "or cut short when the response had started); the log line has the stack",
+    ["route"],
+)
 REQUESTS = Histogram(
     "missionlink_http_request_seconds",
     "HTTP request latency",

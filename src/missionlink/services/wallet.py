@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import base64
+import re
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
@@ -15,6 +15,7 @@ from missionlink.adapters.db.engine import Database
 from missionlink.adapters.payments.providers import PaymentIntent, WebhookEvent
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
+from missionlink.domain.cursors import decode_opaque, encode_opaque
 from missionlink.domain.errors import InvalidInput, NotFound
 from missionlink.services import ledger
 from missionlink.services.mission_queries import iso
@@ -108,18 +109,29 @@ async def confirm_webhook(
     return {"id": known.id, "status": known.status, "applied": False}
 
 
+#: Transfer ids are short printable ASCII (``pledge:42``); nothing else is looked up.
+_TRANSFER_ID = re.compile(r"[!-~]{1,80}")
+
+
 def encode_cursor(created_at: datetime, transfer_id: str) -> str:
-    raw = f"{created_at.isoformat()}|{transfer_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_opaque(f"{created_at.isoformat()}|{transfer_id}")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Only what ``encode_cursor`` writes: an aware UTC instant in its own ISO form and an id.
+
+    A naive or shifted date, or any other spelling, is refused (422) rather than compared
+    against stored instants, where it would fail inside the database driver.
+    """
+    stamp, sep, tid = decode_opaque(cursor).partition("|")
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, tid = base64.urlsafe_b64decode(padded).decode().split("|", 1)
-        return datetime.fromisoformat(stamp), tid
-    except (ValueError, UnicodeDecodeError) as exc:
+        at = datetime.fromisoformat(stamp)
+    except ValueError as exc:
         raise InvalidInput("cursor is malformed") from exc
+    if (not sep or at.utcoffset() != timedelta(0) or at.isoformat() != stamp
+            or not _TRANSFER_ID.fullmatch(tid)):
+        raise InvalidInput("cursor is malformed")
+    return at, tid
 
 
 def _line(row: Any, accounts: set[str]) -> dict[str, Any]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.security.tokens import AccessClaims
 from missionlink.api.deps import CurrentUser, Deps, IdempotencyKey
 from missionlink.api.effects import run_effect
-from missionlink.api.pagination import Page, PageParams, encode_int
+from missionlink.api.pagination import PageParams, encode_int
+from missionlink.api.params import PathId as Id
 from missionlink.api.schemas.board import CommentIn, PostIn, PostPatch
 from missionlink.bootstrap import Container
 from missionlink.domain.board import SEARCH_MAX, Actor
@@ -19,18 +20,6 @@ from missionlink.domain.errors import InvalidInput
 from missionlink.services import board
 
 router = APIRouter(prefix="/api/v1", tags=["board"])
-
-MAX_ID = 2**63 - 1
-#: Ids are 64-bit: anything larger can name nothing, and must not reach the database.
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
-
-
-def _before(page: Page) -> int | None:
-    before = page.int_cursor()
-    if before is not None and not 0 < before <= MAX_ID:
-        raise InvalidInput("cursor is malformed")
-    return before
-
 
 def _actor(user: AccessClaims) -> Actor:
     return Actor(user_id=user.user_id, role=user.role)
@@ -49,7 +38,7 @@ async def list_posts(
 ) -> dict[str, Any]:
     async with c.core_db.read() as conn:
         items, nxt = await board.list_posts(
-            conn, streamer_id=streamer_id, limit=page.limit, before_id=_before(page),
+            conn, streamer_id=streamer_id, limit=page.limit, before_id=page.int_cursor(),
             query=q,
         )
     return {"items": items, "next_cursor": encode_int(nxt)}
@@ -98,7 +87,7 @@ async def delete_post(post_id: Id, user: CurrentUser, c: Deps) -> Response:
 async def list_comments(post_id: Id, c: Deps, page: PageParams) -> dict[str, Any]:
     async with c.core_db.read() as conn:
         items, nxt = await board.list_comments(conn, post_id=post_id, limit=page.limit,
-                                               before_id=_before(page))
+                                               before_id=page.int_cursor())
     return {"items": items, "next_cursor": encode_int(nxt)}
 
 

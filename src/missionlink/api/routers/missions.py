@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from missionlink.api.deps import CurrentUser, Deps, IdempotencyKey, OptionalUser
 from missionlink.api.effects import respond, run_effect
 from missionlink.api.pagination import PageParams, encode_int
+from missionlink.api.params import PathId, QueryId
 from missionlink.api.schemas.core import BetIn, MissionIn, PledgeIn, ResultIn
 from missionlink.domain.errors import InvalidInput
 from missionlink.domain.missions import Action, Status
@@ -44,7 +45,7 @@ async def create(
 
 @router.get("")
 async def index(
-    c: Deps, page: PageParams, streamer_id: int | None = None, status: Status | None = None
+    c: Deps, page: PageParams, streamer_id: QueryId | None = None, status: Status | None = None
 ) -> dict[str, Any]:
     async with c.core_db.read() as conn:
         items, nxt = await list_missions(
@@ -55,14 +56,14 @@ async def index(
 
 
 @router.get("/{mission_id}")
-async def show(mission_id: int, c: Deps) -> dict[str, Any]:
+async def show(mission_id: PathId, c: Deps) -> dict[str, Any]:
     async with c.core_db.read() as conn:
         return await get_mission(conn, mission_id, c.clock.now())
 
 
 @router.post("/{mission_id}/pledges", status_code=201)
 async def pledge(
-    mission_id: int, body: PledgeIn, request: Request, user: CurrentUser, c: Deps,
+    mission_id: PathId, body: PledgeIn, request: Request, user: CurrentUser, c: Deps,
     key: IdempotencyKey,
 ) -> JSONResponse:
     await c.limiter.hit(f"pledge:{user.user_id}",
@@ -87,7 +88,7 @@ async def pledge(
 
 
 @router.get("/{mission_id}/pledges")
-async def backers(mission_id: int, c: Deps, page: PageParams) -> dict[str, Any]:
+async def backers(mission_id: PathId, c: Deps, page: PageParams) -> dict[str, Any]:
     async with c.core_db.read() as conn:
         items, nxt = await list_backers(conn, mission_id, limit=page.limit,
                                         before_id=page.int_cursor())
@@ -106,28 +107,28 @@ async def _transition(
 
 @router.post("/{mission_id}/accept")
 async def accept(
-    mission_id: int, request: Request, user: CurrentUser, c: Deps, key: IdempotencyKey
+    mission_id: PathId, request: Request, user: CurrentUser, c: Deps, key: IdempotencyKey
 ) -> JSONResponse:
     return await _transition(mission_id, Action.accept, request, user, c, key)
 
 
 @router.post("/{mission_id}/reject")
 async def reject(
-    mission_id: int, request: Request, user: CurrentUser, c: Deps, key: IdempotencyKey
+    mission_id: PathId, request: Request, user: CurrentUser, c: Deps, key: IdempotencyKey
 ) -> JSONResponse:
     return await _transition(mission_id, Action.reject, request, user, c, key)
 
 
 @router.post("/{mission_id}/cancel")
 async def cancel(
-    mission_id: int, request: Request, user: CurrentUser, c: Deps, key: IdempotencyKey
+    mission_id: PathId, request: Request, user: CurrentUser, c: Deps, key: IdempotencyKey
 ) -> JSONResponse:
     return await _transition(mission_id, Action.cancel, request, user, c, key)
 
 
 @router.post("/{mission_id}/result")
 async def result(
-    mission_id: int, body: ResultIn, request: Request, user: CurrentUser, c: Deps,
+    mission_id: PathId, body: ResultIn, request: Request, user: CurrentUser, c: Deps,
     key: IdempotencyKey,
 ) -> JSONResponse:
     action = Action.succeed if body.outcome == "success" else Action.fail
@@ -136,7 +137,7 @@ async def result(
 
 @router.post("/{mission_id}/bets", status_code=201)
 async def bet(
-    mission_id: int, body: BetIn, request: Request, user: CurrentUser, c: Deps,
+    mission_id: PathId, body: BetIn, request: Request, user: CurrentUser, c: Deps,
     key: IdempotencyKey,
 ) -> JSONResponse:
     async def work(conn: AsyncConnection) -> dict[str, Any]:
@@ -150,7 +151,7 @@ async def bet(
 
 
 @router.get("/{mission_id}/prediction")
-async def prediction(mission_id: int, c: Deps, user: OptionalUser) -> dict[str, Any]:
+async def prediction(mission_id: PathId, c: Deps, user: OptionalUser) -> dict[str, Any]:
     async with c.core_db.read() as conn:
         return await predictions.prediction(
             conn, mission_id=mission_id, viewer_id=user.user_id if user else None

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 from missionlink.api.pagination import Page, encode_int
+from missionlink.api.params import parse_id
 from missionlink.bootstrap import Container
 from missionlink.domain.board import SEARCH_MAX
 from missionlink.domain.errors import InvalidInput, NotFound
@@ -31,7 +32,6 @@ router.mount("/static", StaticFiles(packages=[("missionlink.web", "static")]), n
 
 LANGS = ("ko", "en")
 LANG_COOKIE = "ml_lang"
-MAX_ID = 2**63 - 1
 _WEB = resources.files("missionlink.web")
 #: Every visible string, ``{key: {"ko": ..., "en": ...}}``, regrouped per language.
 _PAIRS: dict[str, dict[str, str]] = json.loads(
@@ -107,10 +107,6 @@ def _limits(c: Container) -> dict[str, int]:
 
 def _not_found(request: Request) -> HTMLResponse:
     return render(request, "not_found.html", status=404, page="not-found")
-
-
-def _id(value: str) -> int | None:
-    return int(value) if value.isdigit() and 0 < int(value) <= MAX_ID else None
 
 
 def _cursor(request: Request) -> int | None:
@@ -190,7 +186,7 @@ async def studio_page(request: Request) -> HTMLResponse:
 
 @router.get("/channels/{streamer_id}", response_class=HTMLResponse)
 async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
-    c, sid = _container(request), _id(streamer_id)
+    c, sid = _container(request), parse_id(streamer_id)
     query = (request.query_params.get("q") or "").strip()[:SEARCH_MAX] or None
     if sid is None:
         return _not_found(request)
@@ -213,7 +209,7 @@ async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
 @router.get("/channels/{streamer_id}/open-missions", response_class=HTMLResponse)
 async def open_missions_fragment(request: Request, streamer_id: str) -> HTMLResponse:
     """The channel's open missions alone, for the studio page to load."""
-    c, sid = _container(request), _id(streamer_id)
+    c, sid = _container(request), parse_id(streamer_id)
     if sid is None:
         return _not_found(request)
     try:
@@ -228,7 +224,7 @@ async def open_missions_fragment(request: Request, streamer_id: str) -> HTMLResp
 
 @router.get("/posts/{post_id}", response_class=HTMLResponse)
 async def post_page(request: Request, post_id: str) -> HTMLResponse:
-    c, pid = _container(request), _id(post_id)
+    c, pid = _container(request), parse_id(post_id)
     if pid is None:
         return _not_found(request)
     try:
@@ -245,7 +241,7 @@ async def post_page(request: Request, post_id: str) -> HTMLResponse:
 
 @router.get("/missions/{mission_id}", response_class=HTMLResponse)
 async def mission_page(request: Request, mission_id: str) -> HTMLResponse:
-    c, mid = _container(request), _id(mission_id)
+    c, mid = _container(request), parse_id(mission_id)
     if mid is None:
         return _not_found(request)
     try:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from missionlink.api.deps import CurrentStreamer, Deps
 from missionlink.api.pagination import PageParams, encode_int
+from missionlink.api.params import PathId
 from missionlink.api.schemas.core import ChannelSettingsIn
 from missionlink.domain.errors import InvalidInput
 from missionlink.services import channels
@@ -45,6 +46,6 @@ async def update_settings(
 
 
 @router.get("/{streamer_id}")
-async def show(streamer_id: int, c: Deps) -> dict[str, Any]:
+async def show(streamer_id: PathId, c: Deps) -> dict[str, Any]:
     async with c.core_db.read() as conn:
         return await channels.get_streamer(conn, streamer_id, c.clock.now())

@@ -28,7 +28,13 @@ async def get_wallet(user: CurrentUser, c: Deps) -> dict[str, int]:
         return await wallet.balances(conn, user.user_id)
 
 
-@router.get("/wallet/transactions", response_model=None)
+@router.get(
+    "/wallet/transactions",
+    response_model=None,
+    responses={200: {"description": "journal lines as JSON, or with `?format=csv` the whole "
+                                    "journal as a CSV receipt export (an attachment)",
+                     "content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 async def transactions(
     user: CurrentUser, c: Deps, page: PageParams, format: Literal["json", "csv"] = "json"
 ) -> Any:

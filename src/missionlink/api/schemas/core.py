@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+from missionlink.api.params import Amount, BodyId, Points, Seconds
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-Amount = Annotated[StrictInt, Field(description="Integer KRW")]
 
 
 class TopupIn(Strict):
@@ -19,11 +18,11 @@ class TopupIn(Strict):
 
 
 class MissionIn(Strict):
-    streamer_id: StrictInt
+    streamer_id: BodyId
     title: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     description: Annotated[StrictStr, Field(max_length=5000)] = ""
     amount: Amount
-    duration_seconds: StrictInt
+    duration_seconds: Seconds
 
 
 class PledgeIn(Strict):
@@ -36,10 +35,10 @@ class ResultIn(Strict):
 
 class BetIn(Strict):
     side: Literal["success", "failure"]
-    points: Annotated[StrictInt, Field(gt=0)]
+    points: Points
 
 
 class ChannelSettingsIn(Strict):
     missions_enabled: StrictBool | None = None
-    min_mission_amount: StrictInt | None = None
-    accept_timeout_seconds: StrictInt | None = None
+    min_mission_amount: Amount | None = None
+    accept_timeout_seconds: Seconds | None = None

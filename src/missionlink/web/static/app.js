@@ -42,6 +42,7 @@
     'unsupported-media-type': ['지원하지 않는 형식입니다', 'Unsupported media type'],
     'bad-credentials': ['이메일 또는 비밀번호가 올바르지 않습니다', 'Wrong email or password'],
     network: ['서버에 연결할 수 없습니다', 'Cannot reach the server'],
+    'internal-error': ['서버 오류가 발생했습니다', 'The server had a problem'],
     'server-error': ['서버 오류가 발생했습니다', 'The server had a problem'],
     error: ['요청을 처리하지 못했습니다', 'The request failed'],
   };
