@@ -150,7 +150,7 @@ async def test_request_ids_are_echoed_when_safe_and_replaced_otherwise(
         r = await client.get(path, headers={"X-Request-Id": "req-01:abc.DEF_9"})
         assert r.headers["x-request-id"] == "req-01:abc.DEF_9", path
     for unsafe in ("x" * 129, "<script>", "a b", "é"):
-        r = await client.get("/api/v1/missions", headers={"X-Request-Id": unsafe.encode()})
+        r = await client.get("/api/v1/missions", headers={b"X-Request-Id": unsafe.encode()})
         assert HEX_ID.fullmatch(r.headers["x-request-id"]), unsafe
     first, second = (await client.get("/healthz"), await client.get("/healthz"))
     assert first.headers["x-request-id"] != second.headers["x-request-id"]
@@ -201,6 +201,15 @@ async def test_nosniff_on_every_kind_of_response(client: httpx.AsyncClient) -> N
     for kind, r in responses.items():
         assert r.headers.get("x-content-type-options") == "nosniff", kind
         assert r.headers.get("referrer-policy"), kind
+
+
+async def test_a_405_allows_every_method_the_path_takes(client: httpx.AsyncClient) -> None:
+    for path, methods in (("/api/v1/missions", {"GET", "POST"}),
+                          ("/api/v1/posts/1", {"GET", "PATCH", "DELETE"}),
+                          ("/api/v1/streamers/me/settings", {"GET", "PATCH"})):
+        r = await client.request("OPTIONS", path)
+        assert r.status_code == 405 and r.headers["content-type"] == PROBLEM, path
+        assert {m.strip() for m in r.headers["allow"].split(",")} - {"HEAD"} == methods, path
 
 
 async def _login(client: httpx.AsyncClient) -> httpx.Response:
@@ -300,7 +309,8 @@ async def test_hsts_follows_the_environment(
     # ENV=prod needs real databases and secrets to start; the app decides from ENV alone.
     container.settings.env = env
     app = create_app(container)
-    layers = [m for m in app.user_middleware if m.cls is SecurityHeadersMiddleware]
+    layers = [m for m in app.user_middleware
+              if isinstance(m.cls, type) and issubclass(m.cls, SecurityHeadersMiddleware)]
     assert [m.kwargs["hsts"] for m in layers] == [expected]
 
 

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from missionlink.api.openapi_links import add_links
 from missionlink.domain.errors import DomainError
@@ -101,11 +103,31 @@ def install(app: FastAPI) -> None:
         return internal_error(request_id_of(request.scope))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, title = _HTTP_CODES.get(exc.status_code, ("error", "Error"))
-        return problem(
-            exc.status_code, code, title, str(exc.detail), headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return problem(exc.status_code, code, title, str(exc.detail), headers=headers or None)
+
+
+#: The methods the API and the pages use, each probed for a 405's ``Allow``.
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the path takes, for ``Allow`` on a 405.
+
+    Each method of a path is its own route, and the router's 405 names only the methods of
+    the first route whose path matched; so ask the router about each method in turn.
+    """
+    allowed = []
+    for method in _METHODS:
+        probe: Scope = {"type": "http", "method": method, "path": request.scope["path"],
+                        "root_path": request.scope.get("root_path", ""), "headers": []}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 class Problem(BaseModel):
