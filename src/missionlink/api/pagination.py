@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 
 from missionlink.api.params import Limit, parse_id
-from missionlink.domain.cursors import CURSOR_MAX, decode_opaque, encode_opaque
+from missionlink.domain.cursors import CURSOR_MAX, CURSOR_PATTERN, decode_opaque, encode_opaque
 from missionlink.domain.errors import InvalidInput
 
 
@@ -34,7 +34,7 @@ def encode_int(value: int | None) -> str | None:
 
 def page_params(
     limit: Limit = 20,
-    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX)] = None,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX, pattern=CURSOR_PATTERN)] = None,
 ) -> Page:
     return Page(limit, cursor or None)
 

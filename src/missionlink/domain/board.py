@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from missionlink.domain.errors import Forbidden, InvalidInput
+from missionlink.domain import text
+from missionlink.domain.errors import Forbidden
+from missionlink.domain.text import TextRule
 
 TITLE_MAX = 200
 BODY_MAX = 20_000
@@ -23,35 +25,22 @@ class Actor:
         return self.role == ADMIN_ROLE
 
 
-def check_text(field: str, value: str, *, max_chars: int) -> str:
-    """Plain text of 1..max_chars characters that the databases can store as it is.
-
-    Whitespace-only text counts as empty; NUL and unpaired surrogates are refused because
-    PostgreSQL cannot store them (the client gets 422, never a 500).
-    """
-    if not value.strip():
-        raise InvalidInput(f"{field} must not be empty")
-    if len(value) > max_chars:
-        raise InvalidInput(f"{field} must be at most {max_chars} characters")
-    if "\x00" in value:
-        raise InvalidInput(f"{field} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput(f"{field} must be valid Unicode text") from exc
-    return value
+TITLE = TextRule(TITLE_MAX)
+BODY = TextRule(BODY_MAX, multiline=True)
+COMMENT = TextRule(COMMENT_MAX, multiline=True)
+SEARCH = TextRule(SEARCH_MAX, required=False)
 
 
 def check_title(value: str) -> str:
-    return check_text("title", value.strip(), max_chars=TITLE_MAX)
+    return text.check("title", value, TITLE)
 
 
 def check_body(value: str) -> str:
-    return check_text("body", value, max_chars=BODY_MAX)
+    return text.check("body", value, BODY)
 
 
 def check_comment(value: str) -> str:
-    return check_text("body", value, max_chars=COMMENT_MAX)
+    return text.check("body", value, COMMENT)
 
 
 def check_edit(actor: Actor, *, author_id: int) -> None:
@@ -69,9 +58,8 @@ def check_delete(actor: Actor, *, author_id: int, streamer_id: int) -> None:
 
 def check_search(query: str | None) -> str | None:
     """The trimmed search text, or None to list everything."""
-    if query is None or not query.strip():
-        return None
-    return check_text("q", query.strip(), max_chars=SEARCH_MAX)
+    cleaned = None if query is None else text.check("q", query, SEARCH)
+    return cleaned or None
 
 
 def like_pattern(query: str) -> str:

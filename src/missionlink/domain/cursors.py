@@ -9,6 +9,8 @@ import re
 from missionlink.domain.errors import InvalidInput
 
 CURSOR_MAX = 200
+#: What the API document states: the alphabet only; what the text inside says is checked here.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 

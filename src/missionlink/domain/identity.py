@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 from email_validator import EmailNotValidError, validate_email
 
+from missionlink.domain import text
 from missionlink.domain.errors import InvalidInput
+from missionlink.domain.text import TextRule
 
 PUBLIC_ROLES = frozenset({"viewer", "streamer"})
 ROLES = PUBLIC_ROLES | {"admin"}
@@ -54,11 +54,9 @@ def check_password(password: str) -> None:
         raise InvalidInput("password: contains characters that are not valid Unicode")
 
 
+DISPLAY_NAME = TextRule(DISPLAY_NAME_MAX, name=True)
+
+
 def clean_display_name(name: str) -> str:
-    """The display name without surrounding whitespace; 1 to 50 printable characters."""
-    name = name.strip()
-    if not 1 <= len(name) <= DISPLAY_NAME_MAX:
-        raise InvalidInput(f"display_name: must be 1 to {DISPLAY_NAME_MAX} characters")
-    if any(unicodedata.category(ch) in {"Cc", "Cs"} for ch in name):
-        raise InvalidInput("display_name: must not contain control characters")
-    return name
+    """The display name as shown (see domain.text): 1 to 50 visible, single-line characters."""
+    return text.check("display_name", name, DISPLAY_NAME)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.security.tokens import AccessClaims
@@ -14,8 +15,9 @@ from missionlink.api.effects import run_effect
 from missionlink.api.pagination import PageParams, encode_int
 from missionlink.api.params import PathId as Id
 from missionlink.api.schemas.board import CommentIn, PostIn, PostPatch
+from missionlink.api.schemas.text import optional_cleaner, schema
 from missionlink.bootstrap import Container
-from missionlink.domain.board import SEARCH_MAX, Actor
+from missionlink.domain.board import SEARCH, Actor
 from missionlink.domain.errors import InvalidInput
 from missionlink.services import board
 
@@ -34,7 +36,8 @@ async def _count_post(c: Container, user: AccessClaims) -> None:
 @router.get("/channels/{streamer_id}/posts")
 async def list_posts(
     streamer_id: Id, c: Deps, page: PageParams,
-    q: Annotated[str | None, Query(max_length=SEARCH_MAX)] = None,
+    q: Annotated[str | None, Query(json_schema_extra=schema(SEARCH)),
+                 AfterValidator(optional_cleaner(SEARCH))] = None,
 ) -> dict[str, Any]:
     async with c.core_db.read() as conn:
         items, nxt = await board.list_posts(

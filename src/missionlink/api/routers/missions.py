@@ -13,7 +13,6 @@ from missionlink.api.effects import respond, run_effect
 from missionlink.api.pagination import PageParams, encode_int
 from missionlink.api.params import PathId, QueryId
 from missionlink.api.schemas.core import BetIn, MissionIn, PledgeIn, ResultIn
-from missionlink.domain.errors import InvalidInput
 from missionlink.domain.missions import Action, Status
 from missionlink.services import idempotency, missions, predictions
 from missionlink.services.mission_queries import get_mission, list_backers, list_missions
@@ -25,8 +24,6 @@ router = APIRouter(prefix="/api/v1/missions", tags=["missions"])
 async def create(
     body: MissionIn, request: Request, user: CurrentUser, c: Deps, key: IdempotencyKey
 ) -> JSONResponse:
-    if not body.title.strip():
-        raise InvalidInput("title: must not be blank")
     await c.limiter.hit(f"pledge:{user.user_id}",
                         limit=c.settings.rate_limit_pledges_per_minute, window=60,
                         what="pledges")
@@ -34,7 +31,7 @@ async def create(
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await missions.create_mission(
             conn, settings=c.settings, now=c.clock.now(), creator_id=user.user_id,
-            streamer_id=body.streamer_id, title=body.title.strip(),
+            streamer_id=body.streamer_id, title=body.title,
             description=body.description, amount=body.amount,
             duration_seconds=body.duration_seconds,
         )

@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from missionlink.api.pagination import Page, encode_int
 from missionlink.api.params import parse_id
 from missionlink.bootstrap import Container
-from missionlink.domain.board import SEARCH_MAX
+from missionlink.domain.board import SEARCH, check_search
 from missionlink.domain.errors import InvalidInput, NotFound
 from missionlink.domain.missions import Status
 from missionlink.services import board, channels, predictions
@@ -116,6 +116,14 @@ def _cursor(request: Request) -> int | None:
         return None
 
 
+def _search(request: Request) -> str | None:
+    """The search box's text, under the board's text policy; text it refuses searches nothing."""
+    try:
+        return check_search((request.query_params.get("q") or "")[:4 * SEARCH.max_chars])
+    except InvalidInput:
+        return None
+
+
 def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -187,7 +195,7 @@ async def studio_page(request: Request) -> HTMLResponse:
 @router.get("/channels/{streamer_id}", response_class=HTMLResponse)
 async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
     c, sid = _container(request), parse_id(streamer_id)
-    query = (request.query_params.get("q") or "").strip()[:SEARCH_MAX] or None
+    query = _search(request)
     if sid is None:
         return _not_found(request)
     try:

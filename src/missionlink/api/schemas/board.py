@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StrictStr
+from pydantic import AfterValidator, Field, StrictStr
 
 from missionlink.api.schemas.core import Strict
-from missionlink.domain.board import BODY_MAX, COMMENT_MAX, TITLE_MAX
+from missionlink.api.schemas.text import cleaner, schema
+from missionlink.domain.board import BODY, COMMENT, TITLE
 
-Title = Annotated[StrictStr, Field(min_length=1, max_length=TITLE_MAX)]
-Body = Annotated[StrictStr, Field(min_length=1, max_length=BODY_MAX)]
+Title = Annotated[StrictStr, AfterValidator(cleaner(TITLE)), Field(json_schema_extra=schema(TITLE))]
+Body = Annotated[StrictStr, AfterValidator(cleaner(BODY)), Field(json_schema_extra=schema(BODY))]
 
 
 class PostIn(Strict):
@@ -24,4 +25,5 @@ class PostPatch(Strict):
 
 
 class CommentIn(Strict):
-    body: Annotated[StrictStr, Field(min_length=1, max_length=COMMENT_MAX)]
+    body: Annotated[StrictStr, AfterValidator(cleaner(COMMENT)),
+                    Field(json_schema_extra=schema(COMMENT))]

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from missionlink.api.params import Amount, BodyId, Points, Seconds
+from missionlink.api.schemas.text import cleaner, schema
+from missionlink.domain.text import TextRule
+
+MISSION_TITLE = TextRule(200)
+MISSION_DESCRIPTION = TextRule(5000, multiline=True, required=False)
 
 
 class Strict(BaseModel):
@@ -19,8 +24,10 @@ class TopupIn(Strict):
 
 class MissionIn(Strict):
     streamer_id: BodyId
-    title: Annotated[StrictStr, Field(min_length=1, max_length=200)]
-    description: Annotated[StrictStr, Field(max_length=5000)] = ""
+    title: Annotated[StrictStr, AfterValidator(cleaner(MISSION_TITLE)),
+                     Field(json_schema_extra=schema(MISSION_TITLE))]
+    description: Annotated[StrictStr, AfterValidator(cleaner(MISSION_DESCRIPTION)),
+                           Field(json_schema_extra=schema(MISSION_DESCRIPTION))] = ""
     amount: Amount
     duration_seconds: Seconds
 

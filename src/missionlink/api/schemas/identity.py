@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from missionlink.domain.identity import DISPLAY_NAME_MAX, PASSWORD_MAX, PASSWORD_MIN
+from missionlink.api.schemas.text import cleaner, schema
+from missionlink.domain.identity import DISPLAY_NAME, PASSWORD_MAX, PASSWORD_MIN
 
 
 class StrictRequest(BaseModel):
@@ -18,9 +19,8 @@ class StrictRequest(BaseModel):
 class SignupIn(StrictRequest):
     email: Annotated[str, Field(max_length=320, examples=["viewer@example.com"])]
     password: Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
-    display_name: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=DISPLAY_NAME_MAX)
-    ]
+    display_name: Annotated[str, AfterValidator(cleaner(DISPLAY_NAME)),
+                            Field(json_schema_extra=schema(DISPLAY_NAME))]
     role: Literal["viewer", "streamer"]
     language: Literal["ko", "en"] = "ko"
 
