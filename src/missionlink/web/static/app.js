@@ -39,6 +39,8 @@
     'idempotency-in-progress': ['같은 요청을 처리하는 중입니다', 'The same request is still being processed'],
     'idempotency-key-reused': ['멱등성 키가 다른 요청에 사용되었습니다', 'The idempotency key was used for a different request'],
     'rate-limited': ['요청이 너무 많습니다', 'Too many requests'],
+    'request-timeout': ['요청 수신 시간이 초과되었습니다', 'The request took too long to arrive'],
+    'streams-full': ['실시간 연결이 너무 많습니다. 잠시 후 다시 시도하세요', 'Live updates are full; try again shortly'],
     'unsupported-media-type': ['지원하지 않는 형식입니다', 'Unsupported media type'],
     'bad-credentials': ['이메일 또는 비밀번호가 올바르지 않습니다', 'Wrong email or password'],
     network: ['서버에 연결할 수 없습니다', 'Cannot reach the server'],
@@ -47,8 +49,8 @@
     error: ['요청을 처리하지 못했습니다', 'The request failed'],
   };
   const STATUS_CODES = { 400: 'bad-request', 401: 'not-authenticated', 403: 'forbidden',
-    404: 'not-found', 405: 'method-not-allowed', 409: 'conflict', 413: 'payload-too-large',
-    422: 'invalid-input', 429: 'rate-limited' };
+    404: 'not-found', 405: 'method-not-allowed', 408: 'request-timeout', 409: 'conflict',
+    413: 'payload-too-large', 422: 'invalid-input', 429: 'rate-limited' };
   const EXPLAINED = new Set(['invalid-input', 'conflict']); // the detail says which field or why
 
   /* ---------- small helpers ---------- */
