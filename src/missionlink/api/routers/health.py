@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from missionlink.api.deps import Deps
@@ -17,7 +18,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, str]
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness,
+                     "description": "a database or the broker does not answer"}},
+)
 async def readyz(container: Deps) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, db in (("identity_db", container.identity_db), ("core_db", container.core_db)):
