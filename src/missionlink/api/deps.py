@@ -10,10 +10,11 @@ import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from missionlink.adapters.security.tokens import AccessClaims
 from missionlink.bootstrap import Container
-from missionlink.domain.errors import Forbidden, InvalidInput, NotAuthenticated
+from missionlink.domain.errors import Forbidden, NotAuthenticated
 from missionlink.services import identity
 
 
@@ -43,7 +44,13 @@ async def _verify(container: Container, token: str) -> AccessClaims:
     return container.tokens.verify(token)
 
 
-async def current_user(request: Request, container: Deps) -> AccessClaims:
+#: Declares the bearer scheme in the OpenAPI document; ``_bearer`` does the parsing so a
+#: malformed header gets our problem+json 401 rather than the framework's.
+_BEARER_SCHEME = HTTPBearer(auto_error=False, description="an access token from /auth/login")
+BearerScheme = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER_SCHEME)]
+
+
+async def current_user(request: Request, container: Deps, _: BearerScheme) -> AccessClaims:
     token = _bearer(request)
     if token is None:
         raise NotAuthenticated("this endpoint needs 'Authorization: Bearer <access_token>'")
@@ -67,12 +74,9 @@ CurrentStreamer = Annotated[AccessClaims, Depends(streamer_user)]
 
 
 async def idempotency_key(
-    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1,
+                                      max_length=255)] = None,
 ) -> str | None:
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255:
-        raise InvalidInput("Idempotency-Key must be 1 to 255 characters")
     return key
 
 
