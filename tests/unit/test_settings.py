@@ -62,3 +62,15 @@ def test_smtp_tls_defaults_to_auto_and_tls_to_port_465() -> None:
     assert Settings(smtp_tls="starttls").smtp_port == 587  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
         Settings(smtp_tls="ssl")  # type: ignore[arg-type]
+
+
+def test_readme_settings_table_names_every_setting() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
+    expected = {name.upper() for name in Settings.model_fields}
+    assert expected - documented == set(), "settings missing from the README's table"
+    assert documented - expected <= {"MISSIONLINK_"}, "the README names settings that do not exist"
