@@ -22,14 +22,17 @@ TIMEOUT = 10.0
 
 
 @contextlib.asynccontextmanager
-async def live_server(app: FastAPI) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 until the block ends; yields the base URL."""
+async def live_server(app: FastAPI, *, http: Any = "auto") -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 until the block ends; yields the base URL.
+
+    ``http`` is uvicorn's HTTP protocol (a class, such as the one ``missionlink serve`` runs).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     # lifespan off: the test's container fixture owns (and closes) the container.
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", ws="none",
+    config = uvicorn.Config(app, http=http, lifespan="off", log_level="warning", ws="none",
                             timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

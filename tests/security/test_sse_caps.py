@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from missionlink.api import overlay_stream
@@ -19,7 +18,7 @@ from missionlink.api.overlay_stream import channel_topic
 from missionlink.api.server import DeadlineHttpProtocol, Deadlines
 from missionlink.api.stream_gate import StreamGate
 from missionlink.bootstrap import Container
-from tests.e2e.sse import TIMEOUT, open_stream
+from tests.e2e.sse import TIMEOUT, live_server, open_stream
 from tests.helpers import Actor, make_user
 
 
@@ -27,28 +26,9 @@ class _QuickDrop(DeadlineHttpProtocol):
     limits = Deadlines(read=5.0, write=0.5)
 
 
-@contextlib.asynccontextmanager
-async def _serve(app: FastAPI) -> AsyncIterator[str]:
+def _serve(app: FastAPI) -> contextlib.AbstractAsyncContextManager[str]:
     """``app`` on 127.0.0.1 behind the protocol ``missionlink serve`` runs."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, http=_QuickDrop, lifespan="off", log_level="warning",
-                            ws="none", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(TIMEOUT):
-            await task
-        sock.close()
+    return live_server(app, http=_QuickDrop)
 
 
 @pytest.fixture
