@@ -15,14 +15,14 @@ from missionlink.api.middleware import (
     LastResortMiddleware,
     SecurityHeadersMiddleware,
 )
-from missionlink.api.routers import auth, board, health, missions, overlay, streamers, wallet
+from missionlink.api.routers import auth, board, health, live, missions, overlay, streamers, wallet
 from missionlink.api.routers import pages as web_pages
 from missionlink.bootstrap import Container
 from missionlink.config import Env
 from missionlink.observability.http import RequestIdMiddleware, RequestMetricsMiddleware
 
 ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers.router,
-           board.router, overlay.router]
+           board.router, overlay.router, live.router]
 ROUTERS.append(web_pages.router)  # HTML pages and /static, after every API route
 
 

@@ -37,9 +37,12 @@ def channel_topic(streamer_id: int) -> str:
     return f"channel:{streamer_id}"
 
 
-def frame(data: dict[str, Any], event_id: str) -> str:
+def frame(data: dict[str, Any], event_id: str | None) -> str:
+    """One event; without ``event_id`` the client keeps the last id it was given."""
     # json.dumps escapes CR and LF inside strings, so one data line is always enough.
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    if event_id is None:
+        return f"data: {body}\n\n"
     return f"id: {event_id}\ndata: {body}\n\n"
 
 

@@ -143,9 +143,12 @@ async def snapshot(conn: AsyncConnection, streamer_id: int, now: datetime) -> di
 
 
 async def missed_pledges(
-    conn: AsyncConnection, streamer_id: int, after_id: int, now: datetime
+    conn: AsyncConnection, streamer_id: int, after_id: int, now: datetime,
+    *, mission_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Recent pledges after ``after_id``, oldest first, shaped like live pledge events."""
+    """Recent pledges after ``after_id``, oldest first, shaped like live pledge events
+    (of one mission of the channel when ``mission_id`` is given)."""
+    only = [] if mission_id is None else [pledges.c.mission_id == mission_id]
     earlier = pledges.alias("earlier")
     running_total = (
         select(func.sum(earlier.c.amount))
@@ -161,6 +164,7 @@ async def missed_pledges(
             missions.c.streamer_id == streamer_id,
             pledges.c.id > after_id,
             pledges.c.created_at > now - timedelta(seconds=REPLAY_SECONDS),
+            *only,
         )
         .order_by(pledges.c.id)
         .limit(REPLAY_MAX)
