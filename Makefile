@@ -8,7 +8,7 @@ FUZZ_STEPS    ?= 20
 FUZZ_SEED     ?= 20250801
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench infra-check clean
+.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-reads infra-check clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ reconcile: $(STAMP) ## check the ledger invariants
 
 bench: $(STAMP) ## settlement benchmark on PostgreSQL (needs MISSIONLINK_BENCH_POSTGRES_URL)
 	$(BIN)/python bench/settlement.py
+
+bench-reads: $(STAMP) ## GET mission vs bare Starlette under wrk, same run (PostgreSQL too with MISSIONLINK_BENCH_POSTGRES_URL); ARGS=--short for ~20 s
+	$(BIN)/python bench/reads.py $(ARGS)
 
 infra-check: ## synthesize the AWS stacks offline and run the pitfall guards, cfn-lint, checkov
 	bash deploy/aws/check.sh

@@ -1,0 +1,269 @@
+"""The public read model: what a spike of viewers reads, kept in memory per API replica.
+
+A hyped mission is read thousands of times a second and changes a few times a second, so
+each replica keeps the encoded answer of the public reads (mission, missions of a channel,
+backers, prediction pools) in a bounded LRU, and:
+
+- **nothing stale lives longer than the TTL** (at most one second, ``READ_CACHE_TTL_SECONDS``):
+  it bounds how late a change made elsewhere can show if its invalidation is lost;
+- **a write shows at once to its writer**: a state-changing request drops the keys it
+  touched on its own replica before its response goes out (``api.effects``), then tells the
+  other replicas through the broker (``INVALIDATION_CHANNEL``); the worker does the same for
+  what it changes (settlement, expiry, every event it broadcasts);
+- **time does not stand still in the cache**: a value that the clock alone will change (a
+  mission turns ``expired`` at its deadline) carries the moment it stops being true and is
+  reloaded from then on;
+- **concurrent misses make one query** (single flight), and a load that an invalidation
+  overtook is handed to the readers already waiting but never stored, so no one who asks
+  after the write gets the older answer.
+
+Only shared data is cached: anything that depends on the caller (``my_bet``) is read from
+the database, never from an entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from missionlink.domain.clock import Clock
+
+log = logging.getLogger(__name__)
+
+#: Broker topic on which replicas tell each other which tags changed.
+INVALIDATION_CHANNEL = "read-model"
+#: Tags every list of missions carries, so a new mission anywhere drops them.
+MISSIONS_TAG = "missions"
+
+
+def mission_tag(mission_id: int) -> str:
+    return f"mission:{mission_id}"
+
+
+def channel_tag(streamer_id: int) -> str:
+    return f"channel:{streamer_id}"
+
+
+def encode(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a loader read: the value, the tags a write must name to drop it, and when the
+    clock alone changes it (``None``: only a write does)."""
+
+    value: Any
+    tags: frozenset[str]
+    valid_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    body: bytes
+    etag: str
+    tags: frozenset[str]
+    fresh_until: float  # monotonic seconds
+    valid_until: datetime | None
+
+
+def entry_of(loaded: Loaded, fresh_until: float) -> Entry:
+    body = encode(loaded.value)
+    etag = '"' + hashlib.blake2b(body, digest_size=10).hexdigest() + '"'
+    return Entry(body, etag, loaded.tags, fresh_until, loaded.valid_until)
+
+
+class ReadCache:
+    """A bounded LRU of encoded public reads with tag invalidation and single flight."""
+
+    def __init__(self, *, max_entries: int, ttl_seconds: float, clock: Clock,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self.monotonic = monotonic
+        self.origin = uuid.uuid4().hex
+        #: Database loads made so far (misses that were not coalesced).
+        self.loads = 0
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._by_tag: dict[str, set[Hashable]] = {}
+        self._inflight: dict[Hashable, asyncio.Future[Entry]] = {}
+        self._generation = 0
+        self._listener: asyncio.Task[None] | None = None
+        #: Set once this replica hears the others' invalidations.
+        self.listening = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_entries > 0
+
+    def _usable(self, entry: Entry) -> bool:
+        if entry.fresh_until <= self.monotonic():
+            return False
+        return entry.valid_until is None or self.clock.now() < entry.valid_until
+
+    async def get(self, key: Hashable, load: Callable[[], Awaitable[Loaded]]) -> Entry:
+        """The entry for ``key``, loading it (once, however many ask at once) on a miss."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            if self._usable(entry):
+                self._entries.move_to_end(key)
+                return entry
+            self._drop(key)
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(key, load))
+            self._inflight[key] = pending
+        # Shielded: one reader going away must not cancel the load the others wait for.
+        return await asyncio.shield(pending)
+
+    async def _load(self, key: Hashable, load: Callable[[], Awaitable[Loaded]]) -> Entry:
+        generation = self._generation
+        self.loads += 1
+        try:
+            loaded = await load()
+        finally:
+            if self._inflight.get(key) is asyncio.current_task():
+                del self._inflight[key]
+        entry = entry_of(loaded, self.monotonic() + self.ttl_seconds)
+        if generation == self._generation and self.enabled:
+            self._store(key, entry)
+        return entry
+
+    def _store(self, key: Hashable, entry: Entry) -> None:
+        self._drop(key)
+        self._entries[key] = entry
+        for tag in entry.tags:
+            self._by_tag.setdefault(tag, set()).add(key)
+        while len(self._entries) > self.max_entries:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        for tag in entry.tags:
+            keys = self._by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[tag]
+
+    def invalidate(self, tags: Iterable[str]) -> None:
+        """Drop every entry carrying one of ``tags``, and forget loads already under way:
+        they may have read the database before the change, so whoever asks next reads
+        again."""
+        tags = list(tags)
+        if not tags:
+            return
+        self._generation += 1
+        self._inflight.clear()
+        for tag in tags:
+            for key in list(self._by_tag.get(tag, ())):
+                self._drop(key)
+
+    # Across replicas ------------------------------------------------------------------
+
+    async def announce(self, broker: Any, tags: Iterable[str]) -> None:
+        """Drop ``tags`` here at once, then tell the other replicas."""
+        tags = sorted(set(tags))
+        if not tags:
+            return
+        self.invalidate(tags)
+        await broker.publish(INVALIDATION_CHANNEL, {"tags": tags, "origin": self.origin})
+
+    def listen(self, broker: Any) -> None:
+        """Start hearing other replicas' invalidations (once; restarted if it ended)."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(broker),
+                                                 name="missionlink-read-model")
+
+    async def _listen(self, broker: Any) -> None:
+        async with broker.subscribe(INVALIDATION_CHANNEL) as queue:
+            self.listening.set()
+            while True:
+                message = await queue.get()
+                if message.get("origin") == self.origin:
+                    continue
+                tags = message.get("tags")
+                if isinstance(tags, list):
+                    self.invalidate(str(t) for t in tags)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+            self._listener = None
+        self._entries.clear()
+        self._by_tag.clear()
+
+
+# What a write touches ----------------------------------------------------------------
+
+_MISSION_PATH = re.compile(r"^/api/v1/missions/(\d+)(?:/|$)")
+
+
+def tags_of_write(path: str | None, body: Any) -> set[str]:
+    """The tags a committed write changes, from its path and its response body."""
+    tags: set[str] = set()
+    if path:
+        m = _MISSION_PATH.match(path)
+        if m:
+            tags.add(mission_tag(int(m.group(1))))
+    if isinstance(body, dict):
+        tags |= tags_of_event(body)
+        if path == "/api/v1/missions" and isinstance(body.get("id"), int):
+            tags.add(mission_tag(body["id"]))
+    return tags
+
+
+def tags_of_event(payload: dict[str, Any]) -> set[str]:
+    """The tags an outbox event (or a response shaped like one) changes."""
+    tags: set[str] = set()
+    mission_id = payload.get("mission_id")
+    if isinstance(mission_id, int):
+        tags.add(mission_tag(mission_id))
+    streamer_id = payload.get("streamer_id")
+    if isinstance(streamer_id, int):
+        tags |= {channel_tag(streamer_id), MISSIONS_TAG}
+    return tags
+
+
+# When the clock changes a mission ------------------------------------------------------
+
+def _at(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def next_status_change(mission: dict[str, Any]) -> datetime | None:
+    """When ``status`` of this API mission stops being true without any write: a pending
+    mission expires at its acceptance timeout or deadline, an accepted one at its deadline."""
+    status = mission.get("status")
+    deadline = _at(mission.get("deadline_at"))
+    if status == "accepted":
+        return deadline
+    if status == "pending":
+        moments = [t for t in (_at(mission.get("accept_by")), deadline) if t is not None]
+        return min(moments) if moments else None
+    return None
+
+
+def earliest(moments: Iterable[datetime | None]) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
