@@ -71,6 +71,11 @@ BUSINESS_RULES_422 = {
 }
 ACCEPTED = ["2xx", "3xx", 401, 403, 404, 409, 429]
 
+#: Live streams never end on their own: each example reads up to the snapshot (the first
+#: event with data) and stops, instead of holding the stream until the request timeout.
+STREAMING_PATHS = [f"{API}/overlay/{{token}}/events", f"{API}/missions/{{mission_id}}/events",
+                   f"{API}/channels/{{streamer_id}}/events"]
+
 #: Operations that act as the streamer; everything else runs as the viewer.
 STREAMER_PATHS = r"^/api/v1/(missions/\{mission_id\}/(accept|reject|result)|streamers/me/.*)$"
 
@@ -295,6 +300,12 @@ def _config(t: Target) -> str:
         "[[operations]]",
         f"include-path-regex = {_toml(STREAMER_PATHS)}",
         f'headers = {{ Authorization = "Bearer {s.streamer_token}" }}',
+        "",
+    ]
+    lines += [
+        "[[operations]]",
+        f"include-path = {_toml(STREAMING_PATHS)}",
+        "max-stream-events = 1",
         "",
     ]
     for method, paths in BUSINESS_RULES_422.items():
