@@ -19,6 +19,8 @@ from missionlink.adapters.security.revocations import (
 from missionlink.adapters.security.tokens import TokenService, load_or_create_key
 from missionlink.config import Settings
 from missionlink.domain.clock import Clock, SystemClock
+from missionlink.services.pledges import PledgeDesk, make_pledge_desk
+from missionlink.services.read_model import ReadCache
 
 
 @dataclass
@@ -34,8 +36,13 @@ class Container:
     broker: Broker
     limiter: RateLimiter
     sessions: SessionRevocations
+    #: This process's copy of the public reads a spike hammers.
+    read_cache: ReadCache
+    #: Placing a pledge: one function on PostgreSQL, a portable transaction elsewhere.
+    pledges: PledgeDesk
 
     async def close(self) -> None:
+        await self.read_cache.close()
         await self.mailer.close()
         await self.sessions.close()
         await self.broker.close()
@@ -69,11 +76,13 @@ def build(
     broker = broker or make_broker(settings.broker_url)
     # One list, read by token checks and written by the session revocations.
     revoked = RevocationList()
+    clock = clock or SystemClock()
+    core_db = Database(settings.core_url, pool_size=settings.db_pool_size)
     return Container(
         settings=settings,
-        clock=clock or SystemClock(),
+        clock=clock,
         identity_db=Database(settings.identity_url, pool_size=settings.db_pool_size),
-        core_db=Database(settings.core_url, pool_size=settings.db_pool_size),
+        core_db=core_db,
         tokens=TokenService(
             key,
             issuer=settings.jwt_issuer,
@@ -101,4 +110,7 @@ def build(
             ttl_seconds=settings.access_token_seconds,
             store=make_revocation_store(settings.broker_url),
         ),
+        read_cache=ReadCache(max_entries=settings.read_cache_max_entries,
+                             ttl_seconds=settings.read_cache_ttl_seconds, clock=clock),
+        pledges=make_pledge_desk(core_db, settings),
     )

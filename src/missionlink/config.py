@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     worker_max_attempts: int = Field(default=8, ge=1)
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    #: Public reads kept in memory per API process (entries); 0 reads the database each time.
+    read_cache_max_entries: int = Field(default=10_000, ge=0)
+    #: The longest a cached public read may be served after a change it missed.
+    read_cache_ttl_seconds: float = Field(default=1.0, gt=0, le=1)
     #: Headers, then the body, must arrive within this long or the connection is closed.
     request_read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     #: A client that reads none of a pending response for this long is disconnected.

@@ -257,7 +257,9 @@ async def test_credentials_and_money_are_never_stored_by_caches(
                                             headers={"Cookie": "ml_lang=en"}),
     }
     for what, r in public.items():
-        assert r.status_code == 200 and "cache-control" not in r.headers, what
+        # Anonymous public reads may be kept briefly by a CDN; nothing else may.
+        assert r.status_code == 200, what
+        assert r.headers["cache-control"].startswith("public, max-age=1"), what
 
 
 async def _overlay_page(client: httpx.AsyncClient, streamer: Actor) -> httpx.Response:

@@ -10,9 +10,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.bootstrap import Container
-from missionlink.services import idempotency
+from missionlink.services import idempotency, read_model
 
 WAKE_CHANNEL = "outbox"
+
+
+class OrjsonResponse(JSONResponse):
+    """The same bytes as ``JSONResponse`` (compact, UTF-8), encoded several times faster."""
+
+    def render(self, content: Any) -> bytes:
+        return read_model.encode(content)
 
 
 async def run_effect(
@@ -39,14 +46,24 @@ async def run_effect(
         ttl_seconds=container.settings.idempotency_ttl_seconds,
         work=tx,
     )
-    return await respond(container, stored)
+    return await respond(container, stored, path=request.url.path)
 
 
-async def respond(container: Container, stored: idempotency.StoredResponse) -> JSONResponse:
-    """The (possibly replayed) response; a new effect also wakes the worker."""
+async def respond(
+    container: Container, stored: idempotency.StoredResponse, *, path: str | None = None
+) -> JSONResponse:
+    """The (possibly replayed) response; a new effect also wakes the worker.
+
+    A new effect first drops the public reads it changed from this replica's read model
+    (``path`` names the resource when the body alone does not), so the writer's next read
+    shows the write, and tells the other replicas.
+    """
     headers = {}
     if stored.replayed:
         headers["Idempotent-Replayed"] = "true"
     else:
+        if stored.status_code < 400:
+            await container.read_cache.announce(
+                container.broker, read_model.tags_of_write(path, stored.body))
         await container.broker.publish(WAKE_CHANNEL, {"wake": True})
-    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
+    return OrjsonResponse(stored.body, status_code=stored.status_code, headers=headers)

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from missionlink.bootstrap import Container
-from missionlink.services import outbox
+from missionlink.services import outbox, read_model
 from missionlink.services import overlay as overlay_service
 
 HEARTBEAT_SECONDS = 15.0
@@ -72,6 +72,10 @@ class Presence:
             async with c.core_db.begin() as conn:
                 ok = await overlay_service.touch_live(conn, streamer_id, token, c.clock.now())
             self._checked[streamer_id] = (time.monotonic(), token, ok)
+            if ok and not (seen and seen[2]):
+                # The channel may just have gone live: cached channel reads show it now.
+                await c.read_cache.announce(
+                    c.broker, {read_model.DIRECTORY_TAG, read_model.channel_tag(streamer_id)})
             return ok
 
 

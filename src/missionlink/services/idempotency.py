@@ -24,6 +24,25 @@ from missionlink.adapters.db.sql import insert_ignore
 from missionlink.domain.errors import IdempotencyInProgress, IdempotencyMismatch
 
 LOCK_NOT_AVAILABLE = "55P03"
+#: How long a duplicate waits for the first request holding its key (PostgreSQL).
+KEY_WAIT = "2s"
+
+
+def key_reused() -> IdempotencyMismatch:
+    return IdempotencyMismatch(
+        "this Idempotency-Key was already used with a different request body or path"
+    )
+
+
+def still_running() -> IdempotencyInProgress:
+    return IdempotencyInProgress("a request with this Idempotency-Key is still running")
+
+
+def still_waiting() -> IdempotencyInProgress:
+    """The duplicate waited ``KEY_WAIT`` for the first request and gave up."""
+    return IdempotencyInProgress(
+        "a request with this Idempotency-Key is still being processed; retry shortly"
+    )
 
 
 @dataclass(frozen=True)
@@ -75,9 +94,7 @@ async def run(
         return await db.transaction(tx)
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-            raise IdempotencyInProgress(
-                "a request with this Idempotency-Key is still being processed; retry shortly"
-            ) from exc
+            raise still_waiting() from exc
         raise
 
 
@@ -86,7 +103,7 @@ async def _claim(
 ) -> StoredResponse | None:
     postgres = conn.dialect.name == "postgresql"
     if postgres:
-        await conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+        await conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{KEY_WAIT}'")
     row_values = {"user_id": user_id, "key": key, "fingerprint": fp, "created_at": now}
     inserted = await insert_ignore(conn, idempotency_keys, row_values)
     if postgres:
@@ -110,32 +127,9 @@ async def _claim(
         await insert_ignore(conn, idempotency_keys, row_values)
         return None
     if row.fingerprint != fp:
-        raise IdempotencyMismatch(
-            "this Idempotency-Key was already used with a different request body or path"
-        )
+        raise key_reused()
     if row.status_code is None:
-        raise IdempotencyInProgress("a request with this Idempotency-Key is still running")
-    return StoredResponse(row.status_code, json.loads(row.response_body), replayed=True)
-
-
-async def replay(
-    db: Database, *, user_id: int, key: str, fingerprint_: str
-) -> StoredResponse:
-    """The stored response of a key's first request (422 if the request differs)."""
-    async with db.read() as conn:
-        row = (
-            await conn.execute(
-                select(idempotency_keys).where(
-                    idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key
-                )
-            )
-        ).first()
-    if row is None or row.status_code is None:
-        raise IdempotencyInProgress("a request with this Idempotency-Key is still running")
-    if row.fingerprint != fingerprint_:
-        raise IdempotencyMismatch(
-            "this Idempotency-Key was already used with a different request body or path"
-        )
+        raise still_running()
     return StoredResponse(row.status_code, json.loads(row.response_body), replayed=True)
 
 

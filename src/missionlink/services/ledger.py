@@ -60,9 +60,13 @@ async def debit_wallet(conn: AsyncConnection, user_id: int, currency: str, amoun
     )
     row = result.first()
     if row is None:
-        what = "cash" if currency == KRW else "points"
-        raise InsufficientFunds(f"not enough {what} in the wallet for {amount}")
+        raise insufficient_funds(currency, amount)
     return int(row[0])
+
+
+def insufficient_funds(currency: str, amount: int) -> InsufficientFunds:
+    what = "cash" if currency == KRW else "points"
+    return InsufficientFunds(f"not enough {what} in the wallet for {amount}")
 
 
 async def credit_wallet(conn: AsyncConnection, user_id: int, currency: str, amount: int) -> int:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import (
@@ -18,26 +16,23 @@ from missionlink.adapters.db.core_tables import (
     missions,
     pledges,
 )
-from missionlink.adapters.db.engine import Database
 from missionlink.adapters.db.sql import upsert_add
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.domain.errors import (
     Conflict,
-    DeadlinePassed,
-    DomainError,
     Forbidden,
-    InsufficientFunds,
     InvalidInput,
-    InvalidState,
     NotFound,
     ProposalBlocked,
 )
 from missionlink.domain.missions import RESULT_STATUS, TERMINAL, Action, Status, check_action
-from missionlink.services import idempotency, ledger, outbox
+from missionlink.services import ledger, outbox
 from missionlink.services.mission_queries import get_mission, iso, view_of
 
 DAY = timedelta(hours=24)
+#: A pledge's journal transfer is ``pledge:{pledge id}``; reconcile looks it up by that id.
+PLEDGE_TRANSFER_PREFIX = f"{L.TransferKind.pledge.value}:"
 
 
 def check_pledge_amount(settings: Settings, amount: int) -> None:
@@ -151,8 +146,12 @@ async def lock_shared(conn: AsyncConnection, mission_id: int) -> Any:
         stmt = stmt.with_for_update(read=True, key_share=True)
     row = (await conn.execute(stmt)).first()
     if row is None:
-        raise NotFound(f"mission {mission_id} does not exist")
+        raise mission_not_found(mission_id)
     return row
+
+
+def mission_not_found(mission_id: int) -> NotFound:
+    return NotFound(f"mission {mission_id} does not exist")
 
 
 async def _record_pledge(
@@ -174,7 +173,7 @@ async def _record_pledge(
         amount=amount,
         now=now,
         mission_id=mission_id,
-        transfer_id=f"pledge:{pledge_id}",
+        transfer_id=f"{PLEDGE_TRANSFER_PREFIX}{pledge_id}",
     )
     assert pledge_id is not None
     await upsert_add(
@@ -230,57 +229,6 @@ async def pledge(
     return await _record_pledge(conn, mission_id, row.streamer_id, user_id, amount, now)
 
 
-#: SQLSTATEs raised by the ``missionlink_pledge`` function (migration 0003).
-_PLEDGE_ERRORS: dict[str, type[DomainError]] = {
-    "ML404": NotFound,
-    "ML403": Forbidden,
-    "MLSTA": InvalidState,
-    "MLDLP": DeadlinePassed,
-    "MLFND": InsufficientFunds,
-}
-_REPEATED_KEY = {"MLDUP", "23505"}
-
-
-async def pledge_in_one_statement(
-    db: Database,
-    *,
-    settings: Settings,
-    now: datetime,
-    user_id: int,
-    mission_id: int,
-    amount: int,
-    key: str | None,
-    fingerprint: str,
-) -> idempotency.StoredResponse:
-    """The same rules and writes as ``pledge``, and the Idempotency-Key, in one autocommit
-    statement on PostgreSQL (migration 0003): the pledge path's hot loop."""
-    check_pledge_amount(settings, amount)
-    params = {
-        "m": mission_id, "u": user_id, "a": amount, "now": now, "shards": TOTAL_SHARDS,
-        "key": key, "fp": fingerprint, "created": iso(now),
-        "expired": now - timedelta(seconds=settings.idempotency_ttl_seconds),
-    }
-    try:
-        async with db.engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            row = (await conn.execute(_PLEDGE_CALL, params)).one()
-    except DBAPIError as exc:
-        state = getattr(exc.orig, "sqlstate", None) or ""
-        if key is not None and state in _REPEATED_KEY:
-            return await idempotency.replay(db, user_id=user_id, key=key, fingerprint_=fingerprint)
-        error = _PLEDGE_ERRORS.get(state)
-        if error is None:
-            raise
-        raise error(str(exc.orig).split(": ", 1)[-1].strip().splitlines()[0]) from exc
-    body = json.loads(row.response) if isinstance(row.response, str) else row.response
-    return idempotency.StoredResponse(201, body)
-
-
-_PLEDGE_CALL = text(
-    "SELECT * FROM missionlink_pledge(:m, :u, :a, :now, :shards, :key, :fp, :expired, :created)"
-)
-
-
 async def transition(
     conn: AsyncConnection,
     *,
@@ -296,7 +244,7 @@ async def transition(
         )
     ).first()
     if row is None:
-        raise NotFound(f"mission {mission_id} does not exist")
+        raise mission_not_found(mission_id)
     check_action(view_of(row), action, actor_id, now)
     new_status = RESULT_STATUS[action]
     values: dict[str, Any] = {"status": new_status.value}

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 INVALIDATION_CHANNEL = "read-model"
 #: Tags every list of missions carries, so a new mission anywhere drops them.
 MISSIONS_TAG = "missions"
+#: Tag of every streamer directory page: any channel's change drops them all.
+DIRECTORY_TAG = "streamers"
 
 
 def mission_tag(mission_id: int) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.bootstrap import Container
-from missionlink.services import mission_threads, outbox, overlay, settlement
+from missionlink.services import mission_threads, outbox, overlay, read_model, settlement
 
 Handler = Callable[[AsyncConnection, dict[str, Any], Container], Awaitable[None]]
 
@@ -18,8 +18,10 @@ async def settle_mission(conn: AsyncConnection, payload: dict[str, Any], c: Cont
 
 
 async def broadcast(conn: AsyncConnection, payload: dict[str, Any], c: Container) -> None:
-    """Fan the event out to live overlays of the channel (any API process)."""
+    """Fan the event out to live overlays of the channel (any API process), and drop what it
+    changed from every API process's read model (settlement and expiry come this way)."""
     await c.broker.publish(f"channel:{payload['streamer_id']}", payload)
+    await c.read_cache.announce(c.broker, read_model.tags_of_event(payload))
 
 
 def broadcast_as(topic: str) -> Handler:
