@@ -33,6 +33,7 @@ from missionlink.adapters.db.core_tables import (
 from missionlink.adapters.db.engine import Database
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
+from missionlink.services.missions import PLEDGE_TRANSFER_PREFIX
 
 
 @dataclass
@@ -131,7 +132,8 @@ async def check(conn: AsyncConnection) -> Report:
     missing = await conn.execute(
         select(pledges.c.id).where(
             ~select(transfers.c.id)
-            .where(transfers.c.id == literal("pledge:", String) + cast(pledges.c.id, String))
+            .where(transfers.c.id
+                   == literal(PLEDGE_TRANSFER_PREFIX, String) + cast(pledges.c.id, String))
             .exists()
         )
     )
