@@ -8,7 +8,7 @@ FUZZ_STEPS    ?= 20
 FUZZ_SEED     ?= 20250801
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-reads infra-check clean
+.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -48,8 +48,11 @@ worker: $(STAMP) ## run the outbox worker alone
 reconcile: $(STAMP) ## check the ledger invariants
 	$(BIN)/missionlink reconcile
 
-bench: $(STAMP) ## settlement benchmark on PostgreSQL (needs MISSIONLINK_BENCH_POSTGRES_URL)
-	$(BIN)/python bench/settlement.py
+bench: $(STAMP) ## every benchmark in bench/, full length, each against its same-run limit (needs MISSIONLINK_BENCH_POSTGRES_URL, MISSIONLINK_BENCH_REDIS_URL)
+	$(BIN)/python bench/all.py
+
+bench-short: $(STAMP) ## every benchmark in its short mode, a few minutes in all (what CI runs; same variables)
+	$(BIN)/python bench/all.py --short
 
 bench-reads: $(STAMP) ## GET mission vs bare Starlette under wrk, same run (PostgreSQL too with MISSIONLINK_BENCH_POSTGRES_URL); ARGS=--short for ~20 s
 	$(BIN)/python bench/reads.py $(ARGS)

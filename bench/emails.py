@@ -1,24 +1,28 @@
 """Result emails for a settled mission with 1,000 backers, through real SMTP on loopback.
 
     MISSIONLINK_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1/postgres \
-        .venv/bin/python bench/emails.py [--backers 1000]
+        .venv/bin/python bench/emails.py [--short] [--backers 1000]
 
 Seeds a rejected mission (set-based SQL, balanced journal), settles it with the worker,
 then times how long the worker takes from `settlement = settled` until every result email
-has been accepted by a local aiosmtpd server (one SMTP connection, reused).
+has been accepted by a local aiosmtpd server (one SMTP connection, reused). Drops its
+databases and its data directory at the end, also on failure. ``--short`` sends 100.
+Exits 1 when not every result email arrives, never because of a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
+import shutil
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from common import Broken, exit_code, free_port  # type: ignore[import-not-found]
 from settlement import ADMIN, admin  # type: ignore[import-not-found]
 from sqlalchemy import text
 
@@ -87,44 +91,53 @@ async def seed(c: bootstrap.Container, backers: int) -> None:
             " FROM pledges"), {"now": now})
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--backers", type=int, default=1000)
-    args = parser.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+async def bench(args: argparse.Namespace) -> None:
+    port = free_port()
     inbox = Counter()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
     suffix = uuid.uuid4().hex[:8]
     core, ident = f"ml_bench_core_{suffix}", f"ml_bench_identity_{suffix}"
     base = ADMIN.rstrip("/").rpartition("/")[0]
-    await admin(f'CREATE DATABASE "{core}"')
-    await admin(f'CREATE DATABASE "{ident}"')
+    data_dir = tempfile.mkdtemp(prefix="ml-bench-emails-")
+    controller.start()
     try:
+        await admin(f'CREATE DATABASE "{core}"')
+        await admin(f'CREATE DATABASE "{ident}"')
         settings = Settings(database_url=f"{base}/{core}", identity_database_url=f"{base}/{ident}",
-                            data_dir="/tmp/missionlink-bench")  # type: ignore[arg-type]
+                            data_dir=data_dir)  # type: ignore[arg-type]
         await asyncio.to_thread(upgrade_all, settings)
-        c = bootstrap.build(settings, mailer=SmtpMailer("127.0.0.1", port, starttls=False))
+        c = bootstrap.build(settings, mailer=SmtpMailer("127.0.0.1", port, tls="none"))
         try:
             await seed(c, args.backers)
             async with c.core_db.begin() as conn:
-                await settle(conn, 1, datetime.now(UTC))
+                if not await settle(conn, 1, datetime.now(UTC)):
+                    raise Broken("the mission was not settled")
             t0 = time.perf_counter()
             while await emails.send_batch(c):
                 pass
             elapsed = time.perf_counter() - t0
             print(f"{inbox.count:,} result emails accepted by SMTP in {elapsed:.2f} s "
                   f"({inbox.count / elapsed:.0f}/s) after settlement", flush=True)
-            assert inbox.count == args.backers + 1  # every backer and the streamer
+            if inbox.count != args.backers + 1:  # every backer and the streamer
+                raise Broken(f"{inbox.count} result emails arrived, expected {args.backers + 1}")
         finally:
             await c.close()
     finally:
         controller.stop()
         await admin(f'DROP DATABASE IF EXISTS "{core}" WITH (FORCE)')
         await admin(f'DROP DATABASE IF EXISTS "{ident}" WITH (FORCE)')
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--short", action="store_true", help="100 backers")
+    parser.add_argument("--backers", type=int, default=1000)
+    args = parser.parse_args()
+    if args.short:
+        args.backers = 100
+    return exit_code(lambda: asyncio.run(bench(args)))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    raise SystemExit(main())

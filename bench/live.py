@@ -18,13 +18,17 @@ What it does, in one run (under a minute with the defaults):
    and the client's own CPU time while it waited (so a saturated generator shows);
 5. stops every process it started and drops its databases (also on failure or Ctrl-C).
 
+``--short`` opens 200 streams, so CI keeps the script working in seconds. The exit status is
+1 when the run itself broke: a stream was dropped, or a client never saw a pledge within
+``--timeout`` (a liveness bound, far above any latency goal), never because of a figure.
+
 The clients are asyncio protocols on uvloop that only look for the pledge's bytes, so the
 generator costs a few microseconds a client. ``ulimit -n`` is raised to the hard limit; each
 client needs one descriptor here and one in a server.
 
     MISSIONLINK_BENCH_POSTGRES_URL=postgresql://postgres@127.0.0.1/postgres \\
     MISSIONLINK_BENCH_REDIS_URL=redis://127.0.0.1:6379/14 \\
-        .venv/bin/python bench/live.py [--clients 10000] [--pledges 3]
+        .venv/bin/python bench/live.py [--short] [--clients 10000] [--pledges 3]
 
 Results: bench/README.md, "Live streams".
 """
@@ -38,7 +42,6 @@ import os
 import resource
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +53,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+from common import (  # type: ignore[import-not-found]
+    Broken,
+    admin_url,
+    free_port,
+    redis_url,
+    rss_mib,
+)
 
 PASSWORD = "bench-password-1"  # a throwaway account on a throwaway database
 CONNECT_CONCURRENCY = 64  # per server: a connection storm would only measure the backlog
@@ -58,19 +68,6 @@ START_TIMEOUT = 60.0
 
 def say(msg: str) -> None:
     print(msg, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -143,9 +140,8 @@ class Run:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="ml-bench-live-"))
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.admin = os.environ.get("MISSIONLINK_BENCH_POSTGRES_URL",
-                                    "postgresql://postgres@127.0.0.1/postgres")
-        self.redis = os.environ.get("MISSIONLINK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+        self.admin = admin_url()
+        self.redis = redis_url()
         suffix = f"{os.getpid()}_{secrets.token_hex(3)}"
         self.databases = {"core": f"ml_bench_live_{suffix}_core",
                           "identity": f"ml_bench_live_{suffix}_identity"}
@@ -326,6 +322,16 @@ async def bench(run: Run) -> dict[str, Any]:
             "lost": lost}
 
 
+def broken(result: dict[str, Any]) -> list[str]:
+    problems = []
+    if result["lost"]:
+        problems.append(f"{result['lost']} streams were dropped")
+    for n, r in enumerate(result["rounds"], 1):
+        if r["missing"]:
+            problems.append(f"pledge {n}: {r['missing']:.0f} clients never saw it")
+    return problems
+
+
 def report(result: dict[str, Any]) -> None:
     per_server = result["clients"] / 2
     say("")
@@ -358,7 +364,10 @@ def main() -> int:
     parser.add_argument("--pledges", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="seconds to wait for every client to see a pledge")
+    parser.add_argument("--short", action="store_true", help="200 clients, one pledge")
     args = parser.parse_args()
+    if args.short:
+        args.clients, args.pledges = 200, 1
     raise_fd_limit(args.clients + 256)
     try:
         import uvloop
@@ -369,7 +378,13 @@ def main() -> int:
         with interrupted_as_exit():
             result = (uvloop.run if uvloop is not None else asyncio.run)(bench(run))
         report(result)
+        problems = broken(result)
+        if problems:
+            raise Broken("; ".join(problems))
         return 0
+    except Broken as exc:
+        print(f"bench: BROKEN RUN: {exc}", file=sys.stderr, flush=True)
+        return 1
     finally:
         run.stop()
         for name in run.databases.values():

@@ -23,7 +23,12 @@ server does, so the raw client is the one that shows the service. ``--profile DI
 py-spy sampled phase per server (collapsed stacks into DIR and a summary on stdout); it is
 not counted in the figures. Results and how to read them: bench/README.md, "Pledges".
 
-    .venv/bin/python bench/pledges.py [--workers 1 2] [--client httpx|raw] [--json out.json]
+``--short`` runs every phase for a couple of seconds against one server, with a short
+pgbench, so CI keeps the script working (about 30 s). The exit status is 1 when the run
+itself broke: ``reconcile`` fails, the pledge rows do not match the 201s, the server
+answered anything but 201, or a phase created nothing. It never depends on a speed.
+
+    .venv/bin/python bench/pledges.py [--short] [--workers 1 2] [--client httpx|raw] [--json out.json]
 """
 
 from __future__ import annotations
@@ -41,7 +46,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,6 +58,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from common import admin_exec, db_url, free_port, stop_group  # type: ignore[import-not-found]
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 
@@ -299,19 +304,6 @@ class State:
     server: subprocess.Popen[bytes] | None = None
 
 
-def db_url(admin_url: str, name: str) -> str:
-    url = make_url(admin_url).set(drivername="postgresql", database=name)
-    return url.render_as_string(hide_password=False)
-
-
-async def admin_exec(admin_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(db_url(admin_url, make_url(admin_url).database or "postgres"))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def server_facts(admin_url: str) -> dict[str, str]:
     conn = await asyncpg.connect(db_url(admin_url, make_url(admin_url).database or "postgres"))
     try:
@@ -489,12 +481,6 @@ async def seed_backlog(settings: Settings, seed: Seed, mission_id: int, count: i
 # --------------------------------------------------------------------------- server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_env(urls: dict[str, str], data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MISSIONLINK_")}
     env.update({
@@ -553,15 +539,7 @@ def stop_server(state: State) -> None:
     if proc is None:
         return
     state.server = None
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    stop_group(proc)
 
 
 # --------------------------------------------------------------------------- load
@@ -1020,7 +998,7 @@ async def bench(state: State, args: argparse.Namespace) -> dict[str, Any]:
             f"{results['pgbench']['pgbench_client_cores']}, other "
             f"{results['pgbench']['other_cores']}")
 
-    created_total = backlog_total = 0
+    created_total = backlog_total = non_201 = 0
     for workers in args.workers:
         label = f"w{workers}"
         spread_ids = await create_missions(settings, seed, args.missions, f"{label} spread")
@@ -1042,6 +1020,7 @@ async def bench(state: State, args: argparse.Namespace) -> dict[str, Any]:
             raise
         stop_server(state)
         created_total += sum(ph.created for ph in phases)
+        non_201 += sum(n for ph in phases for code, n in ph.statuses.items() if code != 201)
         backlog_total += out.get("hot_with_backlog", {}).get("earlier_pledges", 0)
         if "pgbench" in results:
             peak = max(out["spread"]["pledges_per_s"], out["hot"]["pledges_per_s"])
@@ -1060,7 +1039,8 @@ async def bench(state: State, args: argparse.Namespace) -> dict[str, Any]:
         await core.dispose()
     results["verify"] = {"reconcile_ok": report.ok, "pledge_rows": rows,
                          "created_201": created_total, "seeded_backlog": backlog_total,
-                         "match": rows == created_total + backlog_total}
+                         "match": rows == created_total + backlog_total,
+                         "non_201": non_201}
     say(f"reconcile: {'all invariants hold' if report.ok else 'FAILED'}; pledge rows {rows}, "
         f"201 responses {created_total} + seeded backlog {backlog_total}")
     if not report.ok:
@@ -1091,7 +1071,7 @@ def print_summary(results: dict[str, Any]) -> None:
     print(f"verify: reconcile {'ok' if v['reconcile_ok'] else 'FAILED'}, "
           f"pledge rows {v['pledge_rows']} vs 201s {v['created_201']} + seeded "
           f"{v['seeded_backlog']}: "
-          f"{'match' if v['match'] else 'MISMATCH'}")
+          f"{'match' if v['match'] else 'MISMATCH'}; answers other than 201: {v['non_201']}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1119,7 +1099,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", metavar="DIR", help="add a py-spy sampled phase per server")
     p.add_argument("--profile-seconds", type=float, default=10)
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    return p.parse_args(argv)
+    p.add_argument("--short", action="store_true",
+                   help="one server, 2-second phases, small seed and pgbench (about 30 s)")
+    args = p.parse_args(argv)
+    if args.short:
+        args.workers, args.fans, args.streamers, args.missions = [1], 200, 4, 20
+        args.requests, args.seconds, args.warmup, args.paced_seconds = 2000, 2.0, 50, 2.0
+        args.hot_backlog, args.pgbench_seconds, args.pgbench_scale = 2000, 3, 1
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1144,7 +1131,8 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(results)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2, default=str))
-        ok = results["verify"]["reconcile_ok"] and results["verify"]["match"]
+        v = results["verify"]
+        ok = v["reconcile_ok"] and v["match"] and not v["non_201"]
     finally:
         stop_server(state)
         asyncio.run(drop_databases(state))

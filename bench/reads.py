@@ -15,7 +15,9 @@ In one run, on the same machine and with the same load generator settings:
 ``--profile DIR`` adds a phase per backend in which py-spy samples the (single-worker)
 server under the same load and writes a flame graph and the top functions; it is not
 counted in the figures. ``--short`` runs in about 20 s (SQLite, short phases) so CI can
-keep the script working. Results and how to read them: bench/README.md, "Reads".
+keep the script working. The exit status is 1 when the run itself broke (an answer other
+than 2xx, or no request answered at all), never because of a speed. Results and how to
+read them: bench/README.md, "Reads".
 
     .venv/bin/python bench/reads.py [--short] [--duration 10] [--connections 64]
 """
@@ -32,7 +34,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import Broken, admin_exec, free_port, stop_group  # type: ignore[import-not-found]
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
@@ -74,12 +76,6 @@ app = Starlette(routes=[Route("/api/v1/missions/{{mission_id:int}}", show)])
 
 def say(msg: str) -> None:
     print(msg, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -135,19 +131,6 @@ async def seed(settings: Settings) -> int:
         await core.dispose()
 
 
-async def admin_exec(admin_url: str, sql: str) -> None:
-    import asyncpg
-
-    url = make_url(admin_url)
-    conn = await asyncpg.connect(host=url.host or "127.0.0.1", port=url.port or 5432,
-                                 user=url.username or "postgres", password=url.password,
-                                 database=url.database or "postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def create_pg_databases(state: State) -> dict[str, str]:
     prefix = f"ml_bench_reads_{os.getpid()}_{secrets.token_hex(3)}"
     urls = {}
@@ -191,15 +174,7 @@ def spawn(state: State, argv: list[str], env: dict[str, str], log_name: str
 
 
 def stop(state: State, proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    stop_group(proc)
     if proc in state.procs:
         state.procs.remove(proc)
 
@@ -403,6 +378,21 @@ async def bench(state: State, args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def broken(results: dict[str, Any]) -> list[str]:
+    """What makes the run unusable: never a speed, only answers that are not answers."""
+    problems = []
+    for run in results["runs"]:
+        for side in ("missionlink", "bare", "missionlink_1conn", "bare_1conn"):
+            if side not in run:
+                continue
+            if run[side]["non_2xx"]:
+                problems.append(f"{run['backend']} {side}: {run[side]['non_2xx']:.0f} answers "
+                                "other than 2xx")
+            if not run[side]["rps"]:
+                problems.append(f"{run['backend']} {side}: no request was answered")
+    return problems
+
+
 def report(results: dict[str, Any]) -> None:
     say("")
     say("| backend | workers | MissionLink req/s | p50 / p99 ms | bare Starlette req/s "
@@ -459,7 +449,13 @@ def main(argv: list[str] | None = None) -> int:
         report(results)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
+        problems = broken(results)
+        if problems:
+            raise Broken("; ".join(problems))
         return 0
+    except Broken as exc:
+        print(f"bench: BROKEN RUN: {exc}", file=sys.stderr, flush=True)
+        return 1
     finally:
         for proc in list(state.procs):
             stop(state, proc)
