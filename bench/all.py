@@ -62,10 +62,14 @@ def main() -> int:
             print(f"bench: {name} is not set: {NEEDED[name]}", file=sys.stderr)
         return 2
     outcomes: list[tuple[str, int, float]] = []
-    with sigterm_unwinds():
-        for name in args.only:
-            code, seconds = run_one(name, args.short)
-            outcomes.append((name, code, seconds))
+    try:
+        with sigterm_unwinds():
+            for name in args.only:
+                code, seconds = run_one(name, args.short)
+                outcomes.append((name, code, seconds))
+    except KeyboardInterrupt:
+        print("bench: interrupted; the running script cleaned up after itself", file=sys.stderr)
+        return 130
     print("\n=== benchmarks", flush=True)
     for name, code, seconds in outcomes:
         print(f"  {name:<11} {'ok' if code == 0 else f'BROKEN (exit {code})':<16} {seconds:6.1f} s")

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from common import Broken, exit_code, free_port  # type: ignore[import-not-found]
+from common import Broken, db_url, exit_code, free_port  # type: ignore[import-not-found]
 from settlement import ADMIN, admin  # type: ignore[import-not-found]
 from sqlalchemy import text
 
@@ -97,13 +97,13 @@ async def bench(args: argparse.Namespace) -> None:
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     suffix = uuid.uuid4().hex[:8]
     core, ident = f"ml_bench_core_{suffix}", f"ml_bench_identity_{suffix}"
-    base = ADMIN.rstrip("/").rpartition("/")[0]
     data_dir = tempfile.mkdtemp(prefix="ml-bench-emails-")
     controller.start()
     try:
         await admin(f'CREATE DATABASE "{core}"')
         await admin(f'CREATE DATABASE "{ident}"')
-        settings = Settings(database_url=f"{base}/{core}", identity_database_url=f"{base}/{ident}",
+        settings = Settings(database_url=db_url(ADMIN, core),
+                            identity_database_url=db_url(ADMIN, ident),
                             data_dir=data_dir)  # type: ignore[arg-type]
         await asyncio.to_thread(upgrade_all, settings)
         c = bootstrap.build(settings, mailer=SmtpMailer("127.0.0.1", port, tls="none"))

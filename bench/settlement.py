@@ -18,13 +18,18 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from common import Broken, admin_url, exit_code  # type: ignore[import-not-found]
+from common import (  # type: ignore[import-not-found]
+    Broken,
+    admin_exec,
+    admin_url,
+    db_url,
+    exit_code,
+)
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from missionlink.adapters.db.core_tables import email_jobs, transfers
 from missionlink.adapters.db.engine import Database
-from missionlink.config import Settings, normalize_database_url
+from missionlink.config import Settings
 from missionlink.migrations.runner import upgrade_all
 from missionlink.services.reconcile import check
 from missionlink.services.settlement import settle
@@ -33,10 +38,7 @@ ADMIN = admin_url()
 
 
 async def admin(sql: str) -> None:
-    engine = create_async_engine(normalize_database_url(ADMIN), isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(sql))
-    await engine.dispose()
+    await admin_exec(ADMIN, sql)
 
 
 SEED = """
@@ -126,11 +128,11 @@ async def run(db: Database, backers: int, bettors: int) -> None:
 async def bench(args: argparse.Namespace) -> None:
     suffix = uuid.uuid4().hex[:8]
     core, ident = f"ml_bench_core_{suffix}", f"ml_bench_identity_{suffix}"
-    base = ADMIN.rstrip("/").rpartition("/")[0]
     try:
         await admin(f'CREATE DATABASE "{core}"')
         await admin(f'CREATE DATABASE "{ident}"')
-        settings = Settings(database_url=f"{base}/{core}", identity_database_url=f"{base}/{ident}")
+        settings = Settings(database_url=db_url(ADMIN, core),
+                            identity_database_url=db_url(ADMIN, ident))
         await asyncio.to_thread(upgrade_all, settings)
         db = Database(settings.core_url)
         try:
