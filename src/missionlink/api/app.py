@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from missionlink.api import docs, problems
+from missionlink.api.fast_path import FastPath
 from missionlink.api.middleware import (
     BodyLimitMiddleware,
     LastResortMiddleware,
@@ -26,8 +29,25 @@ ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers
 ROUTERS.append(web_pages.router)  # HTML pages and /static, after every API route
 
 
-def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
-    """Build the app; with ``run_worker`` the outbox worker runs inside this process."""
+class MissionLinkAPI(FastAPI):
+    """FastAPI with :class:`FastPath` in front of its whole middleware stack (FastAPI's own
+    error, telemetry and body-limit layers included), when ``front`` is set."""
+
+    front: dict[str, Any] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        if self.front is None:
+            return stack
+        return FastPath(stack, state=self.state, **self.front)
+
+
+def create_app(container: Container, *, run_worker: bool = False,
+               fast_path: bool = True) -> FastAPI:
+    """Build the app; with ``run_worker`` the outbox worker runs inside this process.
+
+    ``fast_path`` puts :mod:`missionlink.api.fast_path` in front (off only to compare).
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +68,7 @@ def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
                     await task
             await container.close()
 
-    app = FastAPI(
+    app = MissionLinkAPI(
         title="MissionLink API",
         version="1.0.0",
         summary="Streamer mission donations: escrowed pledges, predictions, fan boards.",
@@ -81,4 +101,7 @@ def create_app(container: Container, *, run_worker: bool = False) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env in (Env.staging, Env.prod),
                        auth_cookies=(auth.REFRESH_COOKIE,))
     app.add_middleware(RequestIdMiddleware)
+    if fast_path:
+        app.front = {"container": container, "hsts": settings.env in (Env.staging, Env.prod),
+                     "cors": bool(settings.cors_origins), "auth_cookies": (auth.REFRESH_COOKIE,)}
     return app

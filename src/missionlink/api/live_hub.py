@@ -22,11 +22,12 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from starlette.datastructures import State
 
 from missionlink.adapters.broker.inprocess import Broker
 from missionlink.api import overlay_stream
@@ -79,7 +80,8 @@ class Topic:
         self.streams = 0
         self.closed = False
         self.ready = asyncio.Event()
-        self._wake = asyncio.Event()
+        #: Resolved at the next frame, heartbeat or close; created when a stream first waits.
+        self._wake: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
 
     def since(self, cursor: int) -> list[Frame] | None:
@@ -106,12 +108,20 @@ class Topic:
         self._wake_all()
 
     def _wake_all(self) -> None:
-        # A fresh event per round: streams that were waiting wake once, later ones wait anew.
-        wake, self._wake = self._wake, asyncio.Event()
-        wake.set()
+        # One future per round: streams that were waiting wake once, later ones wait anew.
+        wake, self._wake = self._wake, None
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
-    async def wait(self) -> None:
-        await self._wake.wait()
+    async def wait(self, gone: asyncio.Future[None] | None = None) -> None:
+        """Until the next frame, heartbeat or close, or until ``gone`` (the client left).
+
+        Waits on futures only: a stream that is cancelled leaves the shared one intact.
+        """
+        if self._wake is None:
+            self._wake = asyncio.get_running_loop().create_future()
+        waiting = {self._wake} if gone is None else {self._wake, gone}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
 
 
 class LiveHub:
@@ -175,9 +185,14 @@ class LiveHub:
 
 def hub_of(request: Request, c: Container) -> LiveHub:
     """The process's hub (one per application, created on first use)."""
-    hub: LiveHub | None = getattr(request.app.state, "live_hub", None)
+    return hub_in(request.app.state, c)
+
+
+def hub_in(state: State, c: Container) -> LiveHub:
+    """The hub kept in an application's ``state``, for callers outside its routes."""
+    hub: LiveHub | None = getattr(state, "live_hub", None)
     if hub is None:
-        hub = request.app.state.live_hub = LiveHub(c.broker)
+        hub = state.live_hub = LiveHub(c.broker)
     return hub
 
 
@@ -218,7 +233,9 @@ class LiveStream:
             return False
         return f.pledge_id is None or f.pledge_id not in self._replayed
 
-    async def events(self) -> AsyncIterator[bytes]:
+    async def events(self, gone: asyncio.Future[None] | None = None
+                     ) -> AsyncGenerator[bytes, None]:
+        """The stream's bytes; it ends early once ``gone`` (the client went away) is done."""
         async with self.hub.join(channel_topic(self.streamer_id)) as topic:
             cursor, beats = topic.end, topic.beats
             for opening in await self._snapshot():
@@ -239,4 +256,6 @@ class LiveStream:
                 if time.monotonic() >= ends:
                     return
                 if cursor == topic.end and beats == topic.beats and not topic.closed:
-                    await topic.wait()
+                    await topic.wait(gone)
+                if gone is not None and gone.done():
+                    return

@@ -150,6 +150,26 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
+def carries_credentials(scope: Scope, auth_cookies: frozenset[str]) -> bool:
+    """Whether the request carries an ``Authorization`` header or one of ``auth_cookies``."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            return True
+        if name == b"cookie" and auth_cookies & cookie_parser(value.decode("latin-1")).keys():
+            return True
+    return False
+
+
+def public_security_headers(*, hsts: bool) -> list[tuple[bytes, bytes]]:
+    """What :class:`SecurityHeadersMiddleware` adds to a response for an anonymous request
+    outside the private paths that is not HTML and sets none of these itself, in its
+    order: a layer that answers outside the middleware stack appends exactly these."""
+    headers = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+    if hsts:
+        headers.append((b"strict-transport-security", HSTS.encode("latin-1")))
+    return headers
+
+
 class SecurityHeadersMiddleware:
     """The headers every response carries, in one place.
 
@@ -169,14 +189,7 @@ class SecurityHeadersMiddleware:
     def _private(self, scope: Scope) -> bool:
         if any(_under(scope["path"], prefix) for prefix in PRIVATE_PATHS):
             return True
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                return True
-            if name == b"cookie" and self.auth_cookies & cookie_parser(
-                value.decode("latin-1")
-            ).keys():
-                return True
-        return False
+        return carries_credentials(scope, self.auth_cookies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

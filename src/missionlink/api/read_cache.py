@@ -20,7 +20,8 @@ from missionlink.services.read_model import Entry, Loaded
 PUBLIC_CACHE_CONTROL = "public, max-age=1, stale-while-revalidate=5"
 
 
-def _matches(if_none_match: str, etag: str) -> bool:
+def matches(if_none_match: str, etag: str) -> bool:
+    """Whether an ``If-None-Match`` value names ``etag`` (weak comparison, or ``*``)."""
     for candidate in if_none_match.split(","):
         candidate = candidate.strip()
         if candidate == "*" or candidate.removeprefix("W/") == etag:
@@ -34,13 +35,16 @@ NOT_MODIFIED: dict[int | str, dict[str, object]] = {
 }
 
 
-def respond(request: Request, entry: Entry) -> Response:
+def entry_headers(entry: Entry) -> dict[str, str]:
     # Vary: a read may answer a logged-in caller with more (``my_bet``), so an edge must
     # never hand the anonymous copy to a request that carries a token.
-    headers = {"ETag": entry.etag, "Cache-Control": PUBLIC_CACHE_CONTROL,
-               "Vary": "Authorization"}
+    return {"ETag": entry.etag, "Cache-Control": PUBLIC_CACHE_CONTROL, "Vary": "Authorization"}
+
+
+def respond(request: Request, entry: Entry) -> Response:
+    headers = entry_headers(entry)
     condition = request.headers.get("if-none-match")
-    if condition and _matches(condition, entry.etag):
+    if condition and matches(condition, entry.etag):
         return Response(status_code=304, headers=headers)
     return Response(entry.body, media_type="application/json", headers=headers)
 

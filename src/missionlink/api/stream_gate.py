@@ -14,6 +14,7 @@ from collections.abc import AsyncIterable, Mapping
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
+from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
 from missionlink.config import Settings
@@ -100,9 +101,14 @@ class StreamGate:
 
 def gate_of(request: Request, settings: Settings) -> StreamGate:
     """The process's gate (one per application, created on first use)."""
-    gate: StreamGate | None = getattr(request.app.state, "stream_gate", None)
+    return gate_in(request.app.state, settings)
+
+
+def gate_in(state: State, settings: Settings) -> StreamGate:
+    """The gate kept in an application's ``state``, for callers outside its routes."""
+    gate: StreamGate | None = getattr(state, "stream_gate", None)
     if gate is None:
-        gate = request.app.state.stream_gate = StreamGate.from_settings(settings)
+        gate = state.stream_gate = StreamGate.from_settings(settings)
     return gate
 
 

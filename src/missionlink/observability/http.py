@@ -50,9 +50,10 @@ def request_id_of(scope: Scope) -> str:
     return chosen
 
 
-def report_unhandled(scope: Scope, exc: BaseException) -> None:
-    """Count and log (with the stack) an exception that no handler turned into a response."""
-    template = route_template(scope)
+def report_unhandled(scope: Scope, exc: BaseException, template: str | None = None) -> None:
+    """Count and log (with the stack) an exception that no handler turned into a response;
+    ``template`` for a request answered outside the router."""
+    template = template or route_template(scope)
     UNHANDLED_ERRORS.labels(route=template).inc()
     log.error("unhandled exception", method=scope.get("method"), route=template,
               request_id=request_id_of(scope), exc_info=exc)
@@ -105,11 +106,15 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            template = route_template(scope)
-            elapsed = time.perf_counter() - started
-            REQUESTS.labels(method=scope["method"], route=template, status=str(status)).observe(
-                elapsed
-            )
-            if template not in ("/healthz", "/readyz", "/metrics"):
-                log.info("request", method=scope["method"], route=template, status=status,
-                         ms=round(elapsed * 1000, 2))
+            record_request(scope["method"], route_template(scope), status, started)
+
+
+def record_request(method: str, template: str, status: int, started: float,
+                   **context: str) -> None:
+    """Observe one answered request (``started`` from ``time.perf_counter``) and log it;
+    ``context`` adds what the log line would otherwise take from bound context."""
+    elapsed = time.perf_counter() - started
+    REQUESTS.labels(method=method, route=template, status=str(status)).observe(elapsed)
+    if template not in ("/healthz", "/readyz", "/metrics"):
+        log.info("request", method=method, route=template, status=status,
+                 ms=round(elapsed * 1000, 2), **context)

@@ -119,6 +119,14 @@ class ReadCache:
             return False
         return entry.valid_until is None or self.clock.now() < entry.valid_until
 
+    def peek(self, key: Hashable) -> Entry | None:
+        """The entry for ``key`` if one is stored and still usable; never loads."""
+        entry = self._entries.get(key)
+        if entry is None or not self._usable(entry):
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
     async def get(self, key: Hashable, load: Callable[[], Awaitable[Loaded]]) -> Entry:
         """The entry for ``key``, loading it (once, however many ask at once) on a miss."""
         entry = self._entries.get(key)

@@ -13,14 +13,14 @@ from missionlink.api.deps import ClientAddress, Deps
 from missionlink.api.live_hub import LiveStream, hub_of
 from missionlink.api.params import PathId
 from missionlink.api.problems import MEDIA_TYPE, Problem
-from missionlink.api.stream_gate import GatedStream, gate_of
+from missionlink.api.stream_gate import GatedStream, Slot, StreamGate, gate_of
 from missionlink.services import channels
 from missionlink.services.mission_queries import get_mission
 
 router = APIRouter(tags=["live"])
 
 #: Nobody should cache or buffer a live stream (a CDN would hold every viewer's events).
-_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 #: The gate counts streams per key too; a public stream has no credential, so each stream is
 #: its own key and only the per-address and per-process caps apply.
 _STREAM_KEYS = itertools.count()
@@ -44,15 +44,20 @@ def _responses(what: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def admit(gate: StreamGate, address: str) -> Slot:
+    """A slot for one public stream from ``address`` (TooManyStreams, StreamsFull)."""
+    return gate.acquire(f"live:{next(_STREAM_KEYS)}", address)
+
+
 def _open(request: Request, c: Deps, address: ClientAddress, *, streamer_id: int,
           mission_id: int | None, last_event_id: str | None) -> GatedStream:
     # Taken last: from here the response owns the slot and gives it back however it ends.
-    slot = gate_of(request, c.settings).acquire(f"live:{next(_STREAM_KEYS)}", address)
+    slot = admit(gate_of(request, c.settings), address)
     stream = LiveStream(c, hub_of(request, c), streamer_id=streamer_id,
                         mission_id=mission_id, last_event_id=last_event_id)
     # Bytes, not text: a frame is encoded once per process and written as is to every stream.
     content = cast(AsyncIterable[str], stream.events())
-    return GatedStream(content, slot, headers=_HEADERS)
+    return GatedStream(content, slot, headers=STREAM_HEADERS)
 
 
 @router.get("/api/v1/missions/{mission_id}/events", tags=["missions"],
