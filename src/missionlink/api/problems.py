@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis.exceptions
+import sqlalchemy.exc
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,7 +17,15 @@ from starlette.types import Scope
 
 from missionlink.api.openapi_links import add_links
 from missionlink.domain.errors import DomainError
-from missionlink.observability.http import REQUEST_ID_HEADER, report_unhandled, request_id_of
+from missionlink.observability.http import (
+    REQUEST_ID_HEADER,
+    report_unhandled,
+    request_id_of,
+    route_template,
+)
+from missionlink.observability.metrics import DEPENDENCY_ERRORS
+
+_log = structlog.get_logger(__name__)
 
 TYPE_BASE = "https://missionlink.example.com/errors/"
 MEDIA_TYPE = "application/problem+json"
@@ -77,7 +88,38 @@ def domain_problem(exc: DomainError) -> JSONResponse:
     return problem(exc.status, exc.code, exc.title, exc.detail, headers=headers, **extra)
 
 
+#: A database or the broker not answering (down, restarting, a pool, lock or statement
+#: timeout): nothing was wrong with the request, so 503 with ``Retry-After`` rather than 500.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+)
+UNAVAILABLE_RETRY_AFTER = 5
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    template = route_template(request.scope)
+    DEPENDENCY_ERRORS.labels(route=template).inc()
+    request_id = request_id_of(request.scope)
+    _log.error("dependency unavailable", method=request.method, route=template,
+               request_id=request_id, exc_info=exc)
+    return problem(
+        503, "service-unavailable", "Service unavailable",
+        "a database or the message broker did not answer; try again shortly, with the same "
+        "Idempotency-Key for a request that moves money",
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+        retry_after=UNAVAILABLE_RETRY_AFTER, request_id=request_id,
+    )
+
+
 def install(app: FastAPI) -> None:
+    for exc_type in UNAVAILABLE:
+        app.add_exception_handler(exc_type, _unavailable)
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return domain_problem(exc)
@@ -157,6 +199,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     500: {"model": Problem, "content": {MEDIA_TYPE: {}},
           "description": "A failure of the server (`internal-error`); `request_id` finds it "
                          "in the logs"},
+    503: {"model": Problem, "content": {MEDIA_TYPE: {}},
+          "description": "A database or the broker did not answer (`service-unavailable`); "
+                         "retry after `Retry-After` seconds",
+          "headers": {"Retry-After": {"description": "seconds to wait",
+                                      "schema": {"type": "integer", "minimum": 0}}}},
 }
 #: Statuses that never carry a body (RFC 9110), whatever the framework documents.
 _NO_CONTENT = {"204", "205", "304"}

@@ -10,6 +10,12 @@ EVENTS = Counter(
 OUTBOX_AGE = Gauge(
     "missionlink_outbox_oldest_age_seconds", "Age of the oldest unprocessed outbox event"
 )
+DEPENDENCY_ERRORS = Counter(
+    "missionlink_http_dependency_errors_total",
+    "Requests answered 503 service-unavailable because a database or the broker did not "
+    "answer; the log line has the stack",
+    ["route"],
+)
 UNHANDLED_ERRORS = Counter(
     "missionlink_http_unhandled_errors_total",
     "Requests that ended in an exception no handler knew (answered 500 internal-error, "

@@ -45,6 +45,7 @@
     'bad-credentials': ['이메일 또는 비밀번호가 올바르지 않습니다', 'Wrong email or password'],
     network: ['서버에 연결할 수 없습니다', 'Cannot reach the server'],
     'internal-error': ['서버 오류가 발생했습니다', 'The server had a problem'],
+    'service-unavailable': ['서비스를 잠시 사용할 수 없습니다. 잠시 후 다시 시도하세요', 'The service is briefly unavailable; try again shortly'],
     'server-error': ['서버 오류가 발생했습니다', 'The server had a problem'],
     error: ['요청을 처리하지 못했습니다', 'The request failed'],
   };
