@@ -51,7 +51,7 @@ reconcile: $(STAMP) ## check the ledger invariants
 bench: $(STAMP) ## every benchmark in bench/, full length, each against its same-run limit (needs MISSIONLINK_BENCH_POSTGRES_URL, MISSIONLINK_BENCH_REDIS_URL)
 	$(BIN)/python bench/all.py
 
-bench-short: $(STAMP) ## every benchmark in its short mode, a few minutes in all (what CI runs; same variables)
+bench-short: $(STAMP) ## every benchmark in its short mode, about 70 s in all (what CI runs; same variables)
 	$(BIN)/python bench/all.py --short
 
 bench-reads: $(STAMP) ## GET mission vs bare Starlette under wrk, same run (PostgreSQL too with MISSIONLINK_BENCH_POSTGRES_URL); ARGS=--short for ~20 s

@@ -1,7 +1,7 @@
 """What several benchmarks share: ports, process groups, RSS, and their own PostgreSQL databases.
 
 Imported by the scripts beside it (``python bench/<name>.py`` puts this directory on the
-path). Nothing here measures anything, so moving code here leaves the figures unchanged.
+path). Nothing here measures anything: it starts, stops and cleans up.
 """
 
 from __future__ import annotations

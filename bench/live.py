@@ -41,33 +41,33 @@ import contextlib
 import os
 import resource
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from common import (  # type: ignore[import-not-found]
     Broken,
+    admin_exec,
     admin_url,
+    db_url,
+    drop_databases,
     free_port,
     redis_url,
     rss_mib,
+    say,
+    sigterm_unwinds,
+    stop_group,
 )
 
 PASSWORD = "bench-password-1"  # a throwaway account on a throwaway database
 CONNECT_CONCURRENCY = 64  # per server: a connection storm would only measure the backlog
 START_TIMEOUT = 60.0
-
-
-def say(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def raise_fd_limit(needed: int) -> None:
@@ -146,23 +146,12 @@ class Run:
         self.databases = {"core": f"ml_bench_live_{suffix}_core",
                           "identity": f"ml_bench_live_{suffix}_identity"}
 
-    def db_url(self, name: str) -> str:
-        base = self.admin.rstrip("/").rpartition("/")[0]
-        return f"{base}/{name}"
-
-    async def admin_exec(self, sql: str) -> None:
-        conn = await asyncpg.connect(self.admin.replace("postgresql+asyncpg", "postgresql"))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MISSIONLINK_")}
         env.update({
             "MISSIONLINK_DATA_DIR": str(self.tmp / "var"),
-            "MISSIONLINK_DATABASE_URL": self.db_url(self.databases["core"]),
-            "MISSIONLINK_IDENTITY_DATABASE_URL": self.db_url(self.databases["identity"]),
+            "MISSIONLINK_DATABASE_URL": db_url(self.admin, self.databases["core"]),
+            "MISSIONLINK_IDENTITY_DATABASE_URL": db_url(self.admin, self.databases["identity"]),
             "MISSIONLINK_BROKER_URL": self.redis,
             "MISSIONLINK_SERVE_WORKER": "0",
             "MISSIONLINK_METRICS_PORT": "0",
@@ -202,16 +191,7 @@ class Run:
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+            stop_group(proc)
 
 
 async def account(http: httpx.AsyncClient, role: str) -> tuple[int, dict[str, str]]:
@@ -244,7 +224,7 @@ async def bench(run: Run) -> dict[str, Any]:
     args = run.args
     (run.tmp / "var").mkdir()
     for name in run.databases.values():
-        await run.admin_exec(f'CREATE DATABASE "{name}"')
+        await admin_exec(run.admin, f'CREATE DATABASE "{name}"')
     await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "missionlink.cli", "migrate"],
                             env=run.env(), check=True, capture_output=True)
     ports = [free_port(), free_port()]
@@ -348,16 +328,6 @@ def report(result: dict[str, Any]) -> None:
         f"over {len(result['rounds'])} pledge(s)")
 
 
-@contextlib.contextmanager
-def interrupted_as_exit() -> Iterator[None]:
-    # SIGTERM unwinds like Ctrl-C, so the processes and databases are cleaned up either way.
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=2000)
@@ -375,7 +345,7 @@ def main() -> int:
         uvloop = None
     run = Run(args)
     try:
-        with interrupted_as_exit():
+        with sigterm_unwinds():
             result = (uvloop.run if uvloop is not None else asyncio.run)(bench(run))
         report(result)
         problems = broken(result)
@@ -387,9 +357,7 @@ def main() -> int:
         return 1
     finally:
         run.stop()
-        for name in run.databases.values():
-            with contextlib.suppress(Exception):
-                asyncio.run(run.admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_databases(run.admin, list(run.databases.values())))
         import shutil
 
         shutil.rmtree(run.tmp, ignore_errors=True)

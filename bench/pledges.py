@@ -58,7 +58,13 @@ from typing import Any
 
 import asyncpg
 import httpx
-from common import admin_exec, db_url, free_port, stop_group  # type: ignore[import-not-found]
+from common import (  # type: ignore[import-not-found]
+    admin_exec,
+    db_url,
+    free_port,
+    redis_url,
+    stop_group,
+)
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 
@@ -490,6 +496,8 @@ def server_env(urls: dict[str, str], data_dir: Path) -> dict[str, str]:
         "MISSIONLINK_RATE_LIMIT_PLEDGES_PER_MINUTE": "0",
         "MISSIONLINK_SERVE_WORKER": "0",
         "MISSIONLINK_ACCESS_TOKEN_SECONDS": "3600",
+        # shared by every process, as `serve --workers` above 1 requires
+        "MISSIONLINK_BROKER_URL": redis_url(),
     })
     return env
 

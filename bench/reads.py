@@ -44,7 +44,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import Broken, admin_exec, free_port, stop_group  # type: ignore[import-not-found]
+from common import (  # type: ignore[import-not-found]
+    Broken,
+    admin_exec,
+    drop_databases,
+    free_port,
+    redis_url,
+    say,
+    stop_group,
+)
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
@@ -55,7 +63,6 @@ from missionlink.adapters.db.identity_tables import users
 from missionlink.config import Settings
 from missionlink.migrations.runner import upgrade_all
 
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1/postgres"
 BACKERS = 25
 
 BARE_APP = '''
@@ -72,10 +79,6 @@ async def show(request):
 
 app = Starlette(routes=[Route("/api/v1/missions/{{mission_id:int}}", show)])
 '''
-
-
-def say(msg: str) -> None:
-    print(msg, flush=True)
 
 
 @dataclass
@@ -143,13 +146,6 @@ async def create_pg_databases(state: State) -> dict[str, str]:
     return urls
 
 
-async def drop_pg_databases(state: State) -> None:
-    while state.pg_databases:
-        name = state.pg_databases.pop()
-        with contextlib.suppress(Exception):
-            await admin_exec(state.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 # --- servers ----------------------------------------------------------------------------
 
 def server_env(data_dir: Path, urls: dict[str, str]) -> dict[str, str]:
@@ -160,6 +156,8 @@ def server_env(data_dir: Path, urls: dict[str, str]) -> dict[str, str]:
     if urls:
         env["MISSIONLINK_DATABASE_URL"] = urls["core"]
         env["MISSIONLINK_IDENTITY_DATABASE_URL"] = urls["identity"]
+        # shared by every process, as `serve --workers` above 1 requires
+        env["MISSIONLINK_BROKER_URL"] = redis_url()
     return env
 
 
@@ -354,7 +352,7 @@ async def measure(state: State, args: argparse.Namespace, backend: str, workers:
             wrk, url, threads=1, connections=1, seconds=args.duration / 2)
     stop(state, proc)
     result["ratio"] = round(result["missionlink"]["rps"] / result["bare"]["rps"], 3)
-    await drop_pg_databases(state)
+    await drop_databases(state.admin_url, state.pg_databases)
     return result
 
 
@@ -460,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         for proc in list(state.procs):
             stop(state, proc)
         if state.pg_databases:
-            asyncio.run(drop_pg_databases(state))
+            asyncio.run(drop_databases(state.admin_url, state.pg_databases))
         shutil.rmtree(state.tmp, ignore_errors=True)
 
 

@@ -35,6 +35,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if not settings.broker_url and args.workers > 1:
+        # Each process would have its own in-process broker: overlay events, read-model
+        # invalidations and session revocations would not reach the other processes.
+        print(
+            "missionlink: --workers above 1 needs a shared broker (MISSIONLINK_BROKER_URL); "
+            "with an empty BROKER_URL each process would keep its events to itself.",
+            file=sys.stderr,
+        )
+        return 2
     if settings.embedded:
         upgrade_all(settings)
     # The in-process worker runs beside the API unless a separate `missionlink worker` runs.

@@ -78,6 +78,17 @@ def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
     assert r.returncode == 2 and "PostgreSQL" in r.stderr
 
 
+def test_serve_refuses_several_workers_without_a_broker(tmp_path: Path) -> None:
+    """Nothing listens on the database URL: the refusal comes before any connection."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MISSIONLINK_")}
+    url = "postgresql://missionlink:x@127.0.0.1:9/missionlink"
+    env.update({"MISSIONLINK_DATA_DIR": str(tmp_path), "MISSIONLINK_DATABASE_URL": url,
+                "MISSIONLINK_IDENTITY_DATABASE_URL": url, "MISSIONLINK_BROKER_URL": ""})
+    r = subprocess.run([*MISSIONLINK, "serve", "--workers", "2"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "BROKER_URL" in r.stderr, r.stderr
+
+
 def test_make_run_default_serves_health_and_docs(tmp_path: Path) -> None:
     """`missionlink serve` on the embedded default migrates itself and answers."""
     port = _free_port()

@@ -308,11 +308,12 @@ async def test_failing_sends_are_retried_dead_lettered_listed_counted_and_replay
     await settle_all(container)  # settles, then the first attempt fails
     jobs = await _jobs(container)
     assert len(jobs) == 2
-    assert {(j.status, j.attempts) for j in jobs} == {("queued", 1)}
-    assert all("STARTTLS" in j.last_error for j in jobs)
-    assert _count("retried") - before["retried"] == 2
+    # The relay refused the first; the second was never tried and keeps its attempts.
+    assert [(j.status, j.attempts) for j in jobs] == [("queued", 1), ("queued", 0)]
+    assert "STARTTLS" in jobs[0].last_error and jobs[1].last_error is None
+    assert _count("retried") - before["retried"] == 1
 
-    for _ in range(MAX_ATTEMPTS):
+    for _ in range(2 * MAX_ATTEMPTS - 1):  # each job is tried MAX_ATTEMPTS times in turn
         clock.advance(600)  # past the backoff
         await emails.send_batch(container)
     jobs = await _jobs(container)
@@ -354,6 +355,52 @@ async def test_failing_sends_are_retried_dead_lettered_listed_counted_and_replay
     assert statuses == {replayed.id: "sent", jobs[1].id: "failed"}
 
 
+class _DownMailer:
+    """A relay that is unreachable for every message."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    async def send(self, message: EmailMessage) -> None:
+        self.tries += 1
+        raise MailerUnavailable("connection refused")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_an_outage_dead_letters_only_the_job_it_tried(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock,
+) -> None:
+    mailer = _DownMailer()
+    container.mailer = mailer
+    for _ in range(2):
+        await _rejected_mission(client, container)
+    before = {o: _count(o) for o in ("sent", "retried", "dead")}
+    await settle_all(container)  # settles, then the first send meets the outage
+    first, *untried = await _jobs(container)
+    assert len(untried) == 3
+
+    for _ in range(MAX_ATTEMPTS - 1):
+        clock.advance(600)  # past the backoff
+        await emails.send_batch(container)
+
+    jobs = await _jobs(container)
+    assert mailer.tries == MAX_ATTEMPTS
+    assert (jobs[0].id, jobs[0].status, jobs[0].attempts) == (first.id, "failed", MAX_ATTEMPTS)
+    assert [(j.status, j.attempts, j.last_error) for j in jobs[1:]] == [("queued", 0, None)] * 3
+    # The untried jobs share the failed job's retry time and are neither retried nor dead.
+    assert len({j.lease_until for j in jobs[1:]}) == 1
+    assert _count("retried") - before["retried"] == MAX_ATTEMPTS - 1
+    assert _count("dead") - before["dead"] == 1
+    assert _count("sent") == before["sent"]
+
+    clock.advance(600)  # the next job in line gets its first try
+    await emails.send_batch(container)
+    assert [(j.status, j.attempts) for j in (await _jobs(container))[1:]] == [
+        ("queued", 1), ("queued", 0), ("queued", 0)]
+
+
 async def test_a_refused_recipient_is_recorded_without_the_address(
     client: httpx.AsyncClient, container: Container, refusing_server: tuple[Inbox, int],
     monkeypatch: pytest.MonkeyPatch,
@@ -376,7 +423,7 @@ def test_dead_letter_ids_say_which_kind() -> None:
 
     assert parse_id("email:7") == DeadLetterId("email", 7)
     assert parse_id("event:7") == DeadLetterId("event", 7)
-    assert parse_id("7") == DeadLetterId("event", 7)  # as before emails were listed
+    assert parse_id("7") == DeadLetterId("event", 7)  # a bare number is an event
     for bad in ("mail:7", "email:", "email:-1", "email:²", "email:99999999999999999999"):
         with pytest.raises(ValueError, match="not a dead letter id"):
             parse_id(bad)

@@ -85,8 +85,9 @@ def create_app(container: Container, *, run_worker: bool = False,
     settings = container.settings
     # Listed innermost first: each add wraps everything added before it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestMetricsMiddleware)
     app.add_middleware(LastResortMiddleware)
+    # Outside the last resort, so a request it turned into a 500 is counted as one.
+    app.add_middleware(RequestMetricsMiddleware)
     # Outside the last resort, so a browser may read the 500 and its headers too.
     if settings.cors_origins:
         app.add_middleware(

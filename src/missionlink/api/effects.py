@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from missionlink.api.problems import UNAVAILABLE
 from missionlink.bootstrap import Container
+from missionlink.observability.metrics import BROKER_MISSED
 from missionlink.services import idempotency, read_model
 
 WAKE_CHANNEL = "outbox"
+_log = structlog.get_logger(__name__)
 
 
 class OrjsonResponse(JSONResponse):
@@ -62,8 +66,21 @@ async def respond(
     if stored.replayed:
         headers["Idempotent-Replayed"] = "true"
     else:
+        await _after_commit(container, stored, path)
+    return OrjsonResponse(stored.body, status_code=stored.status_code, headers=headers)
+
+
+async def _after_commit(
+    container: Container, stored: idempotency.StoredResponse, path: str | None
+) -> None:
+    """Tell the read model and the worker. The effect has committed: a broker that does not
+    answer must not turn it into an error, or a client retrying without a key would apply
+    it twice. What is missed is bounded: the read model's TTL, the worker's polling."""
+    try:
         if stored.status_code < 400:
             await container.read_cache.announce(
                 container.broker, read_model.tags_of_write(path, stored.body))
         await container.broker.publish(WAKE_CHANNEL, {"wake": True})
-    return OrjsonResponse(stored.body, status_code=stored.status_code, headers=headers)
+    except UNAVAILABLE as exc:
+        BROKER_MISSED.inc()
+        _log.warning("broker.missed_after_commit", error=f"{type(exc).__name__}: {exc}")

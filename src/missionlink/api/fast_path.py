@@ -38,7 +38,7 @@ from missionlink.api.middleware import (
     public_security_headers,
 )
 from missionlink.api.params import parse_id
-from missionlink.api.problems import internal_error
+from missionlink.api.problems import UNAVAILABLE, internal_error
 from missionlink.api.routers.live import STREAM_HEADERS, admit
 from missionlink.api.stream_gate import gate_in
 from missionlink.bootstrap import Container
@@ -52,6 +52,8 @@ from missionlink.observability.http import (
 from missionlink.services import channels
 from missionlink.services.mission_queries import get_mission
 
+#: Refusals and outages before a stream's first byte: the app answers them as it always does.
+_FALL_THROUGH: tuple[type[Exception], ...] = (DomainError, *UNAVAILABLE)
 MISSIONS = "/api/v1/missions/"
 STREAMERS = "/api/v1/streamers/"
 CHANNELS = "/api/v1/channels/"
@@ -238,8 +240,9 @@ class FastPath:
                     streamer_id, mission_id = object_id, None
             address = await client_address(Request(scope), c)
             slot = admit(gate_in(self.state, c.settings), address)
-        except DomainError:
-            return False  # the app answers 404, 429 or 503 with its problem document
+        except _FALL_THROUGH:
+            # Nothing sent yet: the app answers 404, 429 or 503 with its problem document.
+            return False
         last_event_id = headers.get(b"last-event-id")
         stream = LiveStream(c, hub_in(self.state, c), streamer_id=streamer_id,
                             mission_id=mission_id,

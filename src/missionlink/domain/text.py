@@ -20,7 +20,7 @@ Pure: no I/O, no web framework.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from missionlink.domain.errors import InvalidInput
@@ -142,7 +142,6 @@ def _ranges(chars: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-@cache
 def json_schema_pattern(rule: TextRule) -> str:
     """The rule as a JSON Schema ``pattern`` (ECMA-262 and Python alike), for the API document.
 
@@ -150,11 +149,23 @@ def json_schema_pattern(rule: TextRule) -> str:
     visible. What a pattern cannot say: normalization, and invisible characters outside the
     Basic Multilingual Plane.
     """
+    # The length limit is no part of the pattern: rules that differ only in it share one
+    # scan of the Basic Multilingual Plane (each takes a noticeable fraction of a second).
+    return _pattern(replace(rule, max_chars=1))
+
+
+@cache
+def _invisible_bmp() -> list[int]:
+    return [cp for cp in range(0x10000) if not 0xD800 <= cp <= 0xDFFF and is_invisible(chr(cp))]
+
+
+@cache
+def _pattern(rule: TextRule) -> str:
     bmp = range(0x10000)
     forbidden = [cp for cp in bmp if not 0xD800 <= cp <= 0xDFFF and rule.forbidden(chr(cp))]
     allowed = f"[^{_class(_ranges(forbidden))}]"
     if not rule.required:
         return f"^{allowed}*$"
-    invisible = [cp for cp in bmp if not 0xD800 <= cp <= 0xDFFF and is_invisible(chr(cp))]
+    invisible = _invisible_bmp()
     visible = f"[^{_class(_ranges(forbidden + invisible))}]"
     return f"^{allowed}*{visible}{allowed}*$"

@@ -10,6 +10,11 @@ EVENTS = Counter(
 OUTBOX_AGE = Gauge(
     "missionlink_outbox_oldest_age_seconds", "Age of the oldest unprocessed outbox event"
 )
+BROKER_MISSED = Counter(
+    "missionlink_broker_missed_after_commit_total",
+    "Committed writes whose read-model invalidation or worker wake-up the broker did not "
+    "take (the read model's TTL and the worker's polling cover them)",
+)
 DEPENDENCY_ERRORS = Counter(
     "missionlink_http_dependency_errors_total",
     "Requests answered 503 service-unavailable because a database or the broker did not "

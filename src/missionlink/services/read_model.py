@@ -102,7 +102,12 @@ class ReadCache:
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         self._by_tag: dict[str, set[Hashable]] = {}
         self._inflight: dict[Hashable, asyncio.Future[Entry]] = {}
-        self._generation = 0
+        #: Invalidations are numbered; ``_dropped_at[tag]`` is the last one naming ``tag``.
+        #: A load keeps its result only if none of its tags was dropped after it began.
+        #: Kept only while loads run: with none in flight, nothing could compare against it.
+        self._seq = 0
+        self._dropped_at: dict[str, int] = {}
+        self._loading = 0
         self._listener: asyncio.Task[None] | None = None
         #: Set once this replica hears the others' invalidations.
         self.listening = asyncio.Event()
@@ -143,15 +148,18 @@ class ReadCache:
         return await asyncio.shield(pending)
 
     async def _load(self, key: Hashable, load: Callable[[], Awaitable[Loaded]]) -> Entry:
-        generation = self._generation
+        began = self._seq
         self.loads += 1
+        self._loading += 1
         try:
             loaded = await load()
         finally:
+            self._loading -= 1
             if self._inflight.get(key) is asyncio.current_task():
                 del self._inflight[key]
         entry = entry_of(loaded, self.monotonic() + self.ttl_seconds)
-        if generation == self._generation and self.enabled:
+        overtaken = any(self._dropped_at.get(tag, -1) > began for tag in loaded.tags)
+        if not overtaken and self.enabled:
             self._store(key, entry)
         return entry
 
@@ -175,13 +183,18 @@ class ReadCache:
                     del self._by_tag[tag]
 
     def invalidate(self, tags: Iterable[str]) -> None:
-        """Drop every entry carrying one of ``tags``, and forget loads already under way:
-        they may have read the database before the change, so whoever asks next reads
-        again."""
+        """Drop every entry carrying one of ``tags``. Loads already under way are not
+        joined by later readers (which tags a load reads is known only when it ends), and
+        a load that reads one of ``tags`` keeps its result out of the cache: it may have
+        read the database before the change."""
         tags = list(tags)
         if not tags:
             return
-        self._generation += 1
+        self._seq += 1
+        if self._loading:
+            self._dropped_at.update(dict.fromkeys(tags, self._seq))
+        else:
+            self._dropped_at.clear()
         self._inflight.clear()
         for tag in tags:
             for key in list(self._by_tag.get(tag, ())):

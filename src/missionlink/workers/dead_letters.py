@@ -32,7 +32,7 @@ class DeadLetterId:
 
 
 def parse_id(text: str) -> DeadLetterId:
-    """``event:12``, ``email:7`` or a bare ``12`` (an event, as before emails were listed)."""
+    """``event:12``, ``email:7`` or a bare ``12`` (a bare number is an event)."""
     match = _ID.fullmatch(text.strip())
     if match is None:
         raise ValueError(f"not a dead letter id: {text!r} (expected event:N or email:N)")

@@ -131,11 +131,21 @@ async def send_batch(container: Container, limit: int = 200) -> int:
         try:
             await container.mailer.send(message)
         except MailerUnavailable as exc:
-            # The server is unreachable for everyone: the rest of the batch fails alike
-            # rather than each waiting out its own connection timeout.
+            # The server is unreachable for everyone: only this job counts the attempt. The
+            # rest of the batch was never tried, so it gets its claimed attempt back and
+            # waits out the same backoff rather than each its own connection timeout (an
+            # outage must not dead-letter mail that never reached the server).
             error = f"{type(exc).__name__}: {exc}"
-            failed.extend(_fail(j, error, max_attempts) for j in jobs[index:])
-            break
+            failure = _fail(job, error, max_attempts)
+            failed.append(failure)
+            untried = [j.id for j in jobs[index + 1:]]
+            if untried:
+                log.warning(
+                    "email.deferred", jobs=len(untried), after_job=job.id, error=error[:2000],
+                )
+            await _record(container, sent[len(sent) - len(sent) % RECORD_EVERY:], failed,
+                          deferred=untried, defer_attempts=failure.attempts)
+            return len(sent)
         except Exception as exc:
             error = _redact(f"{type(exc).__name__}: {exc}", person.email)
             failed.append(_fail(job, error, max_attempts))
@@ -174,7 +184,16 @@ def _fail(job: Any, error: str, max_attempts: int, *, dead: bool = False) -> Fai
     return failure
 
 
-async def _record(container: Container, sent: list[int], failed: list[Failure]) -> None:
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(300, 2 ** min(attempts, 8)))
+
+
+async def _record(
+    container: Container, sent: list[int], failed: list[Failure], *,
+    deferred: list[int] | None = None, defer_attempts: int = 0,
+) -> None:
+    """``deferred`` jobs were claimed but never tried: their attempt is given back and they
+    wait out the backoff of ``defer_attempts`` (the failed job's), neither retried nor dead."""
     now = container.clock.now()
     async with container.core_db.begin() as conn:
         if sent:
@@ -184,7 +203,7 @@ async def _record(container: Container, sent: list[int], failed: list[Failure]) 
                 .values(status="sent", sent_at=now, lease_until=None)
             )
         for f in failed:
-            backoff = timedelta(seconds=min(300, 2 ** min(f.attempts, 8)))
+            backoff = _backoff(f.attempts)
             await conn.execute(
                 update(email_jobs)
                 .where(email_jobs.c.id == f.job_id)
@@ -192,6 +211,16 @@ async def _record(container: Container, sent: list[int], failed: list[Failure]) 
                     status="failed" if f.dead else "queued",
                     last_error=f.error,
                     lease_until=None if f.dead else now + backoff,
+                )
+            )
+        if deferred:
+            await conn.execute(
+                update(email_jobs)
+                .where(email_jobs.c.id.in_(deferred))
+                .values(
+                    status="queued",
+                    attempts=email_jobs.c.attempts - 1,
+                    lease_until=now + _backoff(defer_attempts),
                 )
             )
     # Counted once recorded, so the counters agree with what the table says.

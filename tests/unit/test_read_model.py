@@ -1,0 +1,47 @@
+"""The read model keeps a load's result unless one of its own tags changed meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+
+from missionlink.domain.clock import FrozenClock
+from missionlink.services.read_model import Loaded, ReadCache
+
+
+def _cache() -> ReadCache:
+    return ReadCache(max_entries=100, ttl_seconds=1.0, clock=FrozenClock())
+
+
+async def test_unrelated_invalidation_during_a_load_does_not_keep_it_out() -> None:
+    cache = _cache()
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def load() -> Loaded:
+        started.set()
+        await release.wait()
+        return Loaded({"id": 1}, frozenset({"mission:1"}))
+
+    reader = asyncio.create_task(cache.get(("mission", 1), load))
+    await started.wait()
+    cache.invalidate(["mission:2"])  # another mission changed while this one loaded
+    release.set()
+    await reader
+    assert cache.peek(("mission", 1)) is not None
+    assert cache.loads == 1
+
+
+async def test_invalidation_of_its_own_tag_during_a_load_keeps_it_out() -> None:
+    cache = _cache()
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def load() -> Loaded:
+        started.set()
+        await release.wait()
+        return Loaded({"id": 1}, frozenset({"mission:1"}))
+
+    reader = asyncio.create_task(cache.get(("mission", 1), load))
+    await started.wait()
+    cache.invalidate(["mission:1"])  # it may have read the row before the change
+    release.set()
+    await reader
+    assert cache.peek(("mission", 1)) is None
