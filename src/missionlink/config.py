@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     client_ip_header: str = ""
 
     db_pool_size: int = Field(default=20, ge=1, le=500)
+    #: PostgreSQL: the most pledges applied together in one statement and one commit (at
+    #: most 64, PostgreSQL's cache of a transaction's subtransactions).
+    pledge_batch_max: int = Field(default=32, ge=1, le=64)
+    #: PostgreSQL: pledge batches running at once per API process; a pledge that arrives
+    #: while this many run waits for the next batch.
+    pledge_batch_concurrency: int = Field(default=4, ge=1, le=64)
     metrics_port: int = Field(default=9100, ge=0, le=65535)
     worker_batch_size: int = Field(default=50, ge=1)
     worker_max_attempts: int = Field(default=8, ge=1)
@@ -110,6 +116,9 @@ class Settings(BaseSettings):
     read_cache_max_entries: int = Field(default=10_000, ge=0)
     #: The longest a cached public read may be served after a change it missed.
     read_cache_ttl_seconds: float = Field(default=1.0, gt=0, le=1)
+    #: Of the cached public reads the front layer answers, one in this many is logged (each
+    #: is counted in the metrics); slow ones are logged every time. 1 logs every one.
+    log_cached_reads_every: int = Field(default=100, ge=1)
     #: Headers, then the body, must arrive within this long or the connection is closed.
     request_read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     #: A client that reads none of a pending response for this long is disconnected.

@@ -1,7 +1,7 @@
 """One table of pledge refusals and successes, run unchanged on SQLite and on PostgreSQL.
 
 On SQLite the container's pledge desk is the portable transaction; on PostgreSQL it is the
-one-statement function of migration 0004. Each row states the status, the problem code, the
+batched function of migration 0005. Each row states the status, the problem code, the
 words of the refusal and what the databases hold afterwards, so a backend that answers or
 writes differently fails its row.
 """
@@ -374,10 +374,10 @@ async def test_each_backend_places_pledges_through_its_own_desk(container: Conta
     assert type(container.pledges) is expected
 
 
-def _migration_0004() -> Any:
+def _migration(name: str) -> Any:
     path = (Path(__file__).resolve().parents[2] / "src" / "missionlink" / "migrations"
-            / "core" / "versions" / "0004_place_pledge_function.py")
-    spec = spec_from_file_location("migration_0004", path)
+            / "core" / "versions" / f"{name}.py")
+    spec = spec_from_file_location(f"migration_{name}", path)
     assert spec is not None
     assert spec.loader is not None
     module = module_from_spec(spec)
@@ -385,10 +385,12 @@ def _migration_0004() -> Any:
     return module
 
 
-def test_the_pledge_function_spells_out_no_domain_value() -> None:
+@pytest.mark.parametrize("name", ["0004_place_pledge_function",
+                                  "0005_place_pledges_in_batches"])
+def test_the_pledge_function_spells_out_no_domain_value(name: str) -> None:
     """Statuses, accounts, kinds, currencies and topics reach it as call parameters, so a
     change of a domain constant cannot leave the function behind."""
-    sql = _migration_0004().FUNCTION
+    sql = _migration(name).FUNCTION
     values = [*(s.value for s in Status), *(k.value for k in L.TransferKind), L.KRW,
               topics.PLEDGE_CREATED]
     account_parts = [L.user_cash(0)[:5], L.escrow(0)[:8], L.user_cash(0)[-5:],

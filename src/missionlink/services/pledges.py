@@ -5,8 +5,9 @@ response, replayed for a repeated Idempotency-Key) or raise the same domain erro
 
 - ``TransactionalPledgeDesk`` runs ``services.missions.pledge`` inside
   ``services.idempotency.run``: portable, several statements in one transaction.
-- ``PostgresPledgeDesk`` makes one autocommit call to ``missionlink_place_pledge``
-  (migration 0004): the hot path, one round trip, idempotency key included. The function
+- ``PostgresPledgeDesk`` gathers the pledges that arrive together into one autocommit
+  call to ``missionlink_place_pledges`` (migration 0005): the hot path, one round trip
+  and one commit for a whole batch, idempotency keys included. The function
   receives every status, account name, transfer kind, currency and topic from the domain
   constants below, and a refusal comes back as an outcome that is explained here with the
   domain's own code (``check_action``), so both paths refuse with the same words.
@@ -17,16 +18,19 @@ against both.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import TOTAL_SHARDS
-from missionlink.adapters.db.engine import Database
+from missionlink.adapters.db.engine import Database, is_retryable
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.domain.missions import OPEN, Action, Status, check_action
@@ -86,10 +90,11 @@ class TransactionalPledgeDesk:
 
 
 _PLACE = text(
-    "SELECT * FROM missionlink_place_pledge("
-    ":mission, :user, :amount, :now, :shards, :key, :fingerprint, :key_expired_before, "
-    ":key_wait, :open_statuses, :awaiting_acceptance, :transfer_kind, :transfer_prefix, "
-    ":currency, :from_account, :to_account, :topic, :created_status, :created_at)"
+    "SELECT * FROM missionlink_place_pledges("
+    ":missions, :users, :amounts, :nows, :keys, :fingerprints, :key_expired_befores, "
+    ":from_accounts, :to_accounts, :created_ats, :shards, :key_wait, :open_statuses, "
+    ":awaiting_acceptance, :transfer_kind, :transfer_prefix, :currency, :topic, "
+    ":created_status)"
 )
 #: The values the function would otherwise have to spell out itself.
 _DOMAIN_VALUES: dict[str, Any] = {
@@ -105,14 +110,44 @@ _DOMAIN_VALUES: dict[str, Any] = {
     "topic": outbox.PLEDGE_CREATED,
     "created_status": CREATED,
 }
+#: The per-pledge arrays of one call, in the function's order.
+_COLUMNS = ("missions", "users", "amounts", "nows", "keys", "fingerprints",
+            "key_expired_befores", "from_accounts", "to_accounts", "created_ats")
+#: A whole batch that PostgreSQL chose to abort (deadlock, serialization) is run again;
+#: nothing of it was committed.
+_BATCH_RETRIES = 2
+
+
+@dataclass(slots=True)
+class _Pledge:
+    row: tuple[Any, ...]
+    user_id: int
+    mission_id: int
+    amount: int
+    now: datetime
+    key: str | None
+    answer: asyncio.Future[Any]
 
 
 class PostgresPledgeDesk:
-    """The same pledge in one autocommit statement on PostgreSQL (migration 0004)."""
+    """The same pledge on PostgreSQL, gathered with the pledges that arrive with it.
+
+    Pledges are applied in batches by ``missionlink_place_pledges`` (migration 0005): one
+    autocommit statement, one round trip and one commit for the whole batch, each pledge
+    refused or failed on its own inside it. A pledge starts a batch at once while fewer
+    than ``pledge_batch_concurrency`` batches are running; otherwise it waits for the next
+    one, which takes up to ``pledge_batch_max`` waiting pledges. So a quiet server commits
+    each pledge alone, and a busy one commits many per round trip and per WAL flush.
+    Each reply is given only after the batch's COMMIT.
+    """
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
+        self.max_batch = settings.pledge_batch_max
+        self.max_running = settings.pledge_batch_concurrency
+        self._waiting: list[_Pledge] = []
+        self._running: set[asyncio.Task[None]] = set()
 
     async def place(
         self,
@@ -125,27 +160,81 @@ class PostgresPledgeDesk:
         fingerprint: str,
     ) -> StoredResponse:
         missions.check_pledge_amount(self.settings, amount)
-        params = {
-            **_DOMAIN_VALUES,
-            "mission": mission_id,
-            "user": user_id,
-            "amount": amount,
-            "now": now,
-            "key": key,
-            "fingerprint": fingerprint,
-            "key_expired_before": now - timedelta(seconds=self.settings.idempotency_ttl_seconds),
-            "from_account": L.user_cash(user_id),
-            "to_account": L.escrow(mission_id),
-            "created_at": iso(now),
-        }
+        row = (mission_id, user_id, amount, now, key, fingerprint,
+               now - timedelta(seconds=self.settings.idempotency_ttl_seconds),
+               L.user_cash(user_id), L.escrow(mission_id), iso(now))
+        pledge = _Pledge(row, user_id, mission_id, amount, now, key,
+                         asyncio.get_running_loop().create_future())
+        self._waiting.append(pledge)
+        self._start_batches()
+        # The batch runs to its end whether or not this caller is still waiting for it.
+        return self._answer(pledge, await asyncio.shield(pledge.answer))
+
+    def _start_batches(self) -> None:
+        while self._waiting and len(self._running) < self.max_running:
+            batch: list[_Pledge] = []
+            later: list[_Pledge] = []
+            keys: set[tuple[int, str]] = set()
+            for pledge in self._waiting:
+                # Two pledges with one key never share a batch: the second must see the
+                # first's committed answer (a replay), not its claim.
+                key = (pledge.user_id, pledge.key) if pledge.key is not None else None
+                if len(batch) >= self.max_batch or (key is not None and key in keys):
+                    later.append(pledge)
+                    continue
+                if key is not None:
+                    keys.add(key)
+                batch.append(pledge)
+            self._waiting = later
+            task = asyncio.create_task(self._run(batch), name="missionlink-pledge-batch")
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._start_batches()
+
+    async def _run(self, batch: list[_Pledge]) -> None:
+        # Wallet rows are locked in id order, so two batches never wait on each other in
+        # a cycle over wallets.
+        batch.sort(key=lambda p: p.user_id)
         try:
-            async with self.db.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                row = (await conn.execute(_PLACE, params)).one()
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == idempotency.LOCK_NOT_AVAILABLE:
-                raise idempotency.still_waiting() from exc
-            raise
+            rows = await self._call(batch)
+        except BaseException as exc:  # every pledge of the batch gets the batch's failure
+            for pledge in batch:
+                if not pledge.answer.done():
+                    pledge.answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        by_place = {row.idx: row for row in rows}
+        for place, pledge in enumerate(batch, start=1):
+            if pledge.answer.done():
+                continue
+            row = by_place.get(place)
+            if row is None:
+                pledge.answer.set_exception(RuntimeError(
+                    f"missionlink_place_pledges gave no answer for pledge {place}"))
+            else:
+                pledge.answer.set_result(row)
+
+    async def _call(self, batch: list[_Pledge]) -> Sequence[Row[Any]]:
+        params = {**_DOMAIN_VALUES,
+                  **{name: list(values) for name, values
+                     in zip(_COLUMNS, zip(*(p.row for p in batch), strict=True), strict=True)}}
+        for attempt in range(_BATCH_RETRIES + 1):
+            try:
+                async with self.db.engine.connect() as conn:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    return (await conn.execute(_PLACE, params)).all()
+            except DBAPIError as exc:
+                if attempt == _BATCH_RETRIES or not is_retryable(exc):
+                    raise
+                await asyncio.sleep(0.005 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _answer(pledge: _Pledge, row: Any) -> StoredResponse:
         outcome = row.outcome
         if outcome in ("created", "replay"):
             return StoredResponse(row.status_code, json.loads(row.body),
@@ -155,15 +244,24 @@ class PostgresPledgeDesk:
         if outcome == "running":
             raise idempotency.still_running()
         if outcome == "missing":
-            raise missions.mission_not_found(mission_id)
+            raise missions.mission_not_found(pledge.mission_id)
         if outcome == "funds":
-            raise ledger.insufficient_funds(L.KRW, amount)
+            raise ledger.insufficient_funds(L.KRW, pledge.amount)
         if outcome == "refused":
-            check_action(view_of(row), Action.pledge, user_id, now)
+            check_action(view_of(row), Action.pledge, pledge.user_id, pledge.now)
+        if outcome == "error" and row.error_state == idempotency.LOCK_NOT_AVAILABLE:
+            raise idempotency.still_waiting()
+        if outcome == "error":
+            raise PledgeFailed(f"pledge to mission {pledge.mission_id} failed in the "
+                               f"database with SQLSTATE {row.error_state}")
         # The function refused what the domain allows: the two statements of the rules
         # have drifted apart, which the parity test exists to catch.
-        raise RuntimeError(f"missionlink_place_pledge answered {outcome!r} for mission "
-                           f"{mission_id}")
+        raise RuntimeError(f"missionlink_place_pledges answered {outcome!r} for mission "
+                           f"{pledge.mission_id}")
+
+
+class PledgeFailed(RuntimeError):
+    """One pledge of a batch failed in the database; its neighbours are unaffected."""
 
 
 def make_pledge_desk(db: Database, settings: Settings) -> PledgeDesk:

@@ -1,0 +1,142 @@
+"""Pledges gathered into batches on PostgreSQL (``PostgresPledgeDesk``, migration 0005).
+
+Pledges that arrive together share one statement and one commit; each is still refused or
+failed on its own, answered only after the commit, and counted once. The table of single
+refusals and successes is ``test_pledge_parity.py``; these are the batch's own cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from missionlink.adapters.db.core_tables import idempotency_keys, mission_totals, pledges
+from missionlink.bootstrap import Container
+from missionlink.domain.clock import FrozenClock
+from missionlink.domain.errors import DomainError
+from missionlink.services.pledges import PledgeFailed, PostgresPledgeDesk
+from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up
+
+#: Batches are the PostgreSQL desk's; SQLite runs one transaction per pledge.
+pytestmark = pytest.mark.parametrize(
+    "database_urls", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+
+
+async def _fans(client: httpx.AsyncClient, container: Container, n: int,
+                cash: int) -> list[Actor]:
+    fans = [await make_user(container) for _ in range(n)]
+    for fan in fans:
+        await top_up(client, fan, cash)
+    return fans
+
+
+def _place(desk: PostgresPledgeDesk, clock: FrozenClock, actor: Actor, mission_id: int,
+           amount: int, key: str | None = None) -> Any:
+    return desk.place(now=clock.now(), user_id=actor.id, mission_id=mission_id,
+                      amount=amount, key=key, fingerprint=f"fp-{actor.id}-{amount}")
+
+
+async def _total(container: Container, mission_id: int) -> tuple[int, int, int]:
+    async with container.core_db.read() as conn:
+        amount, count = (await conn.execute(
+            select(func.coalesce(func.sum(mission_totals.c.amount), 0),
+                   func.coalesce(func.sum(mission_totals.c.pledges), 0))
+            .where(mission_totals.c.mission_id == mission_id))).one()
+        rows = await conn.scalar(select(func.count()).select_from(pledges)
+                                 .where(pledges.c.mission_id == mission_id))
+    return int(amount), int(count), int(rows or 0)
+
+
+async def test_one_batch_answers_each_pledge_on_its_own(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    streamer = await make_user(container, "streamer")
+    creator = await make_user(container)
+    await top_up(client, creator, 10_000)
+    mission = await propose(client, creator, streamer, amount=10_000, duration=7_200)
+    fans = await _fans(client, container, 6, 5_000)
+    poor = await make_user(container)
+    desk = PostgresPledgeDesk(container.core_db, container.settings)
+    desk.max_running = 1  # the first pledge runs alone; the rest wait and go together
+    base, count, rows = await _total(container, mission["id"])  # the proposer's own pledge
+
+    results = await asyncio.gather(
+        *(_place(desk, clock, fan, mission["id"], 1_000, key=f"k{n}")
+          for n, fan in enumerate(fans)),
+        _place(desk, clock, poor, mission["id"], 1_000),                 # no money
+        _place(desk, clock, streamer, mission["id"], 1_000),             # own mission
+        _place(desk, clock, fans[0], 2**62, 1_000),                      # no such mission
+        _place(desk, clock, fans[1], mission["id"], 1_000, key="x" * 300),  # DB error
+        return_exceptions=True,
+    )
+
+    created, refused = results[:6], results[6:]
+    assert all(not isinstance(r, BaseException) and r.status_code == 201 for r in created)
+    assert [type(r).__name__ for r in refused] == [
+        "InsufficientFunds", "Forbidden", "NotFound", "PledgeFailed"], refused
+    assert all(isinstance(r, DomainError) for r in refused[:3])
+    assert isinstance(refused[3], PledgeFailed)
+    # Each created pledge shows the total after it; the last one shows them all.
+    totals = sorted(r.body["total_pledged"] for r in created)  # type: ignore[union-attr]
+    assert totals == [base + 1_000 * n for n in range(1, 7)]
+    assert await _total(container, mission["id"]) == (base + 6_000, count + 6, rows + 6)
+    async with container.core_db.read() as conn:
+        stored = await conn.scalar(select(func.count()).select_from(idempotency_keys)
+                                   .where(idempotency_keys.c.status_code == 201))
+    assert stored == 6
+    await settle_all(container)
+    await assert_ledger_ok(container)
+
+
+async def test_a_repeated_key_in_one_burst_is_applied_once_and_replayed(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    streamer = await make_user(container, "streamer")
+    creator = await make_user(container)
+    await top_up(client, creator, 10_000)
+    mission = await propose(client, creator, streamer, amount=10_000, duration=7_200)
+    (fan,) = await _fans(client, container, 1, 5_000)
+    desk = PostgresPledgeDesk(container.core_db, container.settings)
+    desk.max_running = 1
+    base, count, rows = await _total(container, mission["id"])
+
+    first, *again = await asyncio.gather(
+        *(_place(desk, clock, fan, mission["id"], 1_000, key="same") for _ in range(5)))
+
+    assert not first.replayed and all(r.replayed for r in again)
+    assert all(r.body == first.body for r in again)
+    assert await _total(container, mission["id"]) == (base + 1_000, count + 1, rows + 1)
+    await assert_ledger_ok(container)
+
+
+async def test_two_processes_pledging_to_one_hot_mission_never_deadlock(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    """Two desks (as two API processes), each running several batches at once, all on one
+    mission: the batches' total rows are locked in one order, so every pledge lands."""
+    streamer = await make_user(container, "streamer")
+    creator = await make_user(container)
+    await top_up(client, creator, 10_000)
+    mission = await propose(client, creator, streamer, amount=10_000, duration=7_200)
+    fans = await _fans(client, container, 40, 6_000)
+    desks = [PostgresPledgeDesk(container.core_db, container.settings) for _ in range(2)]
+    for desk in desks:
+        desk.max_batch = 8
+    base, count, rows = await _total(container, mission["id"])
+
+    rounds = 5
+    results = await asyncio.gather(*(
+        _place(desks[(n + r) % 2], clock, fan, mission["id"], 1_000 + n, key=f"r{r}")
+        for r in range(rounds) for n, fan in enumerate(fans)))
+
+    expected = base + rounds * sum(1_000 + n for n in range(len(fans)))
+    assert all(r.status_code == 201 and not r.replayed for r in results)
+    assert max(r.body["total_pledged"] for r in results) == expected
+    assert await _total(container, mission["id"]) == (expected, count + rounds * len(fans),
+                                                      rows + rounds * len(fans))
+    await settle_all(container)
+    await assert_ledger_ok(container)
