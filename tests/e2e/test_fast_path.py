@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 
 from missionlink.api import fast_path
@@ -25,12 +26,13 @@ from tests.e2e.sse import live_server, open_stream
 from tests.helpers import Actor, make_user, propose, settle_all, top_up
 
 PER_ADDRESS = 2
+LOG_EVERY = 3
 _VARYING = {"date", "x-request-id"}
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"sse_max_per_address": PER_ADDRESS}
+    return {"sse_max_per_address": PER_ADDRESS, "log_cached_reads_every": LOG_EVERY}
 
 
 @pytest.fixture
@@ -163,6 +165,48 @@ async def test_the_front_counts_requests_under_the_route_template(
     await client.get(path)
     assert served == [path]
     assert _count(hist) == count_before + 1
+
+
+async def test_a_changed_read_is_answered_with_its_new_headers(
+    client: httpx.AsyncClient, normal: httpx.AsyncClient, container: Container,
+    served: list[str],
+) -> None:
+    _, creator, mission = await _world(client, container)
+    path = f"/api/v1/missions/{mission['id']}"
+    await client.get(path)
+    # A 304 first, then a 200, from the same entry.
+    etag = (await client.get(path)).headers["etag"]
+    r = await _same(client, normal, "GET", path, headers={"If-None-Match": etag})
+    assert r.status_code == 304
+    old = await _same(client, normal, "GET", path)
+    r = await client.post(f"{path}/pledges", json={"amount": 1000},
+                          headers={**creator.headers, "Idempotency-Key": "front-changed-1"})
+    assert r.status_code == 201, r.text
+    await client.get(path)  # the write dropped the entry: the app loads it again
+    new = await _same(client, normal, "GET", path)
+    assert new.headers["etag"] != old.headers["etag"] and new.content != old.content
+    assert new.headers["content-length"] == str(len(new.content))
+    r = await _same(client, normal, "GET", path, headers={"If-None-Match": old.headers["etag"]})
+    assert r.status_code == 200
+    assert served.count(path) == 5
+
+
+async def test_cached_reads_are_counted_each_and_logged_one_in_n(
+    client: httpx.AsyncClient, container: Container, served: list[str],
+) -> None:
+    _, _, mission = await _world(client, container)
+    path = f"/api/v1/missions/{mission['id']}"
+    await client.get(path)
+    hist = REQUESTS.labels(method="GET", route="/api/v1/missions/{mission_id}", status="200")
+    before = _count(hist)
+    with structlog.testing.capture_logs() as logs:
+        ids = [(await client.get(path)).headers["x-request-id"] for _ in range(2 * LOG_EVERY)]
+    assert served == [path] * 2 * LOG_EVERY
+    assert _count(hist) == before + 2 * LOG_EVERY
+    lines = [e for e in logs if e["event"] == "request"]
+    assert [(e["request_id"], e["count"]) for e in lines] == [
+        (ids[LOG_EVERY - 1], LOG_EVERY), (ids[-1], LOG_EVERY)]
+    assert lines[0]["route"] == "/api/v1/missions/{mission_id}" and lines[0]["status"] == 200
 
 
 def _count(hist: Any) -> float:

@@ -45,12 +45,14 @@ from missionlink.bootstrap import Container
 from missionlink.domain.errors import DomainError
 from missionlink.observability.http import (
     RequestIdMiddleware,
+    SampledRequestLog,
     record_request,
     report_unhandled,
     request_id_of,
 )
 from missionlink.services import channels
 from missionlink.services.mission_queries import get_mission
+from missionlink.services.read_model import Entry
 
 #: Refusals and outages before a stream's first byte: the app answers them as it always does.
 _FALL_THROUGH: tuple[type[Exception], ...] = (DomainError, *UNAVAILABLE)
@@ -62,6 +64,8 @@ EVENTS = "/events"
 #: body limit answers a body.
 _NOT_HERE = frozenset({b"origin", b"content-length", b"transfer-encoding"})
 _JSON = (b"content-type", b"application/json")
+#: ETags whose encoded response headers are kept (about 1 KiB each).
+_READ_HEADS_KEPT = 1024
 _STREAM_START = [(k.lower().encode("latin-1"), v.encode("latin-1"))
                  for k, v in STREAM_HEADERS.items()]
 _STREAM_START.append((b"content-type", b"text/event-stream; charset=utf-8"))
@@ -136,6 +140,9 @@ class FastPath:
         self.cors = cors
         self.auth_cookies = frozenset(auth_cookies)
         self._security = public_security_headers(hsts=hsts)
+        #: A cached read's response headers but its request id, encoded once per ETag.
+        self._read_heads: dict[str, tuple[list[tuple[bytes, bytes]], ...]] = {}
+        self._read_log = SampledRequestLog(container.settings.log_cached_reads_every)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and await self._serve(
@@ -208,18 +215,32 @@ class FastPath:
             return False
         started = time.perf_counter()
         cache.listen(self.container.broker)
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1"))
-               for k, v in read_cache.entry_headers(entry).items()]
+        heads = self._read_heads.get(entry.etag) or self._encode_read_heads(scope, entry)
         condition = headers.get(b"if-none-match")
         if condition and read_cache.matches(condition.decode("latin-1"), entry.etag):
-            status, body = 304, b""
+            status, body, head = 304, b"", heads[1]
         else:
-            status, body = 200, entry.body
-            raw += [(b"content-length", str(len(body)).encode("latin-1")), _JSON]
-        await send(self._start(scope, status, raw))
+            status, body, head = 200, entry.body, heads[0]
+        request_id = request_id_of(scope)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*head, (b"x-request-id", request_id.encode("latin-1"))]})
         await send({"type": "http.response.body", "body": body})
-        record_request("GET", template, status, started, request_id=request_id_of(scope))
+        self._read_log.record("GET", template, status, started, request_id)
         return True
+
+    def _encode_read_heads(self, scope: Scope, entry: Entry
+                           ) -> tuple[list[tuple[bytes, bytes]], ...]:
+        """The 200 and 304 headers of ``entry``, as :meth:`_start` makes them, without the
+        request id (which :meth:`_start` adds last)."""
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+               for k, v in read_cache.entry_headers(entry).items()]
+        full = [*raw, (b"content-length", str(len(entry.body)).encode("latin-1")), _JSON]
+        heads = (self._start(scope, 200, full)["headers"][:-1],
+                 self._start(scope, 304, raw)["headers"][:-1])
+        if len(self._read_heads) >= _READ_HEADS_KEPT:
+            self._read_heads.clear()  # hot entries come back at their next hit
+        self._read_heads[entry.etag] = heads
+        return heads
 
     # Public live streams ------------------------------------------------------------------
 
