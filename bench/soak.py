@@ -1,14 +1,25 @@
 """Memory soak: drive a real `missionlink serve` with mixed traffic and sample its RSS.
 
-    .venv/bin/python bench/soak.py [--short] [--seconds 600] [--concurrency 8]
+    .venv/bin/python bench/soak.py [--short] [--seconds 600] [--concurrency 8] [--readers 4]
 
 Runs the embedded default (SQLite, worker inside the API process) in a temporary
-DATA_DIR, signs fans and a streamer up through the API, then loops until the time is up:
-top-ups, mission proposals, pledges, accept/result, reads of missions, backers, wallet and
-journal lines. Every 5 s it samples the server's resident memory (VmRSS from /proc) and at
-the end prints the samples, the peak, and the growth between the first and last third.
-``--short`` soaks for 20 s so CI keeps the script working. Exits 1 when the server answers
-any request with a 5xx or nothing got through, never because of its memory or speed.
+DATA_DIR. Before the server starts it seeds quiet channels straight through SQL
+(``--quiet-missions`` accepted missions with a few pledges each, spread over 200 channels
+that see no writes), so the public reads have more distinct answers than the read model
+may hold (``READ_CACHE_MAX_ENTRIES``). Then it signs fans and a streamer up through the
+API and loops until the time is up:
+
+- ``--concurrency`` write loops on the busy channel: top-ups, mission proposals, pledges,
+  accept/result, reads of missions, backers, wallet and journal lines;
+- ``--readers`` anonymous read loops over the quiet channels: a mission, its prediction
+  pools and backers, its channel, the channel's missions and the directory, at random, so
+  the read model fills to its bound and keeps replacing entries.
+
+Every 5 s it samples the server's resident memory (VmRSS from /proc) and the read model's
+size (``missionlink_read_cache_entries`` and ``_body_bytes`` from ``/metrics``); at the
+end it prints the peak and the growth between the first and last third. ``--short`` soaks
+for 20 s so CI keeps the script working. Exits 1 when the server answers any request with
+a 5xx or nothing got through, never because of its memory or speed.
 """
 
 from __future__ import annotations
@@ -18,11 +29,14 @@ import asyncio
 import itertools
 import os
 import random
+import re
+import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -33,10 +47,99 @@ from common import (  # type: ignore[import-not-found]
     rss_mib,
     stop_group,
 )
+from sqlalchemy import insert
+
+from missionlink.adapters.db.core_tables import channels, members, mission_totals, missions
+from missionlink.adapters.db.core_tables import pledges as pledge_rows
+from missionlink.adapters.db.engine import Database
+from missionlink.adapters.db.identity_tables import users
+from missionlink.config import Settings
+from missionlink.migrations.runner import upgrade_all
 
 PASSWORD = "correct horse battery staple"
 KEYS = itertools.count()  # Idempotency-Keys unique across all the load tasks
 FIRST_ERRORS: list[str] = []
+QUIET_CHANNELS = 200
+#: Pledges of each quiet mission (its backers page).
+QUIET_PLEDGES = 5
+
+
+async def seed_quiet(data_dir: Path, n_missions: int) -> dict[int, list[int]]:
+    """Channels that see no writes, with accepted missions open for a day; by streamer."""
+    settings = Settings(data_dir=data_dir)
+    await asyncio.to_thread(upgrade_all, settings)
+    now = datetime.now(UTC).replace(microsecond=0)
+    identity, core = Database(settings.identity_url), Database(settings.core_url)
+    try:
+        async with identity.begin() as conn:
+            rows = [{"email": f"quiet-{n}@example.com", "email_normalized":
+                     f"quiet-{n}@example.com", "password_hash": "x",
+                     "display_name": f"조용한 채널 {n}", "role": "streamer" if n else "viewer",
+                     "language": "ko", "created_at": now} for n in range(QUIET_CHANNELS + 1)]
+            result = await conn.execute(
+                insert(users).returning(users.c.id, sort_by_parameter_order=True), rows)
+            fan, *streamers = (r.id for r in result)
+        async with core.begin() as conn:
+            await conn.execute(insert(members), [
+                {"user_id": user_id, "display_name": f"quiet {user_id}",
+                 "role": "streamer" if user_id != fan else "viewer", "created_at": now}
+                for user_id in (fan, *streamers)])
+            await conn.execute(insert(channels), [
+                {"streamer_id": streamer, "missions_enabled": True, "min_mission_amount": 1000,
+                 "accept_timeout_seconds": 3600, "overlay_token": secrets.token_urlsafe(24),
+                 "updated_at": now} for streamer in streamers])
+            result = await conn.execute(insert(missions).returning(
+                missions.c.id, missions.c.streamer_id, sort_by_parameter_order=True), [
+                {"streamer_id": streamers[n % len(streamers)], "creator_id": fan,
+                 "title": f"조용한 미션 {n}: 매운 라면 먹기", "description": "soak " * 20,
+                 "status": "accepted", "fee_bps": settings.platform_fee_bps, "created_at": now,
+                 "accept_by": now + timedelta(hours=1), "deadline_at": now + timedelta(days=1),
+                 "accepted_at": now} for n in range(n_missions)])
+            by_channel: dict[int, list[int]] = {}
+            for row in result:
+                by_channel.setdefault(int(row.streamer_id), []).append(int(row.id))
+            ids = [m for ms in by_channel.values() for m in ms]
+            await conn.execute(insert(pledge_rows), [
+                {"mission_id": m, "user_id": fan, "amount": 1000, "created_at": now}
+                for m in ids for _ in range(QUIET_PLEDGES)])
+            await conn.execute(insert(mission_totals), [
+                {"mission_id": m, "shard": 0, "amount": 1000 * QUIET_PLEDGES,
+                 "pledges": QUIET_PLEDGES} for m in ids])
+        return by_channel
+    finally:
+        await identity.dispose()
+        await core.dispose()
+
+
+async def read_quiet(client: httpx.AsyncClient, until: float, quiet: dict[int, list[int]],
+                     counts: dict[str, int]) -> None:
+    """Anonymous reads spread over the quiet channels, as a crowd browsing would make."""
+    streamers = list(quiet)
+    while time.monotonic() < until:
+        streamer = random.choice(streamers)
+        mission = random.choice(quiet[streamer])
+        url = random.choice([
+            f"/api/v1/missions/{mission}", f"/api/v1/missions/{mission}/prediction",
+            f"/api/v1/missions/{mission}/pledges", f"/api/v1/streamers/{streamer}",
+            f"/api/v1/missions?streamer_id={streamer}&limit={random.choice((10, 20, 50))}",
+            "/api/v1/streamers?limit=50"])
+        r = await client.get(url)
+        counts[str(r.status_code)] = counts.get(str(r.status_code), 0) + 1
+        counts["reads"] = counts.get("reads", 0) + 1
+        if r.status_code >= 500 and len(FIRST_ERRORS) < 3:
+            FIRST_ERRORS.append(f"{r.status_code} from GET {url}: {r.text[:300]}")
+            print(FIRST_ERRORS[-1], flush=True)
+
+
+async def read_model_size(client: httpx.AsyncClient) -> tuple[float, float]:
+    """Entries and body bytes of the read model, from the server's ``/metrics``."""
+    text = (await client.get("/metrics")).text
+    found = dict.fromkeys(("entries", "body_bytes"), float("nan"))
+    for name in found:
+        m = re.search(rf"^missionlink_read_cache_{name} (\S+)$", text, re.M)
+        if m:
+            found[name] = float(m.group(1))
+    return found["entries"], found["body_bytes"]
 
 
 async def account(client: httpx.AsyncClient, n: int, role: str) -> tuple[int, dict[str, str]]:
@@ -87,6 +190,7 @@ async def drive(client: httpx.AsyncClient, until: float, fans: list[dict[str, st
 async def bench(args: argparse.Namespace) -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
+        quiet = await seed_quiet(Path(data), args.quiet_missions)
         # Only the embedded default is soaked: none of the caller's MISSIONLINK_* settings.
         env = {k: v for k, v in os.environ.items() if not k.startswith("MISSIONLINK_")}
         env.update({"MISSIONLINK_DATA_DIR": data,
@@ -124,19 +228,29 @@ async def bench(args: argparse.Namespace) -> None:
                 until = started + args.seconds
                 load = [asyncio.create_task(drive(client, until, fans, streamer_id, streamer,
                                                   counts)) for _ in range(args.concurrency)]
+                load += [asyncio.create_task(read_quiet(client, until, quiet, counts))
+                         for _ in range(args.readers)]
+                sizes: list[tuple[float, float]] = []
                 while time.monotonic() < until:
                     samples.append((time.monotonic() - started, rss_mib(server.pid)))
+                    sizes.append(await read_model_size(client))
                     print(f"t={samples[-1][0]:6.0f}s  rss={samples[-1][1]:6.1f} MiB  "
-                          f"loops={counts.get('loops', 0)}", flush=True)
+                          f"read model={sizes[-1][0]:6.0f} entries "
+                          f"{sizes[-1][1] / 2**20:5.1f} MiB  loops={counts.get('loops', 0)}  "
+                          f"reads={counts.get('reads', 0)}", flush=True)
                     await asyncio.sleep(5)
                 await asyncio.gather(*load)
                 samples.append((time.monotonic() - started, rss_mib(server.pid)))
+                sizes.append(await read_model_size(client))
             third = max(1, len(samples) // 3)
             first = statistics.mean(r for _, r in samples[:third])
             last = statistics.mean(r for _, r in samples[-third:])
             print(f"requests by status: {dict(sorted(counts.items()))}")
             print(f"peak RSS {max(r for _, r in samples):.1f} MiB; mean of first third "
                   f"{first:.1f} MiB, last third {last:.1f} MiB (growth {last - first:+.1f} MiB)")
+            print(f"read model: at most {max(n for n, _ in sizes):.0f} entries and "
+                  f"{max(b for _, b in sizes) / 2**20:.1f} MiB of bodies, "
+                  f"{sizes[-1][0]:.0f} entries at the end")
             errors = sum(n for k, n in counts.items() if k.isdigit() and int(k) >= 500)
             if errors:
                 raise Broken(f"{errors} requests answered with a 5xx; server log:\n"
@@ -149,12 +263,16 @@ async def bench(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--short", action="store_true", help="20 s, 4 loops")
+    parser.add_argument("--short", action="store_true", help="20 s, 4 write and 2 read loops, 1,000 quiet missions")
     parser.add_argument("--seconds", type=int, default=600)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=8, help="write loops")
+    parser.add_argument("--readers", type=int, default=4,
+                        help="anonymous read loops over the quiet channels")
+    parser.add_argument("--quiet-missions", type=int, default=6000,
+                        help="missions seeded in quiet channels (3 cached reads each)")
     args = parser.parse_args()
     if args.short:
-        args.seconds, args.concurrency = 20, 4
+        args.seconds, args.concurrency, args.readers, args.quiet_missions = 20, 4, 2, 1000
     return exit_code(lambda: asyncio.run(bench(args)))
 
 

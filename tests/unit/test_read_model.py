@@ -45,3 +45,23 @@ async def test_invalidation_of_its_own_tag_during_a_load_keeps_it_out() -> None:
     release.set()
     await reader
     assert cache.peek(("mission", 1)) is None
+
+
+async def test_the_gauges_follow_what_is_held_up_to_the_bound_and_after_close() -> None:
+    from missionlink.observability.metrics import READ_CACHE_BYTES, READ_CACHE_ENTRIES
+
+    entries, body_bytes = READ_CACHE_ENTRIES._value.get(), READ_CACHE_BYTES._value.get()
+    cache = ReadCache(max_entries=3, ttl_seconds=1.0, clock=FrozenClock())
+    for n in range(5):
+        async def load(n: int = n) -> Loaded:
+            return Loaded({"id": n}, frozenset({f"mission:{n}"}))
+        await cache.get(("mission", n), load)
+    size = len(b'{"id":0}')
+    assert len(cache) == 3
+    assert READ_CACHE_ENTRIES._value.get() == entries + 3
+    assert READ_CACHE_BYTES._value.get() == body_bytes + 3 * size
+    cache.invalidate(["mission:4"])
+    assert READ_CACHE_ENTRIES._value.get() == entries + 2
+    await cache.close()
+    assert READ_CACHE_ENTRIES._value.get() == entries
+    assert READ_CACHE_BYTES._value.get() == body_bytes

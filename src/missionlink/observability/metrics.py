@@ -58,3 +58,11 @@ SLOW_CLIENTS = Counter(
 )
 for _phase in ("headers", "body", "write"):
     SLOW_CLIENTS.labels(_phase)
+READ_CACHE_ENTRIES = Gauge(
+    "missionlink_read_cache_entries",
+    "Public reads held in this process's read model (bounded by READ_CACHE_MAX_ENTRIES)",
+)
+READ_CACHE_BYTES = Gauge(
+    "missionlink_read_cache_body_bytes",
+    "Bytes of the encoded bodies held in this process's read model",
+)

@@ -39,6 +39,7 @@ from typing import Any
 import orjson
 
 from missionlink.domain.clock import Clock
+from missionlink.observability.metrics import READ_CACHE_BYTES, READ_CACHE_ENTRIES
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,8 @@ class ReadCache:
     def _store(self, key: Hashable, entry: Entry) -> None:
         self._drop(key)
         self._entries[key] = entry
+        READ_CACHE_ENTRIES.inc()
+        READ_CACHE_BYTES.inc(len(entry.body))
         for tag in entry.tags:
             self._by_tag.setdefault(tag, set()).add(key)
         while len(self._entries) > self.max_entries:
@@ -175,6 +178,8 @@ class ReadCache:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
+        READ_CACHE_ENTRIES.dec()
+        READ_CACHE_BYTES.dec(len(entry.body))
         for tag in entry.tags:
             keys = self._by_tag.get(tag)
             if keys is not None:
@@ -233,8 +238,8 @@ class ReadCache:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
             self._listener = None
-        self._entries.clear()
-        self._by_tag.clear()
+        for key in list(self._entries):
+            self._drop(key)
 
 
 # What a write touches ----------------------------------------------------------------
