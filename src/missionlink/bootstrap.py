@@ -111,6 +111,7 @@ def build(
             store=make_revocation_store(settings.broker_url),
         ),
         read_cache=ReadCache(max_entries=settings.read_cache_max_entries,
+                             max_bytes=settings.read_cache_max_bytes,
                              ttl_seconds=settings.read_cache_ttl_seconds, clock=clock),
         pledges=make_pledge_desk(core_db, settings),
     )

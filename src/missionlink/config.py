@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     #: Public reads kept in memory per API process (entries); 0 reads the database each time.
     read_cache_max_entries: int = Field(default=10_000, ge=0)
+    #: Bytes of encoded bodies the read cache keeps per API process, whatever their number.
+    read_cache_max_bytes: int = Field(default=16 * 2**20, ge=0)
     #: The longest a cached public read may be served after a change it missed.
     read_cache_ttl_seconds: float = Field(default=1.0, gt=0, le=1)
     #: Of the cached public reads the front layer answers, one in this many is logged (each

@@ -65,3 +65,24 @@ async def test_the_gauges_follow_what_is_held_up_to_the_bound_and_after_close() 
     await cache.close()
     assert READ_CACHE_ENTRIES._value.get() == entries
     assert READ_CACHE_BYTES._value.get() == body_bytes
+
+
+async def test_big_bodies_are_bounded_by_bytes_as_well_as_by_count() -> None:
+    cache = ReadCache(max_entries=100, max_bytes=2500, ttl_seconds=1.0, clock=FrozenClock())
+
+    def page(n: int, size: int) -> Loaded:
+        return Loaded({"n": n, "pad": "x" * size}, frozenset({"missions"}))
+
+    for n in range(4):
+        async def load(n: int = n) -> Loaded:
+            return page(n, 1000)
+        await cache.get(("missions", n), load)
+    # Two pages of about 1 KB fit in 2.5 KB: the least recently used went first.
+    assert len(cache) == 2 and cache.peek(("missions", 3)) is not None
+    assert cache.peek(("missions", 1)) is None
+
+    async def huge() -> Loaded:
+        return page(9, 5000)
+    entry = await cache.get(("missions", 9), huge)
+    assert len(entry.body) > 2500 and cache.peek(("missions", 9)) is None  # served, not kept
+    assert len(cache) == 2

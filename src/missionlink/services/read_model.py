@@ -2,7 +2,7 @@
 
 A hyped mission is read thousands of times a second and changes a few times a second, so
 each replica keeps the encoded answer of the public reads (mission, missions of a channel,
-backers, prediction pools) in a bounded LRU, and:
+backers, prediction pools) in an LRU bounded in entries and in body bytes, and:
 
 - **nothing stale lives longer than the TTL** (at most one second, ``READ_CACHE_TTL_SECONDS``):
   it bounds how late a change made elsewhere can show if its invalidation is lost;
@@ -89,11 +89,17 @@ def entry_of(loaded: Loaded, fresh_until: float) -> Entry:
 
 
 class ReadCache:
-    """A bounded LRU of encoded public reads with tag invalidation and single flight."""
+    """An LRU of encoded public reads, bounded in entries and in bytes, with tag invalidation
+    and single flight."""
 
     def __init__(self, *, max_entries: int, ttl_seconds: float, clock: Clock,
+                 max_bytes: int = 16 * 2**20,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
+        #: Bound on the bodies' bytes: entries differ a hundredfold in size (a mission, a
+        #: page of a hundred missions), so a count alone does not bound the memory.
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self.ttl_seconds = ttl_seconds
         self.clock = clock
         self.monotonic = monotonic
@@ -166,18 +172,22 @@ class ReadCache:
 
     def _store(self, key: Hashable, entry: Entry) -> None:
         self._drop(key)
+        if len(entry.body) > self.max_bytes:
+            return
         self._entries[key] = entry
+        self._bytes += len(entry.body)
         READ_CACHE_ENTRIES.inc()
         READ_CACHE_BYTES.inc(len(entry.body))
         for tag in entry.tags:
             self._by_tag.setdefault(tag, set()).add(key)
-        while len(self._entries) > self.max_entries:
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
 
     def _drop(self, key: Hashable) -> None:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
+        self._bytes -= len(entry.body)
         READ_CACHE_ENTRIES.dec()
         READ_CACHE_BYTES.dec(len(entry.body))
         for tag in entry.tags:
