@@ -242,6 +242,9 @@ async def bench(args: argparse.Namespace) -> None:
                 await asyncio.gather(*load)
                 samples.append((time.monotonic() - started, rss_mib(server.pid)))
                 sizes.append(await read_model_size(client))
+                page = len((await client.get("/api/v1/missions?limit=100")).content)
+                one = len((await client.get(f"/api/v1/missions/{quiet[next(iter(quiet))][0]}"
+                                            )).content)
             third = max(1, len(samples) // 3)
             first = statistics.mean(r for _, r in samples[:third])
             last = statistics.mean(r for _, r in samples[-third:])
@@ -250,7 +253,8 @@ async def bench(args: argparse.Namespace) -> None:
                   f"{first:.1f} MiB, last third {last:.1f} MiB (growth {last - first:+.1f} MiB)")
             print(f"read model: at most {max(n for n, _ in sizes):.0f} entries and "
                   f"{max(b for _, b in sizes) / 2**20:.1f} MiB of bodies, "
-                  f"{sizes[-1][0]:.0f} entries at the end")
+                  f"{sizes[-1][0]:.0f} entries at the end; a mission's body is {one:,} "
+                  f"bytes, a page of 100 missions {page:,}")
             errors = sum(n for k, n in counts.items() if k.isdigit() and int(k) >= 500)
             if errors:
                 raise Broken(f"{errors} requests answered with a 5xx; server log:\n"
