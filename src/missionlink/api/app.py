@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 
 from missionlink.api import docs, problems
 from missionlink.api.fast_path import FastPath
+from missionlink.api.fast_pledge import FastPledge
 from missionlink.api.middleware import (
     BodyLimitMiddleware,
     LastResortMiddleware,
@@ -30,8 +31,9 @@ ROUTERS.append(web_pages.router)  # HTML pages and /static, after every API rout
 
 
 class MissionLinkAPI(FastAPI):
-    """FastAPI with :class:`FastPath` in front of its whole middleware stack (FastAPI's own
-    error, telemetry and body-limit layers included), when ``front`` is set."""
+    """FastAPI with the front layer (:class:`FastPledge`, then :class:`FastPath`) in front
+    of its whole middleware stack (FastAPI's own error, telemetry and body-limit layers
+    included), when ``front`` is set."""
 
     front: dict[str, Any] | None = None
 
@@ -39,14 +41,15 @@ class MissionLinkAPI(FastAPI):
         stack = super().build_middleware_stack()
         if self.front is None:
             return stack
-        return FastPath(stack, state=self.state, **self.front)
+        return FastPledge(FastPath(stack, state=self.state, **self.front), **self.front)
 
 
 def create_app(container: Container, *, run_worker: bool = False,
                fast_path: bool = True) -> FastAPI:
     """Build the app; with ``run_worker`` the outbox worker runs inside this process.
 
-    ``fast_path`` puts :mod:`missionlink.api.fast_path` in front (off only to compare).
+    ``fast_path`` puts :mod:`missionlink.api.fast_pledge` and :mod:`missionlink.api.fast_path`
+    in front (off only to compare).
     """
 
     @contextlib.asynccontextmanager

@@ -36,7 +36,8 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-async def _verify(container: Container, token: str) -> AccessClaims:
+async def verify_token(container: Container, token: str) -> AccessClaims:
+    """The claims of a bearer token, having heard of ended sessions first."""
     sessions = container.sessions
     if not sessions.started:
         # Once per process: hear of ended sessions before trusting any access token.
@@ -54,12 +55,12 @@ async def current_user(request: Request, container: Deps, _: BearerScheme) -> Ac
     token = _bearer(request)
     if token is None:
         raise NotAuthenticated("this endpoint needs 'Authorization: Bearer <access_token>'")
-    return await _verify(container, token)
+    return await verify_token(container, token)
 
 
 async def optional_user(request: Request, container: Deps) -> AccessClaims | None:
     token = _bearer(request)
-    return await _verify(container, token) if token else None
+    return await verify_token(container, token) if token else None
 
 
 async def streamer_user(user: Annotated[AccessClaims, Depends(current_user)]) -> AccessClaims:

@@ -102,10 +102,17 @@ UNAVAILABLE_RETRY_AFTER = 5
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-    template = route_template(request.scope)
+    return unavailable_problem(request.scope, exc)
+
+
+def unavailable_problem(scope: Scope, exc: Exception, template: str | None = None
+                        ) -> JSONResponse:
+    """503 for a dependency that did not answer, counted and logged; ``template`` for a
+    request answered outside the router."""
+    template = template or route_template(scope)
     DEPENDENCY_ERRORS.labels(route=template).inc()
-    request_id = request_id_of(request.scope)
-    _log.error("dependency unavailable", method=request.method, route=template,
+    request_id = request_id_of(scope)
+    _log.error("dependency unavailable", method=scope.get("method"), route=template,
                request_id=request_id, exc_info=exc)
     return problem(
         503, "service-unavailable", "Service unavailable",

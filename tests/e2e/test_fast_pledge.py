@@ -1,0 +1,171 @@
+"""The lean pledge route answers exactly as the app's pledge route would.
+
+Each request goes once through an app with the front layer and once through the same
+container's app without it; status, body and every header must agree (only ``Date``,
+a generated ``X-Request-Id`` and, for a new pledge, its own ids and length may differ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from missionlink.api import fast_pledge
+from missionlink.api.app import create_app
+from missionlink.bootstrap import Container
+from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up
+
+_VARYING = {"date", "x-request-id"}
+
+
+@pytest.fixture
+async def normal(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(container, fast_path=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Pledges the lean route answered itself, by mission id."""
+    answered: list[int] = []
+    place = fast_pledge.FastPledge._place
+
+    async def counting(self: fast_pledge.FastPledge, scope: Any, receive: Any,
+                       send: Any) -> None:
+        answered.append(scope[fast_pledge._PLEDGE][1])
+        await place(self, scope, receive, send)
+
+    monkeypatch.setattr(fast_pledge.FastPledge, "_place", counting)
+    return answered
+
+
+def _headers(r: httpx.Response, *ignored: str) -> list[tuple[str, str]]:
+    skip = _VARYING | set(ignored)
+    return [(k.lower(), v) for k, v in r.headers.multi_items() if k.lower() not in skip]
+
+
+async def _same(fast: httpx.AsyncClient, normal: httpx.AsyncClient, path: str,
+                **kw: Any) -> httpx.Response:
+    a = await fast.post(path, **kw)
+    b = await normal.post(path, **kw)
+    assert (a.status_code, a.content, _headers(a)) == (b.status_code, b.content, _headers(b))
+    assert "x-request-id" in a.headers and "x-request-id" in b.headers
+    return a
+
+
+async def _world(client: httpx.AsyncClient, container: Container
+                 ) -> tuple[Actor, Actor, dict[str, Any]]:
+    streamer = await make_user(container, "streamer")
+    creator = await make_user(container)
+    await top_up(client, creator, 100_000)
+    mission = await propose(client, creator, streamer)
+    fan = await make_user(container)
+    await top_up(client, fan, 50_000)
+    return streamer, fan, mission
+
+
+async def test_an_ordinary_pledge_is_answered_in_front_as_the_app_would(
+    client: httpx.AsyncClient, normal: httpx.AsyncClient, container: Container,
+    served: list[int],
+) -> None:
+    _, fan, mission = await _world(client, container)
+    path = f"/api/v1/missions/{mission['id']}/pledges"
+    answers = []
+    for n, c in enumerate((client, normal)):
+        headers = {**fan.headers, "Idempotency-Key": f"fresh-{n}"}
+        answers.append(await c.post(path, json={"amount": 1_000}, headers=headers))
+    a, b = answers
+    assert a.status_code == b.status_code == 201
+    assert _headers(a, "content-length") == _headers(b, "content-length")
+    assert a.headers["cache-control"] == "no-store"
+    assert a.json().keys() == b.json().keys()
+    assert (a.json()["amount"], a.json()["mission_id"]) == (1_000, mission["id"])
+    assert b.json()["total_pledged"] == a.json()["total_pledged"] + 1_000
+    assert served == [mission["id"]]
+    # Replays of either answer, through either route, are the stored answer.
+    for n, first in enumerate(answers):
+        headers = {**fan.headers, "Idempotency-Key": f"fresh-{n}"}
+        r = await _same(client, normal, path, json={"amount": 1_000}, headers=headers)
+        assert r.headers["idempotent-replayed"] == "true" and r.json() == first.json()
+    # The same key with another amount is refused by both.
+    headers = {**fan.headers, "Idempotency-Key": "fresh-0"}
+    r = await _same(client, normal, path, json={"amount": 2_000}, headers=headers)
+    assert r.status_code == 422 and r.json()["type"].endswith("/idempotency-key-reused")
+    # A safe incoming request id is echoed by both.
+    r = await _same(client, normal, path, json={"amount": 1_000},
+                    headers={**fan.headers, "Idempotency-Key": "fresh-1",
+                             "X-Request-Id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    await settle_all(container)
+    await assert_ledger_ok(container)
+
+
+async def test_refusals_read_the_same_through_either_route(
+    client: httpx.AsyncClient, normal: httpx.AsyncClient, container: Container,
+    served: list[int],
+) -> None:
+    streamer, fan, mission = await _world(client, container)
+    poor = await make_user(container)
+    path = f"/api/v1/missions/{mission['id']}/pledges"
+    answered_here = [
+        # (who, body, status): the route's domain refusals, answered in front.
+        (fan, {"amount": 1}, 422),                   # below MIN_PLEDGE
+        (fan, {"amount": 10**12}, 422),              # above MAX_PLEDGE
+        (poor, {"amount": 1_000}, 409),              # no money
+        (streamer, {"amount": 1_000}, 403),          # the streamer's own mission
+    ]
+    for who, body, status in answered_here:
+        r = await _same(client, normal, path, json=body, headers=who.headers)
+        assert r.status_code == status, r.text
+    r = await _same(client, normal, "/api/v1/missions/999999/pledges", json={"amount": 1_000},
+                    headers=fan.headers)
+    assert r.status_code == 404
+    assert len(served) == len(answered_here) + 1  # the app was asked the other half
+    served.clear()
+
+    passed_on: list[dict[str, Any]] = [
+        {"json": {"amount": 1_000}},                                   # no token
+        {"json": {"amount": 1_000}, "headers": {"Authorization": "Bearer nope"}},
+        {"json": {"amount": 1_000}, "headers": {"Authorization": "Basic abc"}},
+        {"json": {"amount": "1000"}, "headers": fan.headers},
+        {"json": {"amount": 1_000.0}, "headers": fan.headers},
+        {"json": {"amount": True}, "headers": fan.headers},
+        {"json": {"amount": 0}, "headers": fan.headers},
+        {"json": {"amount": 2**63}, "headers": fan.headers},
+        {"json": {"amount": 1_000, "note": "x"}, "headers": fan.headers},
+        {"json": [1_000], "headers": fan.headers},
+        {"content": b'{"amount": 1000', "headers": {**fan.headers,
+                                                    "Content-Type": "application/json"}},
+        {"content": b'{"amount": 1000}', "headers": {**fan.headers,
+                                                     "Content-Type": "text/plain"}},
+        {"json": {"amount": 1_000}, "headers": {**fan.headers, "Idempotency-Key": "k" * 256}},
+    ]
+    for kw in passed_on:
+        r = await _same(client, normal, path, **kw)
+        assert r.status_code in (401, 422), (kw, r.text)
+    # A valid but unusual body (long, here) is the app's to answer.
+    r = await client.post(path, content=b" " * 200 + b'{"amount": 1000}',
+                          headers={**fan.headers, "Content-Type": "application/json"})
+    assert r.status_code == 201
+    assert served == []
+    await assert_ledger_ok(container)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_pledges_per_minute": 1}])
+async def test_the_rate_limit_answers_the_same_in_front(
+    client: httpx.AsyncClient, normal: httpx.AsyncClient, container: Container,
+    served: list[int],
+) -> None:
+    _, fan, mission = await _world(client, container)
+    path = f"/api/v1/missions/{mission['id']}/pledges"
+    assert (await client.post(path, json={"amount": 1_000}, headers=fan.headers)
+            ).status_code == 201
+    r = await _same(client, normal, path, json={"amount": 1_000}, headers=fan.headers)
+    assert r.status_code == 429 and "retry-after" in r.headers
+    assert served == [mission["id"]] * 2
+    await assert_ledger_ok(container)
