@@ -86,3 +86,21 @@ async def test_big_bodies_are_bounded_by_bytes_as_well_as_by_count() -> None:
     entry = await cache.get(("missions", 9), huge)
     assert len(entry.body) > 2500 and cache.peek(("missions", 9)) is None  # served, not kept
     assert len(cache) == 2
+
+
+async def test_an_entry_holds_no_more_memory_than_its_body() -> None:
+    import tracemalloc
+
+    cache = _cache()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(50):
+            async def load(n: int = n) -> Loaded:
+                return Loaded({"id": n, "title": "매운 라면 먹기"}, frozenset({f"mission:{n}"}))
+            await cache.get(("mission", n), load)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # Body, ETag, tags and the LRU's bookkeeping: well under the encoder's 4 KiB buffer.
+    assert held / 50 < 1500

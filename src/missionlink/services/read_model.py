@@ -83,7 +83,10 @@ class Entry:
 
 
 def entry_of(loaded: Loaded, fresh_until: float) -> Entry:
-    body = encode(loaded.value)
+    # orjson hands back its whole output buffer (4 KiB for a 500-byte mission, up to twice
+    # the length of a long page); kept for as long as the entry lives, that is most of the
+    # read model's memory, so the body is copied at its length.
+    body = memoryview(encode(loaded.value)).tobytes()
     etag = '"' + hashlib.blake2b(body, digest_size=10).hexdigest() + '"'
     return Entry(body, etag, loaded.tags, fresh_until, loaded.valid_until)
 
