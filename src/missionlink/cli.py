@@ -25,7 +25,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from missionlink.api.server import DeadlineHttpProtocol
-    from missionlink.migrations.runner import upgrade_all
 
     settings = _settings()
     if settings.embedded and args.workers > 1:
@@ -45,6 +44,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
     if settings.embedded:
+        # Imported only here: Alembic and its templates stay out of an API process's memory.
+        from missionlink.migrations.runner import upgrade_all
+
         upgrade_all(settings)
     # The in-process worker runs beside the API unless a separate `missionlink worker` runs.
     os.environ.setdefault("MISSIONLINK_SERVE_WORKER", "1" if not settings.broker_url else "0")

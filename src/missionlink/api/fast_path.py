@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Generator, Hashable
+from collections.abc import Callable, Generator, Hashable
 from typing import Any
 
 from starlette.datastructures import State
@@ -40,7 +40,7 @@ from missionlink.api.middleware import (
 from missionlink.api.params import parse_id
 from missionlink.api.problems import UNAVAILABLE, internal_error
 from missionlink.api.routers.live import STREAM_HEADERS, admit
-from missionlink.api.stream_gate import gate_in
+from missionlink.api.stream_gate import Slot, gate_in
 from missionlink.bootstrap import Container
 from missionlink.domain.errors import DomainError
 from missionlink.observability.http import (
@@ -72,7 +72,7 @@ _STREAM_START.append((b"content-type", b"text/event-stream; charset=utf-8"))
 
 
 class ClientGone:
-    """Resolves :attr:`future` when the client goes away, without a task of its own.
+    """Calls ``on_gone`` when the client goes away, without a task of its own.
 
     The server's ``receive()`` is stepped along from the futures it waits on, which is
     all a task would do for it, so a stream waits for its next frame and for the
@@ -80,10 +80,13 @@ class ClientGone:
     stream to listen).
     """
 
-    def __init__(self, receive: Receive) -> None:
+    __slots__ = ("_loop", "_on_gone", "_receive", "_step_of", "left")
+
+    def __init__(self, receive: Receive, on_gone: Callable[[], None]) -> None:
         self._receive = receive
+        self._on_gone = on_gone
         self._loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[None] = self._loop.create_future()
+        self.left = False
         self._step_of: Generator[Any, None, Message] | None = None
         self._next()
 
@@ -116,8 +119,9 @@ class ClientGone:
 
     def _gone(self) -> None:
         self._step_of = None
-        if not self.future.done():
-            self.future.set_result(None)
+        if not self.left:
+            self.left = True
+            self._on_gone()
 
     def close(self) -> None:
         """Stop listening (the response is over)."""
@@ -246,10 +250,51 @@ class FastPath:
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, raw_id: str, *,
                       mission: bool) -> bool:
+        admitted = await self._admit(scope, raw_id, mission=mission)
+        if admitted is None:
+            return False
+        stream, slot = admitted
+        template = ("/api/v1/missions/{mission_id}/events" if mission
+                    else "/api/v1/channels/{streamer_id}/events")
+        started = time.perf_counter()
+        gone = ClientGone(receive, stream.leave)
+        status = 200
+        sent_start = False
+        try:
+            chunk: bytes | None = await stream.open()
+            await send(self._start(scope, 200, list(_STREAM_START)))
+            sent_start = True
+            while chunk is not None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                # The opening is this stream's own bytes; every later chunk is shared.
+                chunk = None
+                chunk = await stream.next()
+            if not gone.left:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception as exc:
+            # What the last-resort middleware does for the app's own streams.
+            report_unhandled(scope, exc, template)
+            if not sent_start:
+                status = 500
+                await self._internal_error(scope, receive, send)
+        finally:
+            slot.release()
+            gone.close()
+            stream.close()
+            record_request("GET", template, status, started, request_id=request_id_of(scope))
+        return True
+
+    async def _admit(self, scope: Scope, raw_id: str, *,
+                     mission: bool) -> tuple[LiveStream, Slot] | None:
+        """The stream and its slot; None (nothing taken) when the app must answer.
+
+        Only what the stream needs outlives this call: an open stream keeps no row,
+        connection or header of its lookup.
+        """
         object_id = parse_id(raw_id)
         headers = self._headers(scope)
         if object_id is None or headers is None:
-            return False
+            return None
         c = self.container
         try:
             async with c.core_db.read() as conn:
@@ -263,39 +308,13 @@ class FastPath:
             slot = admit(gate_in(self.state, c.settings), address)
         except _FALL_THROUGH:
             # Nothing sent yet: the app answers 404, 429 or 503 with its problem document.
-            return False
+            return None
         last_event_id = headers.get(b"last-event-id")
         stream = LiveStream(c, hub_in(self.state, c), streamer_id=streamer_id,
                             mission_id=mission_id,
                             last_event_id=last_event_id.decode("latin-1")
                             if last_event_id is not None else None)
-        template = ("/api/v1/missions/{mission_id}/events" if mission
-                    else "/api/v1/channels/{streamer_id}/events")
-        started = time.perf_counter()
-        gone = ClientGone(receive)
-        events = stream.events(gone.future)
-        status = 200
-        sent_start = False
-        try:
-            async for chunk in events:
-                if not sent_start:
-                    await send(self._start(scope, 200, list(_STREAM_START)))
-                    sent_start = True
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if not gone.future.done():
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except Exception as exc:
-            # What the last-resort middleware does for the app's own streams.
-            report_unhandled(scope, exc, template)
-            if not sent_start:
-                status = 500
-                await self._internal_error(scope, receive, send)
-        finally:
-            slot.release()
-            gone.close()
-            await events.aclose()
-            record_request("GET", template, status, started, request_id=request_id_of(scope))
-        return True
+        return stream, slot
 
     async def _internal_error(self, scope: Scope, receive: Receive, send: Send) -> None:
         answer: ASGIApp = RequestIdMiddleware(SecurityHeadersMiddleware(

@@ -4,8 +4,9 @@ A hyped mission draws thousands of viewers to each API process, all watching the
 channel topic. The :class:`LiveHub` subscribes to the broker once per topic and process
 (the first viewer opens the subscription, the last one closes it) and encodes each event
 once into a :class:`Frame` kept in the topic's short ring. A viewer's stream holds only a
-cursor into that ring and waits on the topic's shared wake-up, so a new pledge costs one
-JSON encoding per process and one write per viewer, with no queue per viewer.
+cursor into that ring and, while it waits, one future that the topic resolves at the next
+frame, so a new pledge costs one JSON encoding per process and one write per viewer, with
+no queue per viewer.
 
 Because the frame bytes are shared, so is their ``id``: a pledge's frame is ``p<pledge id>``
 and every other event carries no id, so a client's ``Last-Event-ID`` stays the newest pledge
@@ -16,13 +17,12 @@ it resumes with ``Last-Event-ID`` and gets the pledges it missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,8 +80,8 @@ class Topic:
         self.streams = 0
         self.closed = False
         self.ready = asyncio.Event()
-        #: Resolved at the next frame, heartbeat or close; created when a stream first waits.
-        self._wake: asyncio.Future[None] | None = None
+        #: One future per waiting stream, all resolved at the next frame, heartbeat or close.
+        self._waiting: list[asyncio.Future[None]] = []
         self.task: asyncio.Task[None] | None = None
 
     def since(self, cursor: int) -> list[Frame] | None:
@@ -108,20 +108,20 @@ class Topic:
         self._wake_all()
 
     def _wake_all(self) -> None:
-        # One future per round: streams that were waiting wake once, later ones wait anew.
-        wake, self._wake = self._wake, None
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+        waiting, self._waiting = self._waiting, []
+        for woken in waiting:
+            if not woken.done():  # its stream may have been woken by its client leaving
+                woken.set_result(None)
 
-    async def wait(self, gone: asyncio.Future[None] | None = None) -> None:
-        """Until the next frame, heartbeat or close, or until ``gone`` (the client left).
+    def next_round(self) -> asyncio.Future[None]:
+        """A future of the caller's own, resolved at the next frame, heartbeat or close.
 
-        Waits on futures only: a stream that is cancelled leaves the shared one intact.
+        Each stream awaits its own: cancelling one stream leaves the others waiting, and
+        a stream's client leaving resolves it early (:meth:`LiveStream.leave`).
         """
-        if self._wake is None:
-            self._wake = asyncio.get_running_loop().create_future()
-        waiting = {self._wake} if gone is None else {self._wake, gone}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(woken)
+        return woken
 
 
 class LiveHub:
@@ -131,8 +131,8 @@ class LiveHub:
         self._broker = broker
         self.topics: dict[str, Topic] = {}
 
-    @contextlib.asynccontextmanager
-    async def join(self, name: str) -> AsyncIterator[Topic]:
+    async def join(self, name: str) -> Topic:
+        """The topic, subscribed; every join is paired with one :meth:`leave`."""
         topic = self.topics.get(name)
         if topic is None or topic.closed:
             topic = self.topics[name] = Topic(name)
@@ -141,15 +141,20 @@ class LiveHub:
         try:
             # Subscribed before the caller reads its snapshot, so nothing falls in between.
             await topic.ready.wait()
-            yield topic
-        finally:
-            topic.streams -= 1
-            if topic.streams == 0:
-                if self.topics.get(name) is topic:
-                    del self.topics[name]
-                topic.close()
-                if topic.task is not None:
-                    topic.task.cancel()
+        except BaseException:
+            self.leave(topic)
+            raise
+        return topic
+
+    def leave(self, topic: Topic) -> None:
+        """One stream fewer; the last one ends the topic's subscription."""
+        topic.streams -= 1
+        if topic.streams == 0:
+            if self.topics.get(topic.name) is topic:
+                del self.topics[topic.name]
+            topic.close()
+            if topic.task is not None:
+                topic.task.cancel()
 
     async def _relay(self, topic: Topic) -> None:
         """Encode each broker message of the topic once; beat every ``HEARTBEAT_SECONDS``."""
@@ -197,7 +202,15 @@ def hub_in(state: State, c: Container) -> LiveHub:
 
 
 class LiveStream:
-    """A public stream of a channel, or of one mission of it (``mission_id``)."""
+    """A public stream of a channel, or of one mission of it (``mission_id``).
+
+    A plain object that whoever serves it drives: :meth:`open`, then :meth:`next` until it
+    returns None, then :meth:`close`. An open stream holds its cursor into the topic and,
+    while it waits, one future; nothing else of its own.
+    """
+
+    __slots__ = ("_beats", "_cursor", "_ends", "_left", "_replayed", "_topic", "_woken", "c",
+                 "hub", "mission_id", "resume_after", "streamer_id")
 
     def __init__(self, c: Container, hub: LiveHub, *, streamer_id: int,
                  mission_id: int | None, last_event_id: str | None) -> None:
@@ -207,8 +220,71 @@ class LiveStream:
         self.mission_id = mission_id
         self.resume_after = resume_point(last_event_id)
         self._replayed: frozenset[int] = frozenset()
+        self._topic: Topic | None = None
+        self._cursor = self._beats = 0
+        self._ends = 0.0
+        self._woken: asyncio.Future[None] | None = None
+        self._left = False
 
-    async def _snapshot(self) -> list[bytes]:
+    async def open(self) -> bytes:
+        """Join the channel's topic and read the snapshot: the stream's first bytes."""
+        topic = self._topic = await self.hub.join(channel_topic(self.streamer_id))
+        self._cursor, self._beats = topic.end, topic.beats
+        lifetime = overlay_stream.MAX_STREAM_SECONDS * (0.9 + secrets.randbelow(200) / 1000)
+        self._ends = time.monotonic() + lifetime
+        return await self._snapshot()
+
+    async def next(self) -> bytes | None:
+        """The bytes due next, waiting for them; None once the stream is over.
+
+        Over means: its lifetime passed, its topic closed, it fell a whole ring behind, or
+        its client left (:meth:`leave`).
+        """
+        topic = self._topic
+        while topic is not None and not topic.closed and not self._left:
+            if time.monotonic() >= self._ends:
+                return None
+            frames = topic.since(self._cursor)
+            if frames is None:
+                return None
+            self._cursor = topic.end
+            due = [f.data for f in frames if self._shown(f)]
+            if self._beats != topic.beats:
+                self._beats = topic.beats
+                due.append(HEARTBEAT)
+            if due:
+                # One frame is written as the shared bytes themselves, not a copy.
+                return b"".join(due)
+            self._woken = topic.next_round()
+            try:
+                await self._woken
+            finally:
+                self._woken = None
+        return None
+
+    def leave(self) -> None:
+        """The client went away: the stream ends now, even while it waits."""
+        self._left = True
+        if self._woken is not None and not self._woken.done():
+            self._woken.set_result(None)
+
+    def close(self) -> None:
+        """Leave the topic (once; later calls do nothing)."""
+        topic, self._topic = self._topic, None
+        if topic is not None:
+            self.hub.leave(topic)
+
+    async def events(self) -> AsyncGenerator[bytes, None]:
+        """The stream's bytes as an async iterator, for a streaming response."""
+        try:
+            chunk: bytes | None = await self.open()
+            while chunk is not None:
+                yield chunk
+                chunk = await self.next()
+        finally:
+            self.close()
+
+    async def _snapshot(self) -> bytes:
         now = self.c.clock.now()
         async with self.c.core_db.read() as conn:
             if self.mission_id is None:
@@ -226,36 +302,9 @@ class LiveStream:
         self._replayed = frozenset(int(p["pledge_id"]) for p in missed)
         opening = [f"retry: {overlay_stream.RETRY_MILLISECONDS}\n\n", frame(snap, f"p{cursor}")]
         opening += [frame(p, f"p{p['pledge_id']}") for p in missed]
-        return [text.encode() for text in opening]
+        return "".join(opening).encode()
 
     def _shown(self, f: Frame) -> bool:
         if self.mission_id is not None and f.mission_id != self.mission_id:
             return False
         return f.pledge_id is None or f.pledge_id not in self._replayed
-
-    async def events(self, gone: asyncio.Future[None] | None = None
-                     ) -> AsyncGenerator[bytes, None]:
-        """The stream's bytes; it ends early once ``gone`` (the client went away) is done."""
-        async with self.hub.join(channel_topic(self.streamer_id)) as topic:
-            cursor, beats = topic.end, topic.beats
-            for opening in await self._snapshot():
-                yield opening
-            lifetime = overlay_stream.MAX_STREAM_SECONDS * (0.9 + secrets.randbelow(200) / 1000)
-            ends = time.monotonic() + lifetime
-            while not topic.closed:
-                frames = topic.since(cursor)
-                if frames is None:
-                    return
-                cursor = topic.end
-                for f in frames:
-                    if self._shown(f):
-                        yield f.data
-                if beats != topic.beats:
-                    beats = topic.beats
-                    yield HEARTBEAT
-                if time.monotonic() >= ends:
-                    return
-                if cursor == topic.end and beats == topic.beats and not topic.closed:
-                    await topic.wait(gone)
-                if gone is not None and gone.done():
-                    return
