@@ -197,6 +197,8 @@ async def bench(args: argparse.Namespace) -> None:
                     "MISSIONLINK_RATE_LIMIT_SIGNUPS_PER_MINUTE": "0",
                     "MISSIONLINK_RATE_LIMIT_PLEDGES_PER_MINUTE": "0",
                     "MISSIONLINK_PROPOSAL_COOLDOWN_SECONDS": "0"})
+        if args.read_cache_entries is not None:
+            env["MISSIONLINK_READ_CACHE_MAX_ENTRIES"] = str(args.read_cache_entries)
         log_path = Path(data) / "serve.log"
         with log_path.open("wb") as log:
             server = subprocess.Popen(  # noqa: ASYNC220 - started once, before the load
@@ -274,6 +276,9 @@ def main() -> int:
                         help="anonymous read loops over the quiet channels")
     parser.add_argument("--quiet-missions", type=int, default=6000,
                         help="missions seeded in quiet channels (3 cached reads each)")
+    parser.add_argument("--read-cache-entries", type=int, metavar="N",
+                        help="READ_CACHE_MAX_ENTRIES for the server (0: no read model), to "
+                        "tell the read model's memory from the rest")
     args = parser.parse_args()
     if args.short:
         args.seconds, args.concurrency, args.readers, args.quiet_missions = 20, 4, 2, 1000
