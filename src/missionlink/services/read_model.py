@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import sys
 import time
 import uuid
 from collections import OrderedDict
@@ -77,7 +78,9 @@ class Loaded:
 class Entry:
     body: bytes
     etag: str
-    tags: frozenset[str]
+    #: A tuple of interned strings: entries of one mission or channel share them, and a
+    #: tuple is a quarter of a frozenset's size (10,000 entries are held at once).
+    tags: tuple[str, ...]
     fresh_until: float  # monotonic seconds
     valid_until: datetime | None
 
@@ -88,7 +91,8 @@ def entry_of(loaded: Loaded, fresh_until: float) -> Entry:
     # read model's memory, so the body is copied at its length.
     body = memoryview(encode(loaded.value)).tobytes()
     etag = '"' + hashlib.blake2b(body, digest_size=10).hexdigest() + '"'
-    return Entry(body, etag, loaded.tags, fresh_until, loaded.valid_until)
+    tags = tuple(sys.intern(tag) for tag in loaded.tags)
+    return Entry(body, etag, tags, fresh_until, loaded.valid_until)
 
 
 class ReadCache:
