@@ -487,9 +487,16 @@ async def seed_backlog(settings: Settings, seed: Seed, mission_id: int, count: i
 # --------------------------------------------------------------------------- server
 
 
+#: ``--set NAME=VALUE``: settings of the server under test, on top of the ones below.
+SERVER_SETTINGS: dict[str, str] = {}
+
+
 def server_env(urls: dict[str, str], data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MISSIONLINK_")}
     env.update({
+        # As deployed: JSON log lines, one a request.
+        "MISSIONLINK_ENV": "staging",
+        "MISSIONLINK_METRICS_PORT": "0",
         "MISSIONLINK_DATABASE_URL": urls["core"],
         "MISSIONLINK_IDENTITY_DATABASE_URL": urls["identity"],
         "MISSIONLINK_DATA_DIR": str(data_dir),
@@ -499,6 +506,7 @@ def server_env(urls: dict[str, str], data_dir: Path) -> dict[str, str]:
         # shared by every process, as `serve --workers` above 1 requires
         "MISSIONLINK_BROKER_URL": redis_url(),
     })
+    env.update({f"MISSIONLINK_{k.upper()}": v for k, v in SERVER_SETTINGS.items()})
     return env
 
 
@@ -980,6 +988,8 @@ def machine_facts() -> dict[str, Any]:
 async def bench(state: State, args: argparse.Namespace) -> dict[str, Any]:
     facts = {**machine_facts(), **await server_facts(state.admin_url)}
     say(f"code under test: {facts['code']} ({facts['commit']})")
+    if SERVER_SETTINGS:
+        say(f"server settings: {SERVER_SETTINGS}")
     say(f"machine: {facts['nproc']} CPUs, {facts['cpu_model']}; PostgreSQL "
         f"{facts['server_version']}, synchronous_commit={facts['synchronous_commit']}, "
         f"fsync={facts['fsync']}")
@@ -1107,9 +1117,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", metavar="DIR", help="add a py-spy sampled phase per server")
     p.add_argument("--profile-seconds", type=float, default=10)
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
+                   help="a setting of the server under test, e.g. PLEDGE_BATCH_MAX=16 "
+                        "(repeatable)")
     p.add_argument("--short", action="store_true",
                    help="one server, 2-second phases, small seed and pgbench (about 30 s)")
     args = p.parse_args(argv)
+    for item in args.set:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            p.error(f"--set wants NAME=VALUE, got {item!r}")
+        SERVER_SETTINGS[name.removeprefix("MISSIONLINK_")] = value
     if args.short:
         args.workers, args.fans, args.streamers, args.missions = [1], 200, 4, 20
         args.requests, args.seconds, args.warmup, args.paced_seconds = 2000, 2.0, 50, 2.0

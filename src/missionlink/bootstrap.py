@@ -19,6 +19,7 @@ from missionlink.adapters.security.revocations import (
 from missionlink.adapters.security.tokens import TokenService, load_or_create_key
 from missionlink.config import Settings
 from missionlink.domain.clock import Clock, SystemClock
+from missionlink.services.notices import CommitNotices
 from missionlink.services.pledges import PledgeDesk, make_pledge_desk
 from missionlink.services.read_model import ReadCache
 
@@ -38,8 +39,11 @@ class Container:
     sessions: SessionRevocations
     #: This process's copy of the public reads a spike hammers.
     read_cache: ReadCache
-    #: Placing a pledge: one function on PostgreSQL, a portable transaction elsewhere.
+    #: Placing a pledge: batches of one function call on PostgreSQL, a portable
+    #: transaction elsewhere.
     pledges: PledgeDesk
+    #: What committed effects tell the other replicas and the worker, coalesced.
+    notices: CommitNotices
 
     async def close(self) -> None:
         await self.read_cache.close()
@@ -78,6 +82,9 @@ def build(
     revoked = RevocationList()
     clock = clock or SystemClock()
     core_db = Database(settings.core_url, pool_size=settings.db_pool_size)
+    read_cache = ReadCache(max_entries=settings.read_cache_max_entries,
+                           max_bytes=settings.read_cache_max_bytes,
+                           ttl_seconds=settings.read_cache_ttl_seconds, clock=clock)
     return Container(
         settings=settings,
         clock=clock,
@@ -110,8 +117,7 @@ def build(
             ttl_seconds=settings.access_token_seconds,
             store=make_revocation_store(settings.broker_url),
         ),
-        read_cache=ReadCache(max_entries=settings.read_cache_max_entries,
-                             max_bytes=settings.read_cache_max_bytes,
-                             ttl_seconds=settings.read_cache_ttl_seconds, clock=clock),
+        read_cache=read_cache,
         pledges=make_pledge_desk(core_db, settings),
+        notices=CommitNotices(broker, read_cache),
     )

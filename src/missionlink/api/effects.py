@@ -15,7 +15,6 @@ from missionlink.bootstrap import Container
 from missionlink.observability.metrics import BROKER_MISSED
 from missionlink.services import idempotency, read_model
 
-WAKE_CHANNEL = "outbox"
 _log = structlog.get_logger(__name__)
 
 
@@ -76,11 +75,9 @@ async def _after_commit(
     """Tell the read model and the worker. The effect has committed: a broker that does not
     answer must not turn it into an error, or a client retrying without a key would apply
     it twice. What is missed is bounded: the read model's TTL, the worker's polling."""
+    tags = read_model.tags_of_write(path, stored.body) if stored.status_code < 400 else ()
     try:
-        if stored.status_code < 400:
-            await container.read_cache.announce(
-                container.broker, read_model.tags_of_write(path, stored.body))
-        await container.broker.publish(WAKE_CHANNEL, {"wake": True})
+        await container.notices.committed(tags)
     except UNAVAILABLE as exc:
         BROKER_MISSED.inc()
         _log.warning("broker.missed_after_commit", error=f"{type(exc).__name__}: {exc}")

@@ -18,11 +18,11 @@ from missionlink.config import Env, Settings
 from missionlink.observability import metrics
 from missionlink.observability.logging import configure
 from missionlink.services import idempotency, missions
+from missionlink.services.notices import WAKE_CHANNEL
 from missionlink.workers import emails
 from missionlink.workers.handlers import HANDLERS
 
 log = structlog.get_logger(__name__)
-WAKE_CHANNEL = "outbox"
 
 
 def backoff(attempts: int) -> timedelta:
