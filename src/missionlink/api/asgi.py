@@ -10,11 +10,12 @@ from missionlink import bootstrap
 from missionlink.api.app import create_app
 from missionlink.config import Env, Settings
 from missionlink.observability.logging import configure
-from missionlink.observability.memory import pin_mmap_threshold
+from missionlink.observability.memory import pin_mmap_threshold, widen_young_generation
 
 
 def create_from_env() -> FastAPI:
     pin_mmap_threshold()  # each `serve --workers N` process is a fresh interpreter
+    widen_young_generation()
     settings = Settings()
     configure(json_logs=settings.env != Env.dev)
     run_worker = os.environ.get("MISSIONLINK_SERVE_WORKER", "1") == "1"

@@ -44,6 +44,7 @@ RING = 256
 HEARTBEAT = b": heartbeat\n\n"
 #: Broker messages that are not public events (the overlay's own signals).
 _PRIVATE_TYPES = frozenset({overlay_stream.ROTATED})
+_NONE_REPLAYED: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +220,7 @@ class LiveStream:
         self.streamer_id = streamer_id
         self.mission_id = mission_id
         self.resume_after = resume_point(last_event_id)
-        self._replayed: frozenset[int] = frozenset()
+        self._replayed: frozenset[int] = _NONE_REPLAYED
         self._topic: Topic | None = None
         self._cursor = self._beats = 0
         self._ends = 0.0
@@ -299,7 +300,8 @@ class LiveStream:
                 missed = await overlay_service.missed_pledges(
                     conn, self.streamer_id, self.resume_after, now, mission_id=self.mission_id
                 )
-        self._replayed = frozenset(int(p["pledge_id"]) for p in missed)
+        if missed:  # most streams replay nothing and share the empty set
+            self._replayed = frozenset(int(p["pledge_id"]) for p in missed)
         opening = [f"retry: {overlay_stream.RETRY_MILLISECONDS}\n\n", frame(snap, f"p{cursor}")]
         opening += [frame(p, f"p{p['pledge_id']}") for p in missed]
         return "".join(opening).encode()
