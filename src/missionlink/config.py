@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     pledge_batch_max: int = Field(default=32, ge=1, le=64)
     #: PostgreSQL: pledge batches running at once per API process; a pledge that arrives
     #: while this many run waits for the next batch.
-    pledge_batch_concurrency: int = Field(default=4, ge=1, le=64)
+    pledge_batch_concurrency: int = Field(default=2, ge=1, le=64)
     metrics_port: int = Field(default=9100, ge=0, le=65535)
     worker_batch_size: int = Field(default=50, ge=1)
     worker_max_attempts: int = Field(default=8, ge=1)
