@@ -12,8 +12,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from missionlink.api import docs, problems
+from missionlink.api.fast_money import FastMoney
 from missionlink.api.fast_path import FastPath
-from missionlink.api.fast_pledge import FastPledge
 from missionlink.api.middleware import (
     BodyLimitMiddleware,
     LastResortMiddleware,
@@ -31,7 +31,7 @@ ROUTERS.append(web_pages.router)  # HTML pages and /static, after every API rout
 
 
 class MissionLinkAPI(FastAPI):
-    """FastAPI with the front layer (:class:`FastPledge`, then :class:`FastPath`) in front
+    """FastAPI with the front layer (:class:`FastMoney`, then :class:`FastPath`) in front
     of its whole middleware stack (FastAPI's own error, telemetry and body-limit layers
     included), when ``front`` is set."""
 
@@ -41,14 +41,14 @@ class MissionLinkAPI(FastAPI):
         stack = super().build_middleware_stack()
         if self.front is None:
             return stack
-        return FastPledge(FastPath(stack, state=self.state, **self.front), **self.front)
+        return FastMoney(FastPath(stack, state=self.state, **self.front), **self.front)
 
 
 def create_app(container: Container, *, run_worker: bool = False,
                fast_path: bool = True) -> FastAPI:
     """Build the app; with ``run_worker`` the outbox worker runs inside this process.
 
-    ``fast_path`` puts :mod:`missionlink.api.fast_pledge` and :mod:`missionlink.api.fast_path`
+    ``fast_path`` puts :mod:`missionlink.api.fast_money` and :mod:`missionlink.api.fast_path`
     in front (off only to compare).
     """
 

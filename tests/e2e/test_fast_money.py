@@ -1,4 +1,4 @@
-"""The lean pledge route answers exactly as the app's pledge route would.
+"""The lean route for pledges and bets answers exactly as the app's routes would.
 
 Each request goes once through an app with the front layer and once through the same
 container's app without it; status, body and every header must agree (only ``Date``,
@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from missionlink.api import fast_pledge
+from missionlink.api import fast_money
 from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up
@@ -31,16 +31,16 @@ async def normal(container: Container) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Pledges the lean route answered itself, by mission id."""
+    """Requests the lean route answered itself, by mission id."""
     answered: list[int] = []
-    place = fast_pledge.FastPledge._place
+    run = fast_money.FastMoney._run
 
-    async def counting(self: fast_pledge.FastPledge, scope: Any, receive: Any,
+    async def counting(self: fast_money.FastMoney, scope: Any, receive: Any,
                        send: Any) -> None:
-        answered.append(scope[fast_pledge._PLEDGE][1])
-        await place(self, scope, receive, send)
+        answered.append(scope[fast_money._ASKED][1])
+        await run(self, scope, receive, send)
 
-    monkeypatch.setattr(fast_pledge.FastPledge, "_place", counting)
+    monkeypatch.setattr(fast_money.FastMoney, "_run", counting)
     return answered
 
 
@@ -168,4 +168,48 @@ async def test_the_rate_limit_answers_the_same_in_front(
     r = await _same(client, normal, path, json={"amount": 1_000}, headers=fan.headers)
     assert r.status_code == 429 and "retry-after" in r.headers
     assert served == [mission["id"]] * 2
+    await assert_ledger_ok(container)
+
+
+async def test_bets_are_answered_in_front_as_the_app_would(
+    client: httpx.AsyncClient, normal: httpx.AsyncClient, container: Container,
+    served: list[int],
+) -> None:
+    streamer, fan, mission = await _world(client, container)
+    other = await make_user(container)
+    r = await client.post(f"/api/v1/missions/{mission['id']}/accept", headers=streamer.headers)
+    assert r.status_code == 200, r.text
+    path = f"/api/v1/missions/{mission['id']}/bets"
+    a = await client.post(path, json={"side": "success", "points": 100},
+                          headers={**fan.headers, "Idempotency-Key": "bet-1"})
+    b = await normal.post(path, json={"side": "failure", "points": 100},
+                          headers={**other.headers, "Idempotency-Key": "bet-1"})
+    assert a.status_code == b.status_code == 201, (a.text, b.text)
+    assert _headers(a, "content-length") == _headers(b, "content-length")
+    assert a.json().keys() == b.json().keys()
+    assert served == [mission["id"]]
+    served.clear()
+    # Replays, a reused key, refusals: byte for byte, and answered in front.
+    r = await _same(client, normal, path, json={"side": "success", "points": 100},
+                    headers={**fan.headers, "Idempotency-Key": "bet-1"})
+    assert r.headers["idempotent-replayed"] == "true"
+    r = await _same(client, normal, path, json={"side": "failure", "points": 100},
+                    headers={**fan.headers, "Idempotency-Key": "bet-1"})
+    assert r.status_code == 422
+    r = await _same(client, normal, path, json={"side": "success", "points": 10**15},
+                    headers=fan.headers)
+    assert r.status_code == 409, r.text  # not enough points
+    r = await _same(client, normal, path, json={"side": "success", "points": 100},
+                    headers=streamer.headers)
+    assert r.status_code == 403
+    assert len(served) == 4
+    served.clear()
+    # Not exactly the model: the app answers.
+    for body in ({"side": "maybe", "points": 100}, {"side": "success"},
+                 {"side": "success", "points": 100, "x": 1}, {"side": 1, "points": 100},
+                 {"side": "success", "points": "100"}):
+        r = await _same(client, normal, path, json=body, headers=fan.headers)
+        assert r.status_code == 422, (body, r.text)
+    assert served == []
+    await settle_all(container)
     await assert_ledger_ok(container)

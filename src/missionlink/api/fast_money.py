@@ -1,34 +1,40 @@
-"""The lean route for ``POST /api/v1/missions/{mission_id}/pledges``.
+"""The lean route for the money POSTs: ``/api/v1/missions/{mission_id}/pledges`` and
+``/bets``.
 
 A hyped mission's pledges arrive by the thousand a second, and the profile of a pledge
 showed the HTTP stack (routing, dependency solving, request validation, seven middleware
-layers) costing more CPU than the pledge itself. The ordinary pledge — a bearer token, a
-JSON body that is exactly ``{"amount": <integer>}`` with the declared length, an optional
-``Idempotency-Key`` — is answered here, in front of the app, through the very same steps
-the route takes: the token check, the pledge rate limit, the request fingerprint, the
-pledge port (``Container.pledges``) and ``effects.respond``. Its answer goes out through
-the same request-id and security-header layers, with the same problem documents, and is
-counted under the same route template.
+layers) costing more CPU than the pledge itself. The ordinary request — a bearer token, a
+JSON body that is exactly what the route's model accepts (``{"amount": <integer>}``,
+``{"side": "success"|"failure", "points": <integer>}``) with the declared length, an
+optional ``Idempotency-Key`` — is answered here, in front of the app, by calling the
+route's own function with what FastAPI would have given it: the verified caller (the same
+token check), the model, the request with its body, the container and the key. So the
+rate limit, fingerprint, pledge port and ``effects`` are the route's, not a copy. The
+answer goes out through the same request-id and security-header layers, with the same
+problem documents, and is counted under the same route template.
 
 Anything else goes to the app, body included, untouched: no or a malformed
 ``Authorization``, a token that does not verify, an ``Origin`` (CORS answers it), a
-chunked or large body, another content type, a body that is not exactly the one field, an
-id or key outside policy. Nothing has been counted or written when a request is passed on.
+chunked or large body, another content type, a body that is not exactly the model's
+fields, an id or key outside policy. Nothing has been counted or written when a request
+is passed on.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from missionlink.adapters.security.tokens import AccessClaims
 from missionlink.api.deps import verify_token
-from missionlink.api.effects import respond
 from missionlink.api.middleware import SecurityHeadersMiddleware
 from missionlink.api.params import INT64_END, parse_id
 from missionlink.api.problems import (
@@ -37,6 +43,8 @@ from missionlink.api.problems import (
     internal_error,
     unavailable_problem,
 )
+from missionlink.api.routers import missions as routes
+from missionlink.api.schemas.core import BetIn, PledgeIn
 from missionlink.bootstrap import Container
 from missionlink.domain.errors import DomainError
 from missionlink.observability.http import (
@@ -45,22 +53,54 @@ from missionlink.observability.http import (
     report_unhandled,
     request_id_of,
 )
-from missionlink.services import idempotency
 
-TEMPLATE = "/api/v1/missions/{mission_id}/pledges"
 MISSIONS = "/api/v1/missions/"
-PLEDGES = "/pledges"
-#: ``{"amount": 1000000}`` is 17 bytes; anything near this long is not an ordinary pledge.
+#: ``{"side": "failure", "points": 1000000}`` is 38 bytes; anything near this long is not
+#: an ordinary request.
 MAX_BODY = 128
-#: The most an ``Idempotency-Key`` may be (the route's header bound).
+#: The most an ``Idempotency-Key`` may be (the routes' header bound).
 MAX_KEY = 255
-#: Where the parsed pledge waits for the answering app, in the request's scope.
-_PLEDGE = "missionlink.pledge"
+#: Where the parsed request waits for the answering app, in the request's scope.
+_ASKED = "missionlink.money"
 _PASS_ON = frozenset({b"origin", b"transfer-encoding"})
 _NOT_VERIFIED: tuple[type[Exception], ...] = (DomainError, *UNAVAILABLE)
 
 
-class FastPledge:
+def _in_range(value: object) -> bool:
+    return type(value) is int and 1 <= value < INT64_END
+
+
+def _pledge_body(data: dict[str, Any]) -> BaseModel | None:
+    if data.keys() != {"amount"} or not _in_range(data["amount"]):
+        return None
+    return PledgeIn.model_construct(amount=data["amount"])
+
+
+def _bet_body(data: dict[str, Any]) -> BaseModel | None:
+    if (data.keys() != {"side", "points"} or data["side"] not in ("success", "failure")
+            or not _in_range(data["points"])):
+        return None
+    return BetIn.model_construct(side=data["side"], points=data["points"])
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyRoute:
+    template: str
+    #: The route's model, built from a body already checked to be exactly what it
+    #: accepts; None sends the request to the app.
+    body: Callable[[dict[str, Any]], BaseModel | None]
+    #: The route's own function, called with the arguments FastAPI would pass.
+    endpoint: Callable[..., Awaitable[Response]]
+
+
+ROUTES: dict[str, MoneyRoute] = {
+    "/pledges": MoneyRoute("/api/v1/missions/{mission_id}/pledges", _pledge_body,
+                           routes.pledge),
+    "/bets": MoneyRoute("/api/v1/missions/{mission_id}/bets", _bet_body, routes.bet),
+}
+
+
+class FastMoney:
     """Pure ASGI in front of ``app`` (the front layer and the FastAPI app behind it)."""
 
     def __init__(self, app: ASGIApp, *, container: Container, hsts: bool, cors: bool,
@@ -69,20 +109,22 @@ class FastPledge:
         self.container = container
         self.cors = cors
         self._answer: ASGIApp = RequestIdMiddleware(SecurityHeadersMiddleware(
-            self._place, hsts=hsts, auth_cookies=auth_cookies))
+            self._run, hsts=hsts, auth_cookies=auth_cookies))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
-            if path.startswith(MISSIONS) and path.endswith(PLEDGES):
-                mission_id = parse_id(path[len(MISSIONS):-len(PLEDGES)])
-                if mission_id is not None:
-                    await self._pledge(scope, receive, send, mission_id)
+            if path.startswith(MISSIONS):
+                raw_id, slash, tail = path[len(MISSIONS):].partition("/")
+                route = ROUTES.get("/" + tail) if slash else None
+                mission_id = parse_id(raw_id) if route is not None else None
+                if route is not None and mission_id is not None:
+                    await self._serve(scope, receive, send, route, mission_id)
                     return
         await self.app(scope, receive, send)
 
-    async def _pledge(self, scope: Scope, receive: Receive, send: Send,
-                      mission_id: int) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, route: MoneyRoute,
+                     mission_id: int) -> None:
         started = time.perf_counter()
         asked = _ordinary(scope)
         if asked is None:
@@ -98,9 +140,9 @@ class FastPledge:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         replay = _replaying(body, receive)
-        amount = _amount(body) if len(body) == length else None
+        model = _model(route, body) if len(body) == length else None
         claims: AccessClaims | None = None
-        if amount is not None:
+        if model is not None:
             try:
                 claims = await verify_token(self.container, token)
             except _NOT_VERIFIED:
@@ -108,7 +150,7 @@ class FastPledge:
         if claims is None:
             await self.app(scope, replay, send)
             return
-        scope[_PLEDGE] = (claims.user_id, mission_id, amount, key, body)
+        scope[_ASKED] = (route, mission_id, model, claims, key)
         status = 500
 
         async def counted(message: Message) -> None:
@@ -118,33 +160,36 @@ class FastPledge:
             await send(message)
 
         try:
-            await self._answer(scope, replay, counted)
+            await self._answer(scope, _replaying(body, receive), counted)
         finally:
-            record_request("POST", TEMPLATE, status, started, request_id=request_id_of(scope))
+            record_request("POST", route.template, status, started,
+                           request_id=request_id_of(scope))
 
-    async def _place(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The route's body, behind the request-id and security-header layers."""
-        c = self.container
-        user_id, mission_id, amount, key, body = scope.pop(_PLEDGE)
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The route's function, behind the request-id and security-header layers."""
+        route, mission_id, model, claims, key = scope.pop(_ASKED)
         response: Response
         try:
-            await c.limiter.hit(f"pledge:{user_id}",
-                                limit=c.settings.rate_limit_pledges_per_minute, window=60,
-                                what="pledges")
-            fingerprint = idempotency.fingerprint("POST", Request(scope).url.path, body)
-            stored = await c.pledges.place(now=c.clock.now(), user_id=user_id,
-                                           mission_id=mission_id, amount=amount, key=key,
-                                           fingerprint=fingerprint)
-            response = await respond(c, stored)
+            response = await route.endpoint(
+                mission_id=mission_id, body=model, request=Request(scope, receive),
+                user=claims, c=self.container, key=key)
         except DomainError as exc:
             response = domain_problem(exc)
         except UNAVAILABLE as exc:
-            response = unavailable_problem(scope, exc, TEMPLATE)
+            response = unavailable_problem(scope, exc, route.template)
         except Exception as exc:
-            report_unhandled(scope, exc, TEMPLATE)
+            report_unhandled(scope, exc, route.template)
             response = internal_error(request_id_of(scope))
         # Inside the security headers, where the app's CORS layer sits.
         await response(scope, receive, _vary_origin(send) if self.cors else send)
+
+
+def _model(route: MoneyRoute, body: bytes) -> BaseModel | None:
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return route.body(data) if type(data) is dict else None
 
 
 def _ordinary(scope: Scope) -> tuple[str, str | None, int] | None:
@@ -185,20 +230,6 @@ def _ordinary(scope: Scope) -> tuple[str, str | None, int] | None:
         if not 1 <= len(text_key) <= MAX_KEY:
             return None
     return token, text_key, int(length)
-
-
-def _amount(body: bytes) -> int | None:
-    """The amount of a body that is exactly ``{"amount": <integer>}`` in range."""
-    try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if type(data) is not dict or len(data) != 1:
-        return None
-    amount = data.get("amount")
-    if type(amount) is not int or not 1 <= amount < INT64_END:
-        return None
-    return amount
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:
