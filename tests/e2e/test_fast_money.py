@@ -7,26 +7,16 @@ a generated ``X-Request-Id`` and, for a new pledge, its own ids and length may d
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from missionlink.api import fast_money
-from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up
 
 _VARYING = {"date", "x-request-id"}
-
-
-@pytest.fixture
-async def normal(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(container, fast_path=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as c:
-        yield c
 
 
 @pytest.fixture

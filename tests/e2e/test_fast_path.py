@@ -36,14 +36,6 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
-async def normal(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(container, fast_path=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as c:
-        yield c
-
-
-@pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Paths the front layer answered itself."""
     answered: list[str] = []

@@ -40,6 +40,14 @@ def _place(desk: PostgresPledgeDesk, clock: FrozenClock, actor: Actor, mission_i
                       amount=amount, key=key, fingerprint=f"fp-{actor.id}-{amount}")
 
 
+async def _mission(client: httpx.AsyncClient, container: Container
+                   ) -> tuple[Actor, dict[str, Any]]:
+    streamer = await make_user(container, "streamer")
+    creator = await make_user(container)
+    await top_up(client, creator, 10_000)
+    return streamer, await propose(client, creator, streamer, amount=10_000, duration=7_200)
+
+
 async def _total(container: Container, mission_id: int) -> tuple[int, int, int]:
     async with container.core_db.read() as conn:
         amount, count = (await conn.execute(
@@ -54,10 +62,7 @@ async def _total(container: Container, mission_id: int) -> tuple[int, int, int]:
 async def test_one_batch_answers_each_pledge_on_its_own(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
-    streamer = await make_user(container, "streamer")
-    creator = await make_user(container)
-    await top_up(client, creator, 10_000)
-    mission = await propose(client, creator, streamer, amount=10_000, duration=7_200)
+    streamer, mission = await _mission(client, container)
     fans = await _fans(client, container, 6, 5_000)
     poor = await make_user(container)
     desk = PostgresPledgeDesk(container.core_db, container.settings)
@@ -95,10 +100,7 @@ async def test_one_batch_answers_each_pledge_on_its_own(
 async def test_a_repeated_key_in_one_burst_is_applied_once_and_replayed(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
-    streamer = await make_user(container, "streamer")
-    creator = await make_user(container)
-    await top_up(client, creator, 10_000)
-    mission = await propose(client, creator, streamer, amount=10_000, duration=7_200)
+    _, mission = await _mission(client, container)
     (fan,) = await _fans(client, container, 1, 5_000)
     desk = PostgresPledgeDesk(container.core_db, container.settings)
     desk.max_running = 1
@@ -118,10 +120,7 @@ async def test_two_processes_pledging_to_one_hot_mission_never_deadlock(
 ) -> None:
     """Two desks (as two API processes), each running several batches at once, all on one
     mission: the batches' total rows are locked in one order, so every pledge lands."""
-    streamer = await make_user(container, "streamer")
-    creator = await make_user(container)
-    await top_up(client, creator, 10_000)
-    mission = await propose(client, creator, streamer, amount=10_000, duration=7_200)
+    _, mission = await _mission(client, container)
     fans = await _fans(client, container, 40, 6_000)
     desks = [PostgresPledgeDesk(container.core_db, container.settings) for _ in range(2)]
     for desk in desks:

@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from missionlink.adapters.security.tokens import AccessClaims
 from missionlink.api.deps import verify_token
-from missionlink.api.middleware import SecurityHeadersMiddleware
+from missionlink.api.middleware import SecurityHeadersMiddleware, vary_on_origin
 from missionlink.api.params import INT64_END, parse_id
 from missionlink.api.problems import (
     UNAVAILABLE,
@@ -250,12 +250,7 @@ def _vary_origin(send: Send) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
-            for n, (name, value) in enumerate(headers):
-                if name == b"vary":
-                    headers[n] = (name, value + b", Origin")
-                    break
-            else:
-                headers.append((b"vary", b"Origin"))
+            vary_on_origin(headers)
             message = {**message, "headers": headers}
         await send(message)
 

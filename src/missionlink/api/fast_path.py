@@ -36,6 +36,7 @@ from missionlink.api.middleware import (
     SecurityHeadersMiddleware,
     carries_credentials,
     public_security_headers,
+    vary_on_origin,
 )
 from missionlink.api.params import parse_id
 from missionlink.api.problems import UNAVAILABLE, internal_error
@@ -190,13 +191,7 @@ class FastPath:
 
     def _start(self, scope: Scope, status: int, headers: list[tuple[bytes, bytes]]) -> Message:
         if self.cors:
-            # Starlette's CORS layer adds ``Origin`` to ``Vary`` of a request without one.
-            for n, (name, value) in enumerate(headers):
-                if name == b"vary":
-                    headers[n] = (name, value + b", Origin")
-                    break
-            else:
-                headers.append((b"vary", b"Origin"))
+            vary_on_origin(headers)
         headers += self._security
         headers.append((b"x-request-id", request_id_of(scope).encode("latin-1")))
         return {"type": "http.response.start", "status": status, "headers": headers}

@@ -170,6 +170,16 @@ def public_security_headers(*, hsts: bool) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+def vary_on_origin(headers: list[tuple[bytes, bytes]]) -> None:
+    """Add ``Origin`` to ``Vary`` in place, as Starlette's CORS layer does for a request
+    without one (for answers made in front of that layer)."""
+    for n, (name, value) in enumerate(headers):
+        if name == b"vary":
+            headers[n] = (name, value + b", Origin")
+            return
+    headers.append((b"vary", b"Origin"))
+
+
 class SecurityHeadersMiddleware:
     """The headers every response carries, in one place.
 
