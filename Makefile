@@ -8,10 +8,10 @@ FUZZ_STEPS    ?= 20
 FUZZ_SEED     ?= 20250801
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check clean
+.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-reads: $(STAMP) ## GET mission vs bare Starlette under wrk, same run (Post
 
 infra-check: ## synthesize the AWS stacks offline and run the pitfall guards, cfn-lint, checkov
 	bash deploy/aws/check.sh
+
+k8s-check: ## render the Kubernetes overlays, validate them offline (kubernetes-validate --strict) and run their pitfall guards
+	bash deploy/k8s/check.sh
 
 clean: ## remove the venv, caches and local data
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .cache

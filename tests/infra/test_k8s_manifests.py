@@ -1,0 +1,326 @@
+"""The Kubernetes overlays, rendered with ``kubectl kustomize``: every guard in
+deploy/k8s/guards.py passes on dev, staging and prod, and each guard catches a broken
+variant (the rendered prod manifests with one thing changed)."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+ENVIRONMENTS = ("dev", "staging", "prod")
+Docs = list[dict[str, Any]]
+
+
+def _load_guards() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("missionlink_k8s_guards", K8S / "guards.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+guards = _load_guards()
+
+
+def _kubectl() -> str:
+    found = os.environ.get("KUBECTL") or shutil.which("kubectl")
+    if not found:
+        if os.environ.get("CI") == "true":
+            pytest.fail("kubectl is not on PATH under CI=true: the Kubernetes overlays must render")
+        pytest.skip("rendering the Kubernetes overlays needs kubectl (1.27 or later)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, Docs]:
+    kubectl = _kubectl()
+    out = {}
+    for env in ENVIRONMENTS:
+        result = subprocess.run(
+            [kubectl, "kustomize", str(K8S / "overlays" / env)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert result.returncode == 0, f"kubectl kustomize overlays/{env}:\n{result.stderr}"
+        out[env] = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return out
+
+
+@pytest.fixture
+def prod(rendered: dict[str, Docs]) -> Docs:
+    return copy.deepcopy(rendered["prod"])
+
+
+def one(docs: Docs, kind: str, name: str = "") -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and name in d["metadata"]["name"]]
+    assert found, f"no {kind} {name}"
+    return found[0]
+
+
+def container(docs: Docs, deployment: str) -> dict[str, Any]:
+    return one(docs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+
+
+def settings(docs: Docs) -> dict[str, str]:
+    data: dict[str, str] = one(docs, "ConfigMap", "missionlink-settings")["data"]
+    return data
+
+
+def caught(pitfall: str, problems: list[str], needle: str = "") -> None:
+    assert problems, f"{pitfall} guard missed the broken variant"
+    assert all(p.startswith(pitfall) for p in problems), problems
+    if needle:
+        assert any(needle in p for p in problems), problems
+
+
+# every overlay passes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_guard_passes_on_the_overlay(rendered: dict[str, Docs], env: str) -> None:
+    docs = rendered[env]
+    problems = [p for check in guards.GUARDS.values() for p in check(docs)]
+    problems += guards.check_p6(docs, env)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_staging_and_prod_set_their_cors_origins_themselves(env: str) -> None:
+    overlay = (K8S / "overlays" / env / "kustomization.yaml").read_text()
+    base = (K8S / "base" / "kustomization.yaml").read_text()
+    assert "MISSIONLINK_CORS_ORIGINS=https://" in overlay, f"P6 overlays/{env} sets no origins"
+    assert "MISSIONLINK_CORS_ORIGINS=" not in base, "P6 the base must not choose origins"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_environment_runs_as_itself(rendered: dict[str, Docs], env: str) -> None:
+    docs = rendered[env]
+    assert settings(docs)["MISSIONLINK_ENV"] == env
+    account = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}[env]
+    role = one(docs, "ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+    assert re.fullmatch(rf"arn:aws:iam::{account}:role/missionlink-{env}-pods", role)
+    keys = [d["remoteRef"]["key"] for d in one(docs, "ExternalSecret")["spec"]["data"]]
+    assert all(k.startswith(f"missionlink-{env}/") for k in keys), keys
+    assert container(docs, "api")["image"].startswith(f"{account}.dkr.ecr.")
+    labels = one(docs, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {
+        "missionlink"
+    }
+
+
+def test_the_migration_job_runs_a_command_the_cli_offers(rendered: dict[str, Docs]) -> None:
+    cli = (ROOT / "src" / "missionlink" / "cli.py").read_text()
+    for docs in rendered.values():
+        job = one(docs, "Job", "migrate")["spec"]["template"]["spec"]
+        (command,) = job["containers"][0]["args"]
+        assert f'sub.add_parser("{command}"' in cli
+        assert job["restartPolicy"] == "Never"
+
+
+def test_the_api_scales_on_the_request_rate_the_app_exports(rendered: dict[str, Docs]) -> None:
+    rules = yaml.safe_load((K8S / "monitoring" / "prometheus-adapter-rules.yaml").read_text())
+    (rule,) = rules["rules"]["custom"]
+    series = re.match(r"(\w+)\{", rule["seriesQuery"])
+    assert series and series.group(1).endswith("_count")
+    histogram = series.group(1).removesuffix("_count")
+    metrics = (ROOT / "src" / "missionlink" / "observability" / "metrics.py").read_text()
+    assert re.search(rf'Histogram\(\s*"{histogram}"', metrics), f"{histogram} not in metrics.py"
+    for docs in rendered.values():
+        hpa = one(docs, "HorizontalPodAutoscaler")["spec"]
+        kinds = {m["type"]: m for m in hpa["metrics"]}
+        assert kinds["Resource"]["resource"]["name"] == "cpu"
+        assert kinds["Pods"]["pods"]["metric"]["name"] == rule["name"]["as"]
+        assert hpa["minReplicas"] <= hpa["maxReplicas"]
+
+
+def _ingress_peers(docs: Docs, component: str) -> list[dict[str, Any]]:
+    peers = []
+    for policy in (d for d in docs if d["kind"] == "NetworkPolicy"):
+        selector = policy["spec"]["podSelector"].get("matchLabels", {})
+        if selector.get("app.kubernetes.io/component", component) != component:
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            peers += rule.get("from", [{}])
+    return peers
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_only_the_balancer_and_the_scraper_get_in(rendered: dict[str, Docs], env: str) -> None:
+    docs = rendered[env]
+    deny = one(docs, "NetworkPolicy", "default-deny")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    scraper = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    assert _ingress_peers(docs, "worker") == [scraper]
+    api = _ingress_peers(docs, "api")
+    assert scraper in api and len(api) == 2
+    (balancer,) = [p for p in api if p != scraper]
+    assert set(balancer) == {"ipBlock"}
+
+
+# each guard catches its broken variant -------------------------------------------------------
+
+
+Mutation = Callable[[Docs], None]
+
+
+def _set_probe(probe: str, field: str, value: Any) -> Mutation:
+    return lambda d: container(d, "api")[probe]["httpGet"].__setitem__(field, value)
+
+
+def _annotate(key: str, value: str) -> Mutation:
+    return lambda d: one(d, "Ingress")["metadata"]["annotations"].__setitem__(
+        "alb.ingress.kubernetes.io/" + key, value
+    )
+
+
+P4_BREAKS: dict[str, tuple[Mutation, str]] = {
+    "readiness probe on an undeclared port": (_set_probe("readinessProbe", "port", 8080), "8080"),
+    "liveness probe on a path the app lacks": (_set_probe("livenessProbe", "path", "/health"), "/health"),
+    "readiness probe on liveness": (_set_probe("readinessProbe", "path", "/healthz"), "readinessProbe"),
+    "serve on another port": (
+        lambda d: container(d, "api").__setitem__("args", ["serve", "--host", "0.0.0.0", "--port", "9000"]),
+        "9000",
+    ),
+    "Service to the wrong port": (
+        lambda d: one(d, "Service")["spec"]["ports"][0].__setitem__("targetPort", 8080),
+        "targetPort",
+    ),
+    "ALB health check on another path": (_annotate("healthcheck-path", "/"), "healthcheck-path"),
+    "ALB health check on the listener port": (_annotate("healthcheck-port", "80"), "healthcheck-port"),
+    "Ingress to a port the Service lacks": (
+        lambda d: one(d, "Ingress")["spec"]["rules"][0]["http"]["paths"][1]["backend"]["service"]
+        .__setitem__("port", {"number": 8000}),
+        "backend port",
+    ),
+    "worker probe off METRICS_PORT": (
+        lambda d: container(d, "worker")["livenessProbe"]["httpGet"].__setitem__("port", 8000),
+        "METRICS_PORT",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(P4_BREAKS))
+def test_p4_guard_catches(prod: Docs, case: str) -> None:
+    mutate, needle = P4_BREAKS[case]
+    mutate(prod)
+    caught("P4", guards.check_p4(prod), needle)
+
+
+@pytest.mark.parametrize(
+    ("origins", "needle"),
+    [(None, "not set"), ("*", "any origin"), ("http://missionlink.example", "non-HTTPS"),
+     ("https://missionlink.example,http://localhost:8000", "local"),
+     ("https://other.example", "PUBLIC_URL")],
+)
+def test_p6_guard_catches(prod: Docs, origins: str | None, needle: str) -> None:
+    data = settings(prod)
+    if origins is None:
+        del data["MISSIONLINK_CORS_ORIGINS"]
+    else:
+        data["MISSIONLINK_CORS_ORIGINS"] = origins
+    caught("P6", guards.check_p6(prod, "prod"), needle)
+
+
+@pytest.mark.parametrize(
+    ("image", "needle"),
+    [("", "empty"), ("repo/missionlink", "no tag"), ("repo/missionlink:latest", "mutable"),
+     ("registry:5000/missionlink", "no tag"), ("repo/missionlink:", "mutable"),
+     ("repo/missionlink:main", "neither"), ("repo/missionlink@sha256:abc", "digest")],
+)
+def test_p14_guard_catches(prod: Docs, image: str, needle: str) -> None:
+    one(prod, "Job")["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    caught("P14", guards.check_p14(prod), needle)
+
+
+def test_p14_guard_accepts_a_digest(prod: Docs) -> None:
+    container(prod, "api")["image"] = "repo/missionlink@sha256:" + "a" * 64
+    assert guards.check_p14(prod) == []
+
+
+def _add_env(name: str, value: str) -> Mutation:
+    return lambda d: container(d, "worker").setdefault("env", []).append({"name": name, "value": value})
+
+
+P16_BREAKS: dict[str, tuple[Mutation, str]] = {
+    "a password as a plain value": (_add_env("MISSIONLINK_DATABASE_PASSWORD", "hunter2"), "plain value"),
+    "a database URL as a plain value": (
+        _add_env("MISSIONLINK_DATABASE_URL", "postgresql://u:p@db/core"), "plain value"
+    ),
+    "a secret in the ConfigMap": (
+        lambda d: settings(d).__setitem__("MISSIONLINK_JWT_PRIVATE_KEY", "-----BEGIN"), "ConfigMap"
+    ),
+    "a Secret with values": (
+        lambda d: d.append({"apiVersion": "v1", "kind": "Secret",
+                            "metadata": {"name": "x"}, "stringData": {"k": "v"}}),
+        "secret values",
+    ),
+    "a Secret nothing fills": (
+        lambda d: container(d, "api")["envFrom"].append({"secretRef": {"name": "hand-made"}}),
+        "hand-made",
+    ),
+    "a secret setting with no source": (
+        lambda d: one(d, "ExternalSecret")["spec"]["data"].pop(), "PAYMENT_WEBHOOK_SECRET"
+    ),
+    "a templated target": (
+        lambda d: one(d, "ExternalSecret")["spec"]["target"].__setitem__(
+            "template", {"data": {"MISSIONLINK_SMTP_PASSWORD": "literal"}}
+        ),
+        "template",
+    ),
+    "a store with static keys": (
+        lambda d: one(d, "SecretStore")["spec"]["provider"]["aws"].__setitem__(
+            "auth", {"secretRef": {"accessKeyIDSecretRef": {"name": "k", "key": "id"}}}
+        ),
+        "static access keys",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(P16_BREAKS))
+def test_p16_guard_catches(prod: Docs, case: str) -> None:
+    mutate, needle = P16_BREAKS[case]
+    mutate(prod)
+    caught("P16", guards.check_p16(prod), needle)
+
+
+def test_every_secret_setting_in_config_is_known_to_the_guard() -> None:
+    names = guards.secret_settings()
+    for expected in ("DATABASE_URL", "IDENTITY_DATABASE_URL", "BROKER_URL", "JWT_PRIVATE_KEY",
+                     "SMTP_PASSWORD", "PAYMENT_WEBHOOK_SECRET"):
+        assert f"MISSIONLINK_{expected}" in names, names
+
+
+def _security(field: str, value: Any) -> Mutation:
+    return lambda d: container(d, "api")["securityContext"].__setitem__(field, value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [(_security("readOnlyRootFilesystem", False), "writable"),
+     (_security("allowPrivilegeEscalation", True), "escalation"),
+     (_security("capabilities", {"drop": ["NET_RAW"]}), "drop ALL"),
+     (lambda d: one(d, "Job")["spec"]["template"]["spec"]["securityContext"].pop("runAsNonRoot"),
+      "root"),
+     (lambda d: container(d, "worker").__setitem__("volumeMounts", []), "/tmp")],
+)
+def test_pod_security_guard_catches(prod: Docs, mutate: Mutation, needle: str) -> None:
+    mutate(prod)
+    caught("PSS", guards.check_pod_security(prod), needle)
