@@ -2,7 +2,10 @@
 
 argon2 allocates its memory cost (19 MiB by default) per hash, in a thread. glibc's
 dynamic mmap threshold then rises, so later buffers of that size come from the heap
-and stay resident after ``free``; pinning the threshold keeps them as mmaps.
+and stay resident after ``free``; pinning the threshold keeps them as mmaps. glibc also
+gives each new thread its own heap, up to eight per CPU; the SQLite connections' and
+argon2's threads then leave freed memory scattered over 16 heaps on two CPUs (20-25 MiB
+in the memory soak), so the process keeps two.
 
 An API process holding thousands of live streams keeps hundreds of thousands of objects
 that the cyclic garbage collector tracks, and a pledge's fan-out allocates a few short-lived
@@ -20,18 +23,23 @@ import gc
 
 M_MMAP_THRESHOLD = -3
 THRESHOLD_BYTES = 128 * 1024
+M_ARENA_MAX = -8
+#: glibc heaps (arenas) for the whole process, the main thread's included.
+MALLOC_ARENAS = 2
 #: Allocations between two young-generation collections (Python's default is 700).
 GC_YOUNG_THRESHOLD = 20_000
 
 
 def pin_mmap_threshold() -> bool:
-    """True when glibc accepted the setting (other C libraries are left alone)."""
+    """Pin the mmap threshold and cap the arenas; True when glibc accepted both (other C
+    libraries are left alone). Run before the process starts threads."""
     name = ctypes.util.find_library("c")
     if not name:
         return False
     try:
         libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES))
+        pinned = bool(libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES))
+        return bool(libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)) and pinned
     except (OSError, AttributeError):
         return False
 
