@@ -8,7 +8,7 @@ FUZZ_STEPS    ?= 20
 FUZZ_SEED     ?= 20250801
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check clean
+.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,12 @@ infra-check: ## synthesize the AWS stacks offline and run the pitfall guards, cf
 
 k8s-check: ## render the Kubernetes overlays, validate them offline (kubernetes-validate --strict) and run their pitfall guards
 	bash deploy/k8s/check.sh
+
+image-check: ## lint the Dockerfile (hadolint) and compose.yaml (Compose spec schema) offline, run their pitfall guards
+	bash deploy/docker/check.sh
+
+image: ## build the image with podman, tagged with the git SHA (BASE_IMAGE=<local base> where no registry is reachable)
+	bash deploy/docker/build.sh
 
 clean: ## remove the venv, caches and local data
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .cache

@@ -71,6 +71,6 @@ def test_p14_action_by_tag_and_latest_image(copy: Path) -> None:
 def test_p14_untagged_base_image(copy: Path) -> None:
     dockerfile = copy / "deploy" / "docker" / "Dockerfile"
     dockerfile.write_text(
-        dockerfile.read_text().replace("python:3.11-slim AS runtime", "python AS runtime")
+        dockerfile.read_text().replace("${BASE_IMAGE} AS runtime", "python AS runtime")
     )
     assert any("FROM python without a tag" in p for p in repo.check_pinned_references(copy))
