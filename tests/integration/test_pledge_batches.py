@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from missionlink.adapters.db.core_tables import idempotency_keys, mission_totals, pledges
 from missionlink.bootstrap import Container
@@ -137,5 +137,38 @@ async def test_two_processes_pledging_to_one_hot_mission_never_deadlock(
     assert max(r.body["total_pledged"] for r in results) == expected
     assert await _total(container, mission["id"]) == (expected, count + rounds * len(fans),
                                                       rows + rounds * len(fans))
+    await settle_all(container)
+    await assert_ledger_ok(container)
+
+
+async def test_a_pledge_chosen_as_a_deadlock_victim_runs_again(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    """Settlement holds a mission, then takes wallets; a batch holds a wallet, then waits on
+    that mission. PostgreSQL breaks the cycle by failing the batch's pledge alone, which
+    is then placed again in a later batch rather than answered with a failure."""
+    _, first = await _mission(client, container)
+    _, second = await _mission(client, container)
+    opener, u1, u2 = await _fans(client, container, 3, 5_000)
+    assert u1.id < u2.id
+    desk = PostgresPledgeDesk(container.core_db, container.settings)
+    desk.max_running = 1
+    async with container.core_db.engine.connect() as other:
+        await other.begin()
+        await other.execute(text("SELECT id FROM missions WHERE id = :m FOR UPDATE"),
+                            {"m": second["id"]})
+        # The opener's batch runs alone; the next batch is [u1 -> first, u2 -> second]:
+        # it locks u1's wallet, then waits on the second mission.
+        burst = asyncio.gather(_place(desk, clock, opener, first["id"], 1_000),
+                               _place(desk, clock, u1, first["id"], 1_000),
+                               _place(desk, clock, u2, second["id"], 1_000))
+        await asyncio.sleep(0.3)
+        # ... while this transaction, holding the mission, now wants u1's wallet.
+        await other.execute(text("UPDATE wallets SET cash_balance = cash_balance "
+                                 "WHERE user_id = :u"), {"u": u1.id})
+        await other.commit()
+        results = await burst
+    assert [r.status_code for r in results] == [201, 201, 201]
+    assert desk._waiting == []
     await settle_all(container)
     await assert_ledger_ok(container)

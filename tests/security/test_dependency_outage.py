@@ -46,13 +46,19 @@ async def test_unreachable_broker_is_503_with_retry_after_counted_and_logged(
 
 
 @pytest.mark.parametrize("settings_overrides", [{}])  # the in-process broker, then broken
+@pytest.mark.parametrize("failure", [
+    redis.exceptions.ConnectionError("broker went away"),
+    redis.exceptions.ResponseError("OOM command not allowed"),
+    TimeoutError("no answer"),
+])
 async def test_a_committed_write_stays_a_success_when_the_broker_then_fails(
-    client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
 ) -> None:
     fan = await make_user(container)
 
     async def refused(topic: str, message: dict[str, object]) -> None:
-        raise redis.exceptions.ConnectionError("broker went away")
+        raise failure
 
     monkeypatch.setattr(container.broker, "publish", refused)
     r = await client.post("/api/v1/wallet/topups", json={"amount": 5000}, headers=fan.headers)

@@ -81,3 +81,6 @@ async def _after_commit(
     except UNAVAILABLE as exc:
         BROKER_MISSED.inc()
         _log.warning("broker.missed_after_commit", error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # anything else from the broker: the effect still stands
+        BROKER_MISSED.inc()
+        _log.error("broker.missed_after_commit", exc_info=exc)

@@ -63,7 +63,6 @@ MAX_KEY = 255
 #: Where the parsed request waits for the answering app, in the request's scope.
 _ASKED = "missionlink.money"
 _PASS_ON = frozenset({b"origin", b"transfer-encoding"})
-_NOT_VERIFIED: tuple[type[Exception], ...] = (DomainError, *UNAVAILABLE)
 
 
 def _in_range(value: object) -> bool:
@@ -133,20 +132,23 @@ class FastMoney:
         token, key, length = asked
         body = b""
         more = True
-        while more:
+        while more and len(body) <= length:
             message = await receive()
             if message["type"] != "http.request":
-                return  # the client left before sending its body: nobody to answer
+                # Gone before its body was complete: the app notes it as it always does.
+                await self.app(scope, _replaying(body, receive, more=True, then=message),
+                               send)
+                return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        replay = _replaying(body, receive)
-        model = _model(route, body) if len(body) == length else None
+        replay = _replaying(body, receive, more=more)
+        model = _model(route, body) if not more and len(body) == length else None
         claims: AccessClaims | None = None
         if model is not None:
             try:
                 claims = await verify_token(self.container, token)
-            except _NOT_VERIFIED:
-                claims = None  # the app answers 401 or 503 with its own words
+            except Exception:
+                claims = None  # the app checks again and answers 401, 503 or 500 itself
         if claims is None:
             await self.app(scope, replay, send)
             return
@@ -160,7 +162,7 @@ class FastMoney:
             await send(message)
 
         try:
-            await self._answer(scope, _replaying(body, receive), counted)
+            await self._answer(scope, _replaying(body, receive, more=False), counted)
         finally:
             record_request("POST", route.template, status, started,
                            request_id=request_id_of(scope))
@@ -232,9 +234,12 @@ def _ordinary(scope: Scope) -> tuple[str, str | None, int] | None:
     return token, text_key, int(length)
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """``receive`` for whoever answers next: the body already read, then the rest."""
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
+def _replaying(body: bytes, receive: Receive, *, more: bool,
+               then: Message | None = None) -> Receive:
+    """``receive`` for whoever answers next: the body read so far (and ``then``, the
+    message that ended the reading), then the rest."""
+    pending: list[Message] = [] if then is None else [then]
+    pending.append({"type": "http.request", "body": body, "more_body": more})
 
     async def replay() -> Message:
         if pending:

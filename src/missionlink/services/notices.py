@@ -21,6 +21,8 @@ from missionlink.services.read_model import INVALIDATION_CHANNEL, ReadCache
 
 #: The channel the outbox worker listens on (``workers.runner``).
 WAKE_CHANNEL = "outbox"
+#: How long committed replies wait for a broker that takes messages but does not answer.
+PUBLISH_SECONDS = 2.0
 class CommitNotices:
     def __init__(self, broker: Any, read_cache: ReadCache) -> None:
         self.broker = broker
@@ -42,7 +44,8 @@ class CommitNotices:
     async def _publish(self) -> None:
         await asyncio.sleep(0)  # the effects committed with this one add their tags first
         tags, self._tags, self._next = sorted(self._tags), set(), None
-        if tags:
-            await self.broker.publish(INVALIDATION_CHANNEL,
-                                      {"tags": tags, "origin": self.read_cache.origin})
-        await self.broker.publish(WAKE_CHANNEL, {"wake": True})
+        async with asyncio.timeout(PUBLISH_SECONDS):
+            if tags:
+                await self.broker.publish(INVALIDATION_CHANNEL,
+                                          {"tags": tags, "origin": self.read_cache.origin})
+            await self.broker.publish(WAKE_CHANNEL, {"wake": True})

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import TOTAL_SHARDS
-from missionlink.adapters.db.engine import Database, is_retryable
+from missionlink.adapters.db.engine import RETRYABLE_SQLSTATES, Database, is_retryable
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.domain.missions import OPEN, Action, Status, check_action
@@ -114,7 +114,8 @@ _DOMAIN_VALUES: dict[str, Any] = {
 _COLUMNS = ("missions", "users", "amounts", "nows", "keys", "fingerprints",
             "key_expired_befores", "from_accounts", "to_accounts", "created_ats")
 #: A whole batch that PostgreSQL chose to abort (deadlock, serialization) is run again;
-#: nothing of it was committed.
+#: nothing of it was committed. A single pledge aborted that way inside its batch (its
+#: block rolled back, its neighbours committed) goes into a later batch, as often.
 _BATCH_RETRIES = 2
 
 
@@ -127,6 +128,7 @@ class _Pledge:
     now: datetime
     key: str | None
     answer: asyncio.Future[Any]
+    retries: int = 0
 
 
 class PostgresPledgeDesk:
@@ -167,8 +169,14 @@ class PostgresPledgeDesk:
                          asyncio.get_running_loop().create_future())
         self._waiting.append(pledge)
         self._start_batches()
-        # The batch runs to its end whether or not this caller is still waiting for it.
-        return self._answer(pledge, await asyncio.shield(pledge.answer))
+        try:
+            # A batch runs to its end whether or not this caller still waits for it.
+            row = await asyncio.shield(pledge.answer)
+        except asyncio.CancelledError:
+            if pledge in self._waiting:  # not sent yet: nothing of it will be applied
+                self._waiting.remove(pledge)
+            raise
+        return self._answer(pledge, row)
 
     def _start_batches(self) -> None:
         while self._waiting and len(self._running) < self.max_running:
@@ -208,15 +216,24 @@ class PostgresPledgeDesk:
                 raise
             return
         by_place = {row.idx: row for row in rows}
+        again = []
         for place, pledge in enumerate(batch, start=1):
             if pledge.answer.done():
                 continue
             row = by_place.get(place)
-            if row is None:
+            if (row is not None and row.outcome == "error"
+                    and row.error_state in RETRYABLE_SQLSTATES
+                    and pledge.retries < _BATCH_RETRIES):
+                # Chosen as a deadlock victim against another transaction (settlement
+                # holds a mission, then wallets): undone alone, so it can run again.
+                pledge.retries += 1
+                again.append(pledge)
+            elif row is None:
                 pledge.answer.set_exception(RuntimeError(
                     f"missionlink_place_pledges gave no answer for pledge {place}"))
             else:
                 pledge.answer.set_result(row)
+        self._waiting[:0] = again
 
     async def _call(self, batch: list[_Pledge]) -> Sequence[Row[Any]]:
         params = {**_DOMAIN_VALUES,
