@@ -12,11 +12,19 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "src" / "missionlink"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from product_facts import (
+    ROOT,
+    SRC,
+    health_paths,
+    metrics_default_port,
+    serve_default_port,
+)
+
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 COMPOSE = ROOT / "compose.yaml"
 COMPOSE_DIR = ROOT / "deploy" / "compose"
@@ -42,26 +50,10 @@ BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|make|build-essential|cargo|rustc|git)\b"
 # the product's own facts ----------------------------------------------------------------
 
 
-def health_paths() -> dict[str, str]:
-    """The API's liveness and readiness routes, as health.py declares them."""
-    text = (SRC / "api" / "routers" / "health.py").read_text()
-    routes = re.findall(r'@router\.get\(\s*"([^"]+)".*?async def (\w+)', text, re.S)
-    found = {fn: path for path, fn in routes}
-    return {"liveness": found["healthz"], "readiness": found["readyz"]}
 
 
-def serve_default_port() -> int:
-    text = (SRC / "cli.py").read_text()
-    match = re.search(r'"--port",\s*type=int,\s*default=(\d+)', text)
-    assert match, "cli.py: serve --port default not found"
-    return int(match.group(1))
 
 
-def metrics_default_port() -> int:
-    text = (SRC / "config.py").read_text()
-    match = re.search(r"metrics_port: int = Field\(default=(\d+)", text)
-    assert match, "config.py: metrics_port default not found"
-    return int(match.group(1))
 
 
 def settings() -> set[str]:

@@ -9,14 +9,20 @@ paths come from ``api/routers/health.py``, the ``serve`` port default from ``cli
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from product_facts import (
+    SRC,
+    health_paths,
+    serve_default_port,
+)
+
 Doc = dict[str, Any]
 
-ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "src" / "missionlink"
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 SECRET_NAME = re.compile(
     r"PASSWORD|SECRET|PRIVATE_KEY|AUTH_TOKEN|ACCESS_KEY|API_KEY|DATABASE_URL|BROKER_URL"
@@ -27,19 +33,8 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 INGRESS_ANNOTATION = "alb.ingress.kubernetes.io/"
 
 
-def health_paths() -> dict[str, str]:
-    """The API's liveness and readiness routes, as health.py declares them."""
-    text = (SRC / "api" / "routers" / "health.py").read_text()
-    routes = re.findall(r'@router\.get\(\s*"([^"]+)".*?async def (\w+)', text, re.S)
-    found = {fn: path for path, fn in routes}
-    return {"liveness": found["healthz"], "readiness": found["readyz"]}
 
 
-def serve_default_port() -> int:
-    text = (SRC / "cli.py").read_text()
-    match = re.search(r'"--port",\s*type=int,\s*default=(\d+)', text)
-    assert match, "cli.py: serve --port default not found"
-    return int(match.group(1))
 
 
 def secret_settings() -> list[str]:

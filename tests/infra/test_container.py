@@ -8,34 +8,24 @@ its tool venv and fails when one is missing. Other runs of this file skip those 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.infra import load_guards
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "deploy" / "docker"
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 
 
-def _load_guards() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("missionlink_image_guards", DOCKER / "guards.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-guards = _load_guards()
+guards = load_guards(DOCKER / "guards.py", "missionlink_image_guards")
 Compose = dict[str, Any]
 
 

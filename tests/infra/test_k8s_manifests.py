@@ -5,19 +5,18 @@ variant (the rendered prod manifests with one thing changed)."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.infra import load_guards
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -25,16 +24,7 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 Docs = list[dict[str, Any]]
 
 
-def _load_guards() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("missionlink_k8s_guards", K8S / "guards.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-guards = _load_guards()
+guards = load_guards(K8S / "guards.py", "missionlink_k8s_guards")
 
 
 def _kubectl() -> str:
