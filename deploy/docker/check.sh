@@ -14,17 +14,9 @@ START=$SECONDS
 
 step() { printf '==> %s (%ss)\n' "$*" "$((SECONDS - START))"; }
 
-requirements="$DOCKER_DIR/requirements-tools.txt"
-wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
-if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$wanted" ]]; then
-  step "installing .cache/image-venv from deploy/docker/requirements-tools.txt"
-  rm -rf "$VENV"
-  mkdir -p "$ROOT/.cache"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" \
-    >"$VENV.log" 2>&1 || { cat "$VENV.log"; exit 1; }
-  echo "$wanted" >"$VENV/.requirements.sha256"
-fi
+# shellcheck source=/dev/null
+source "$ROOT/deploy/tool-venv.sh"
+tool_venv "$VENV" "$DOCKER_DIR/requirements-tools.txt"
 
 step "hadolint deploy/docker/Dockerfile"
 "$VENV/bin/hadolint" "$DOCKER_DIR/Dockerfile"
@@ -34,6 +26,7 @@ step "check-jsonschema --builtin-schema vendor.compose-spec compose.yaml"
 
 step "shellcheck on the image and Compose scripts"
 "$VENV/bin/shellcheck" "$DOCKER_DIR/entrypoint.sh" "$DOCKER_DIR/check.sh" "$DOCKER_DIR/build.sh" \
+  "$ROOT/deploy/tool-venv.sh" \
   "$ROOT/deploy/compose/postgres-init.sh" "$ROOT/deploy/compose/make-secrets.sh"
 
 step "pitfall guards (tests/infra/test_container.py)"

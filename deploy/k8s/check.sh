@@ -20,17 +20,9 @@ step() { printf '==> %s (%ss)\n' "$*" "$((SECONDS - START))"; }
 
 command -v "$KUBECTL" >/dev/null 2>&1 || { echo "k8s-check needs kubectl (1.27 or later)" >&2; exit 1; }
 
-requirements="$K8S_DIR/requirements-tools.txt"
-wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
-if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$wanted" ]]; then
-  step "installing .cache/k8s-venv from deploy/k8s/requirements-tools.txt"
-  rm -rf "$VENV"
-  mkdir -p "$ROOT/.cache"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" \
-    >"$VENV.log" 2>&1 || { cat "$VENV.log"; exit 1; }
-  echo "$wanted" >"$VENV/.requirements.sha256"
-fi
+# shellcheck source=/dev/null
+source "$ROOT/deploy/tool-venv.sh"
+tool_venv "$VENV" "$K8S_DIR/requirements-tools.txt"
 
 RENDERED="$(mktemp -d)"
 trap 'rm -rf "$RENDERED"' EXIT

@@ -22,12 +22,12 @@ from missionlink.api.app import create_app
 from missionlink.api.stream_gate import StreamGate
 from missionlink.bootstrap import Container
 from missionlink.observability.metrics import REQUESTS
+from tests.e2e.parity import headers_of, same
 from tests.e2e.sse import live_server, open_stream
 from tests.helpers import Actor, make_user, propose, settle_all, top_up
 
 PER_ADDRESS = 2
 LOG_EVERY = 3
-_VARYING = {"date", "x-request-id"}
 
 
 @pytest.fixture
@@ -49,20 +49,6 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(fast_path.FastPath, "_serve", counting)
     return answered
-
-
-def _shape(r: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
-    headers = [(k.lower(), v) for k, v in r.headers.multi_items() if k.lower() not in _VARYING]
-    return r.status_code, r.content, headers
-
-
-async def _same(fast: httpx.AsyncClient, normal: httpx.AsyncClient, method: str, path: str,
-                **kw: Any) -> httpx.Response:
-    a = await fast.request(method, path, **kw)
-    b = await normal.request(method, path, **kw)
-    assert _shape(a) == _shape(b), path
-    assert ("x-request-id" in a.headers) == ("x-request-id" in b.headers)
-    return a
 
 
 async def _world(client: httpx.AsyncClient, container: Container
@@ -88,20 +74,20 @@ async def test_cached_reads_match_the_app_byte_for_byte(
     for path in _reads(streamer, mission):
         first = await client.get(path)  # a miss: the app loads and stores it
         assert first.status_code == 200 and path not in served
-        hit = await _same(client, normal, "GET", path)
+        hit = await same(client, normal, "GET", path)
         assert served.count(path) == 1
         assert hit.headers["cache-control"] == "public, max-age=1, stale-while-revalidate=5"
         assert hit.headers["x-content-type-options"] == "nosniff"
         etag = hit.headers["etag"]
         for condition in (etag, f'W/{etag}', f'"other", {etag}', "*"):
-            r = await _same(client, normal, "GET", path, headers={"If-None-Match": condition})
+            r = await same(client, normal, "GET", path, headers={"If-None-Match": condition})
             assert r.status_code == 304 and r.content == b""
-        r = await _same(client, normal, "GET", path, headers={"If-None-Match": '"other"'})
+        r = await same(client, normal, "GET", path, headers={"If-None-Match": '"other"'})
         assert r.status_code == 200
         # A safe incoming id is echoed, an unsafe one replaced, by both.
-        r = await _same(client, normal, "GET", path, headers={"X-Request-Id": "abc-123"})
+        r = await same(client, normal, "GET", path, headers={"X-Request-Id": "abc-123"})
         assert r.headers["x-request-id"] == "abc-123"
-        r = await _same(client, normal, "GET", path, headers={"X-Request-Id": "a b\x7f"})
+        r = await same(client, normal, "GET", path, headers={"X-Request-Id": "a b\x7f"})
         assert r.headers["x-request-id"] != "a b\x7f"
         assert served.count(path) == 8
 
@@ -115,13 +101,13 @@ async def test_a_caller_with_credentials_is_never_answered_from_the_front(
         await client.get(path)
         served.clear()
         for headers in (creator.headers, {"Cookie": "ml_refresh=x"}):
-            r = await _same(client, normal, "GET", path, headers=headers)
+            r = await same(client, normal, "GET", path, headers=headers)
             assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
         # CORS answers a browser's cross-origin request, a body goes to the body limit.
-        r = await _same(client, normal, "GET", path,
+        r = await same(client, normal, "GET", path,
                         headers={"Origin": "https://app.missionlink.example.com"})
         assert r.headers["access-control-allow-origin"] == "https://app.missionlink.example.com"
-        await _same(client, normal, "GET", path, content=b"x" * 10)
+        await same(client, normal, "GET", path, content=b"x" * 10)
         assert served == []
 
 
@@ -137,12 +123,12 @@ async def test_bad_ids_unknown_rows_and_other_methods_answer_as_the_app(
                      "/api/v1/streamers/{}", "/api/v1/missions/{}/events",
                      "/api/v1/channels/{}/events"):
         for raw in bad:
-            r = await _same(client, normal, "GET", template.format(raw))
+            r = await same(client, normal, "GET", template.format(raw))
             assert r.status_code in (404, 422), (template, raw)
             assert r.headers["content-type"].startswith("application/problem+json")
     # HEAD is the app's to answer (and it answers the same).
-    await _same(client, normal, "HEAD", f"/api/v1/missions/{mission['id']}")
-    await _same(client, normal, "GET", f"/api/v1/missions/{mission['id']}/")
+    await same(client, normal, "HEAD", f"/api/v1/missions/{mission['id']}")
+    await same(client, normal, "GET", f"/api/v1/missions/{mission['id']}/")
     assert served == []
 
 
@@ -168,17 +154,17 @@ async def test_a_changed_read_is_answered_with_its_new_headers(
     await client.get(path)
     # A 304 first, then a 200, from the same entry.
     etag = (await client.get(path)).headers["etag"]
-    r = await _same(client, normal, "GET", path, headers={"If-None-Match": etag})
+    r = await same(client, normal, "GET", path, headers={"If-None-Match": etag})
     assert r.status_code == 304
-    old = await _same(client, normal, "GET", path)
+    old = await same(client, normal, "GET", path)
     r = await client.post(f"{path}/pledges", json={"amount": 1000},
                           headers={**creator.headers, "Idempotency-Key": "front-changed-1"})
     assert r.status_code == 201, r.text
     await client.get(path)  # the write dropped the entry: the app loads it again
-    new = await _same(client, normal, "GET", path)
+    new = await same(client, normal, "GET", path)
     assert new.headers["etag"] != old.headers["etag"] and new.content != old.content
     assert new.headers["content-length"] == str(len(new.content))
-    r = await _same(client, normal, "GET", path, headers={"If-None-Match": old.headers["etag"]})
+    r = await same(client, normal, "GET", path, headers={"If-None-Match": old.headers["etag"]})
     assert r.status_code == 200
     assert served.count(path) == 5
 
@@ -221,7 +207,7 @@ async def _opening(base: str, path: str, headers: dict[str, str] | None = None
     """Status, headers and the bytes up to the end of the snapshot event."""
     async with (httpx.AsyncClient(base_url=base, timeout=10) as http,
                 http.stream("GET", path, headers=headers) as r):
-        head = [(k.lower(), v) for k, v in r.headers.multi_items() if k.lower() not in _VARYING]
+        head = headers_of(r)
         body = b""
         if r.status_code == 200:
             async for chunk in r.aiter_bytes():

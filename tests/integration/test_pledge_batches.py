@@ -174,3 +174,26 @@ async def test_a_pledge_chosen_as_a_deadlock_victim_runs_again(
     assert desk._waiting == []
     await settle_all(container)
     await assert_ledger_ok(container)
+
+
+async def test_a_pledge_whose_caller_left_before_its_batch_is_never_applied(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    _, mission = await _mission(client, container)
+    first, gone = await _fans(client, container, 2, 5_000)
+    desk = PostgresPledgeDesk(container.core_db, container.settings)
+    desk.max_running = 1
+    base, count, rows = await _total(container, mission["id"])
+    running = asyncio.ensure_future(_place(desk, clock, first, mission["id"], 1_000))
+    await asyncio.sleep(0)  # its batch has started; the next pledge has to wait
+    waiting = asyncio.ensure_future(_place(desk, clock, gone, mission["id"], 1_000))
+    await asyncio.sleep(0)
+    assert len(desk._waiting) == 1
+    waiting.cancel()
+    assert (await running).status_code == 201
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0.2)  # time for any batch that could still carry it
+    assert desk._waiting == [] and not desk._running
+    assert await _total(container, mission["id"]) == (base + 1_000, count + 1, rows + 1)
+    await assert_ledger_ok(container)

@@ -26,14 +26,18 @@ async def get_container(request: Request) -> Container:
 Deps = Annotated[Container, Depends(get_container)]
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization`` header; None without one, 401 when malformed."""
     if not header:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("use 'Authorization: Bearer <access_token>'")
     return token.strip()
+
+
+def _bearer(request: Request) -> str | None:
+    return bearer_token(request.headers.get("authorization"))
 
 
 async def verify_token(container: Container, token: str) -> AccessClaims:
@@ -74,9 +78,13 @@ OptionalUser = Annotated[AccessClaims | None, Depends(optional_user)]
 CurrentStreamer = Annotated[AccessClaims, Depends(streamer_user)]
 
 
+#: The longest ``Idempotency-Key`` a request may carry.
+IDEMPOTENCY_KEY_MAX = 255
+
+
 async def idempotency_key(
     key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1,
-                                      max_length=255)] = None,
+                                      max_length=IDEMPOTENCY_KEY_MAX)] = None,
 ) -> str | None:
     return key
 

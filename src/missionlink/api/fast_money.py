@@ -34,7 +34,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from missionlink.adapters.security.tokens import AccessClaims
-from missionlink.api.deps import verify_token
+from missionlink.api.deps import IDEMPOTENCY_KEY_MAX, bearer_token, verify_token
 from missionlink.api.middleware import SecurityHeadersMiddleware, vary_on_origin
 from missionlink.api.params import INT64_END, parse_id
 from missionlink.api.problems import (
@@ -46,7 +46,7 @@ from missionlink.api.problems import (
 from missionlink.api.routers import missions as routes
 from missionlink.api.schemas.core import BetIn, PledgeIn
 from missionlink.bootstrap import Container
-from missionlink.domain.errors import DomainError
+from missionlink.domain.errors import DomainError, NotAuthenticated
 from missionlink.observability.http import (
     RequestIdMiddleware,
     record_request,
@@ -58,8 +58,6 @@ MISSIONS = "/api/v1/missions/"
 #: ``{"side": "failure", "points": 1000000}`` is 38 bytes; anything near this long is not
 #: an ordinary request.
 MAX_BODY = 128
-#: The most an ``Idempotency-Key`` may be (the routes' header bound).
-MAX_KEY = 255
 #: Where the parsed request waits for the answering app, in the request's scope.
 _ASKED = "missionlink.money"
 _PASS_ON = frozenset({b"origin", b"transfer-encoding"})
@@ -222,14 +220,16 @@ def _ordinary(scope: Scope) -> tuple[str, str | None, int] | None:
         return None
     if authorization is None:
         return None
-    scheme, _, token = authorization.decode("latin-1").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    try:
+        token = bearer_token(authorization.decode("latin-1"))
+    except NotAuthenticated:
+        return None  # the app answers with its 401
+    if token is None:
         return None
     text_key = None
     if key is not None:
         text_key = key.decode("latin-1")
-        if not 1 <= len(text_key) <= MAX_KEY:
+        if not 1 <= len(text_key) <= IDEMPOTENCY_KEY_MAX:
             return None
     return token, text_key, int(length)
 
