@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     client_ip_header: str = ""
 
     db_pool_size: int = Field(default=20, ge=1, le=500)
+    #: PostgreSQL, set on every pooled connection: a statement running longer than this is
+    #: cancelled (its request fails rather than holding a connection). 0 turns it off.
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0, le=3_600_000)
+    #: PostgreSQL: the longest a statement waits for a row or table lock before it fails.
+    #: 0 waits for ever.
+    db_lock_timeout_ms: int = Field(default=10_000, ge=0, le=3_600_000)
+    #: PostgreSQL: a session left inside an open transaction doing nothing for this long is
+    #: ended by the server, so its locks are given back. 0 turns it off.
+    db_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0, le=3_600_000)
     #: PostgreSQL: the most pledges applied together in one statement and one commit (at
     #: most 64, PostgreSQL's cache of a transaction's subtransactions).
     pledge_batch_max: int = Field(default=32, ge=1, le=64)

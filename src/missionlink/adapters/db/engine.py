@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -25,6 +28,38 @@ SQLITE_POOL_SIZE = 15
 #: connection's cache whenever another one commits, so on a busy database it holds little
 #: but a scan's pages, which it then frees.
 SQLITE_CACHE_KIB = 1024
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """PostgreSQL session settings every pooled connection starts with; 0 turns one off.
+
+    They are sent in the connection's startup packet, so they are the session's defaults:
+    ``SET LOCAL lock_timeout = DEFAULT`` (and ``set_config(..., true)`` undone at commit)
+    comes back to them. Migrations connect on their own and set their own.
+    """
+
+    statement_ms: int = 30_000
+    lock_ms: int = 10_000
+    idle_in_transaction_ms: int = 60_000
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "statement_timeout": str(self.statement_ms),
+            "lock_timeout": str(self.lock_ms),
+            "idle_in_transaction_session_timeout": str(self.idle_in_transaction_ms),
+        }
+
+
+@cache
+def configured_timeouts() -> Timeouts:
+    """``DB_STATEMENT_TIMEOUT_MS``, ``DB_LOCK_TIMEOUT_MS`` and
+    ``DB_IDLE_IN_TRANSACTION_TIMEOUT_MS``, read once per process."""
+    from missionlink.config import Settings
+
+    settings = Settings()
+    return Timeouts(settings.db_statement_timeout_ms, settings.db_lock_timeout_ms,
+                    settings.db_idle_in_transaction_timeout_ms)
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:
@@ -49,12 +84,18 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10,
+                timeouts: Timeouts | None = None) -> AsyncEngine:
+    """An engine for ``url``; on PostgreSQL each connection starts with ``timeouts``
+    (by default the settings')."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL_SIZE, max_overflow=0)
         _sqlite_setup(engine)
         return engine
+    connect_args: dict[str, Any] = {}
+    if make_url(url).get_driver_name() == "asyncpg":
+        connect_args["server_settings"] = (timeouts or configured_timeouts()).server_settings()
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -64,6 +105,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_timeout=10,
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args=connect_args,
     )
 
 
@@ -79,9 +121,10 @@ def is_retryable(exc: BaseException) -> bool:
 class Database:
     """One database: ``begin()`` for a write transaction, ``read()`` for reads."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10,
+                 timeouts: Timeouts | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.engine = make_engine(url, pool_size=pool_size, timeouts=timeouts)
 
     @property
     def is_postgres(self) -> bool:
