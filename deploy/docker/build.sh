@@ -21,7 +21,9 @@ name="${IMAGE_NAME:-missionlink}"
 tag="${IMAGE_TAG:-$revision}"
 ca_bundle="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 
-args=(--network host --isolation chroot --pull=never
+# Docker's image format: the OCI format has no HEALTHCHECK, and podman would drop the
+# Dockerfile's.
+args=(--network host --isolation chroot --pull=never --format docker
       -f deploy/docker/Dockerfile -t "$name:$tag"
       --build-arg "VERSION=$version" --build-arg "REVISION=$revision"
       --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)")

@@ -18,14 +18,16 @@ step() { printf '==> %s (%ss)\n' "$*" "$((SECONDS - START))"; }
 source "$ROOT/deploy/tool-venv.sh"
 tool_venv "$VENV" "$DOCKER_DIR/requirements-tools.txt"
 
-step "hadolint deploy/docker/Dockerfile"
-"$VENV/bin/hadolint" "$DOCKER_DIR/Dockerfile"
+step "hadolint deploy/docker/Dockerfile and Dockerfile.python-base"
+"$VENV/bin/hadolint" "$DOCKER_DIR/Dockerfile" "$DOCKER_DIR/Dockerfile.python-base"
 
 step "check-jsonschema --builtin-schema vendor.compose-spec compose.yaml"
 (cd "$ROOT" && "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec compose.yaml)
 
 step "shellcheck on the image and Compose scripts"
-"$VENV/bin/shellcheck" "$DOCKER_DIR/entrypoint.sh" "$DOCKER_DIR/check.sh" "$DOCKER_DIR/build.sh" \
+"$VENV/bin/shellcheck" -x -P SCRIPTDIR \
+  "$DOCKER_DIR/entrypoint.sh" "$DOCKER_DIR/check.sh" "$DOCKER_DIR/build.sh" \
+  "$DOCKER_DIR/base-image.sh" "$DOCKER_DIR/podman-env.sh" "$DOCKER_DIR/run-check.sh" \
   "$ROOT/deploy/tool-venv.sh" \
   "$ROOT/deploy/compose/postgres-init.sh" "$ROOT/deploy/compose/make-secrets.sh"
 
