@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from pydantic import ValidationError
 
@@ -19,6 +21,10 @@ def _settings() -> Settings:
     except ValidationError as exc:
         messages = "; ".join(str(e["msg"]) for e in exc.errors())
         sys.exit(f"missionlink: invalid settings: {messages}")
+
+
+def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:
+    sys.exit(0)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -50,6 +56,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         upgrade_all(settings)
     # The in-process worker runs beside the API unless a separate `missionlink worker` runs.
     os.environ.setdefault("MISSIONLINK_SERVE_WORKER", "1" if not settings.broker_url else "0")
+    # uvicorn handles SIGTERM itself (requests in flight finish, live streams end), then
+    # raises the signal again under the handler it found: this one, so a graceful stop
+    # exits 0 rather than "killed by SIGTERM". Before uvicorn starts it just exits.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     uvicorn.run(
         "missionlink.api.asgi:create_from_env",
         factory=True,

@@ -11,7 +11,8 @@ no queue per viewer.
 Because the frame bytes are shared, so is their ``id``: a pledge's frame is ``p<pledge id>``
 and every other event carries no id, so a client's ``Last-Event-ID`` stays the newest pledge
 it was told about. A viewer that falls a whole ring behind (it stopped reading) is ended;
-it resumes with ``Last-Event-ID`` and gets the pledges it missed.
+it resumes with ``Last-Event-ID`` and gets the pledges it missed. When the server starts
+to shut down, the hub closes every topic, so all its streams end then and resume elsewhere.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from fastapi import Request
 from starlette.datastructures import State
 
 from missionlink.adapters.broker.inprocess import Broker
-from missionlink.api import overlay_stream
+from missionlink.api import overlay_stream, stream_gate
 from missionlink.api.overlay_stream import channel_topic, frame, resume_point
 from missionlink.bootstrap import Container
 from missionlink.services import outbox
@@ -131,9 +132,18 @@ class LiveHub:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self.topics: dict[str, Topic] = {}
+        #: The server is shutting down: streams end, new ones end after their snapshot.
+        self.draining = False
+
+    def drain(self) -> None:
+        """End every stream now (the server is shutting down); they resume elsewhere."""
+        self.draining = True
+        for topic in list(self.topics.values()):
+            topic.close()
 
     async def join(self, name: str) -> Topic:
         """The topic, subscribed; every join is paired with one :meth:`leave`."""
+        stream_gate.draining().watch(self)
         topic = self.topics.get(name)
         if topic is None or topic.closed:
             topic = self.topics[name] = Topic(name)
@@ -238,11 +248,13 @@ class LiveStream:
     async def next(self) -> bytes | None:
         """The bytes due next, waiting for them; None once the stream is over.
 
-        Over means: its lifetime passed, its topic closed, it fell a whole ring behind, or
-        its client left (:meth:`leave`).
+        Over means: its lifetime passed, its topic closed, it fell a whole ring behind, its
+        client left (:meth:`leave`) or the server is shutting down.
         """
         topic = self._topic
         while topic is not None and not topic.closed and not self._left:
+            if self.hub.draining:
+                return None
             if time.monotonic() >= self._ends:
                 return None
             frames = topic.since(self._cursor)

@@ -5,7 +5,8 @@ in between is lost; every frame's ``id`` is ``p<N>``, N being the newest pledge 
 has been told about, so a reconnect with ``Last-Event-ID`` gets a fresh snapshot and the
 pledges it missed. Heartbeat comments go out every ``HEARTBEAT_SECONDS`` and also refresh
 ``channels.live_at`` (at most once per ``LIVE_REFRESH_SECONDS`` per channel and process, so
-thousands of viewers of one overlay do not all write the same row).
+thousands of viewers of one overlay do not all write the same row). When the server starts
+to shut down the stream ends at once, and the overlay resumes on another replica.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from missionlink.api import stream_gate
 from missionlink.bootstrap import Container
 from missionlink.services import outbox, read_model
 from missionlink.services import overlay as overlay_service
@@ -31,6 +33,8 @@ MAX_STREAM_SECONDS = 900.0
 ROTATED = "overlay.rotated"
 #: ``[0-9]``, not ``\d``: int() would also read Arabic-Indic or full-width digits.
 _LAST_EVENT_ID = re.compile(r"p([0-9]{1,18})")
+#: Put in a stream's own queue when the server shuts down (compared by identity).
+_DRAIN: dict[str, Any] = {"type": "server.draining"}
 
 
 def channel_topic(streamer_id: int) -> str:
@@ -91,6 +95,7 @@ class OverlayStream:
         self.resume_after = resume_point(last_event_id)
         self.cursor = 0
         self._replayed: set[int] = set()
+        self._queue: asyncio.Queue[dict[str, Any]] | None = None
 
     def _id(self) -> str:
         return f"p{self.cursor}"
@@ -118,29 +123,51 @@ class OverlayStream:
             self.cursor = max(self.cursor, pledge_id)
         return frame(event, self._id())
 
+    async def _still_valid(self) -> bool:
+        return await self.presence.still_valid(self.c, self.streamer_id, self.token)
+
+    def drain(self) -> None:
+        """The server is shutting down: the stream ends at its next wait."""
+        queue = self._queue
+        if queue is None:
+            return
+        if queue.full():
+            queue.get_nowait()
+        queue.put_nowait(_DRAIN)
+
     async def events(self) -> AsyncIterator[str]:
         async with self.c.broker.subscribe(channel_topic(self.streamer_id)) as queue:
-            for opening in await self._opening():
-                yield opening
-            if not await self.presence.still_valid(self.c, self.streamer_id, self.token):
-                return
-            next_beat = time.monotonic() + HEARTBEAT_SECONDS
-            ends = time.monotonic() + MAX_STREAM_SECONDS * (0.9 + secrets.randbelow(200) / 1000)
-            while time.monotonic() < ends:
-                try:
-                    async with asyncio.timeout(max(0.0, next_beat - time.monotonic())):
-                        event = await queue.get()
-                except TimeoutError:
-                    if not await self.presence.still_valid(self.c, self.streamer_id, self.token):
+            self._queue = queue
+            shutdown = stream_gate.draining()
+            shutdown.watch(self)
+            try:
+                for opening in await self._opening():
+                    yield opening
+                if not await self._still_valid():
+                    return
+                next_beat = time.monotonic() + HEARTBEAT_SECONDS
+                lifetime = MAX_STREAM_SECONDS * (0.9 + secrets.randbelow(200) / 1000)
+                ends = time.monotonic() + lifetime
+                while time.monotonic() < ends:
+                    try:
+                        async with asyncio.timeout(max(0.0, next_beat - time.monotonic())):
+                            event = await queue.get()
+                    except TimeoutError:
+                        if not await self._still_valid():
+                            return
+                        yield ": heartbeat\n\n"
+                        next_beat = time.monotonic() + HEARTBEAT_SECONDS
+                        continue
+                    if event is _DRAIN:
                         return
-                    yield ": heartbeat\n\n"
-                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
-                    continue
-                if event.get("type") == ROTATED:
-                    self.presence.forget(self.streamer_id)
-                    if not await self.presence.still_valid(self.c, self.streamer_id, self.token):
-                        return
-                    continue
-                rendered = self._render(event)
-                if rendered is not None:
-                    yield rendered
+                    if event.get("type") == ROTATED:
+                        self.presence.forget(self.streamer_id)
+                        if not await self._still_valid():
+                            return
+                        continue
+                    rendered = self._render(event)
+                    if rendered is not None:
+                        yield rendered
+            finally:
+                shutdown.unwatch(self)
+                self._queue = None

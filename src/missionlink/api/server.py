@@ -13,6 +13,11 @@ and a task for as long as it likes. This protocol adds three deadlines:
 
 A request that started but ran out of time gets ``408`` problem+json and the connection
 is closed; a connection that never sent a byte, or a stalled reader, is just closed.
+
+On shutdown (SIGTERM) uvicorn stops listening, closes idle connections and lets requests
+in flight finish (``timeout_graceful_shutdown``). Live streams never finish on their own,
+so the first connection asked to shut down also starts :func:`stream_gate.draining`:
+every stream of the process ends cleanly and its client resumes on another replica.
 See docs/decisions/0002-http-server.md for why uvicorn and not another server.
 """
 
@@ -28,6 +33,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from missionlink.api import stream_gate
 from missionlink.observability import metrics
 
 _PROBLEM_TYPE = "https://missionlink.example.com/errors/request-timeout"
@@ -93,6 +99,11 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._disarm_read()
         self._disarm_write()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server is shutting down: end the live streams, then uvicorn's own steps."""
+        stream_gate.draining(self.loop).begin()
+        super().shutdown()
 
     # Parser callbacks
     def on_message_begin(self) -> None:

@@ -5,12 +5,22 @@ opening thousands of them would starve everyone else. Every live stream goes thr
 :class:`StreamGate`: it takes a slot before the response starts and gives it back when the
 response ends, however it ends (normal end, client gone, send timeout, error). Counts are
 per process in memory; each API process enforces its own share of ``SSE_MAX_PER_PROCESS``.
+
+:func:`draining` is how streams learn that the server is shutting down: the HTTP protocol
+(:mod:`missionlink.api.server`) starts it when uvicorn asks its connections to shut down,
+and every stream then ends at once, cleanly, so its client reconnects with
+``Last-Event-ID`` to another replica instead of holding the shutdown until uvicorn's
+graceful timeout cuts it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterable, Mapping
+from typing import Protocol
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
@@ -21,8 +31,63 @@ from missionlink.config import Settings
 from missionlink.domain.errors import DomainError, RateLimited
 from missionlink.observability import metrics
 
+log = logging.getLogger(__name__)
+
 #: Streams are long-lived, so a refused client should not come straight back.
 RETRY_AFTER_SECONDS = 10
+
+
+class Drainable(Protocol):
+    def drain(self) -> None:
+        """End every stream this object serves, now (it must not block)."""
+
+
+class Draining:
+    """The shutdown of the server running on one event loop, as streams see it.
+
+    Whoever serves live streams :meth:`watch` es it; :meth:`begin` drains them all (and any
+    watcher that comes later at once). Watchers are held weakly.
+    """
+
+    def __init__(self) -> None:
+        self.started = False
+        self._watchers: weakref.WeakSet[Drainable] = weakref.WeakSet()
+
+    def watch(self, watcher: Drainable) -> None:
+        if self.started:
+            watcher.drain()
+        else:
+            self._watchers.add(watcher)
+
+    def unwatch(self, watcher: Drainable) -> None:
+        self._watchers.discard(watcher)
+
+    def begin(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        watchers = list(self._watchers)
+        self._watchers.clear()
+        log.info("shutdown: ending the live streams of %d sources", len(watchers))
+        for watcher in watchers:
+            watcher.drain()
+
+
+_DRAINING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Draining] = (
+    weakref.WeakKeyDictionary())
+
+
+def draining(loop: asyncio.AbstractEventLoop | None = None) -> Draining:
+    """The shutdown of the server on ``loop`` (by default the running one).
+
+    One per event loop, not per process: ``serve`` runs one loop, and a test that starts
+    and stops servers in loops of its own keeps each shutdown to its own loop.
+    """
+    loop = loop or asyncio.get_running_loop()
+    found = _DRAINING.get(loop)
+    if found is None:
+        found = _DRAINING[loop] = Draining()
+    return found
 
 
 class TooManyStreams(RateLimited):
