@@ -37,6 +37,7 @@ class Worker:
         self._last_purge = 0.0
 
     def stop(self) -> None:
+        """Stop after the event being handled: the rest of a claimed batch is released."""
         self._stopping.set()
 
     async def run_once(self) -> int:
@@ -46,6 +47,8 @@ class Worker:
         async with self.c.core_db.begin() as conn:
             done += await missions.expire_due(conn, now)
         done += await self.process_outbox()
+        if self._stopping.is_set():
+            return done
         done += await emails.send_batch(self.c)
         if time.monotonic() - self._last_purge > 3600:
             self._last_purge = time.monotonic()
@@ -96,9 +99,15 @@ class Worker:
             if conn.dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             events = list(await conn.execute(stmt))
+            handled = 0
             for event in events:
+                if self._stopping.is_set():
+                    # Shutting down: what is handled commits, the rest of the batch is
+                    # released with it (still unprocessed) for the next worker to claim.
+                    break
                 await self._handle(conn, event)
-        return len(events)
+                handled += 1
+        return handled
 
     async def _handle(self, conn: AsyncConnection, event: Any) -> None:
         now = self.c.clock.now()
