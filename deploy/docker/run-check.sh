@@ -77,6 +77,9 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
+# A stopped job (Ctrl-C, a CI timeout) still removes its containers, databases and roles.
+trap "exit 130" INT
+trap "exit 143" TERM
 
 free_port() {
   "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -87,7 +90,9 @@ phase "podman and the local base"
 # shellcheck source=podman-env.sh
 source "$ROOT/deploy/docker/podman-env.sh"
 podman_env
-command -v psql >/dev/null 2>&1 || fail "psql is needed to make the test databases"
+for tool in psql curl "$PYTHON"; do
+  command -v "$tool" >/dev/null 2>&1 || fail "$tool is needed (psql for the databases, curl and python3 for the HTTP checks)"
+done
 if [[ -z "${BASE_IMAGE:-}" ]]; then
   BASE_IMAGE="$(bash "$ROOT/deploy/docker/base-image.sh" | tail -n1)"
 fi
