@@ -19,6 +19,7 @@ from missionlink.adapters.security.revocations import (
 from missionlink.adapters.security.tokens import TokenService, load_or_create_key
 from missionlink.config import Settings
 from missionlink.domain.clock import Clock, SystemClock
+from missionlink.observability import metrics
 from missionlink.services.notices import CommitNotices
 from missionlink.services.pledges import PledgeDesk, make_pledge_desk
 from missionlink.services.read_model import ReadCache
@@ -82,13 +83,16 @@ def build(
     revoked = RevocationList()
     clock = clock or SystemClock()
     core_db = Database(settings.core_url, pool_size=settings.db_pool_size)
+    identity_db = Database(settings.identity_url, pool_size=settings.db_pool_size)
+    metrics.watch_pool("core", core_db.engine.pool)
+    metrics.watch_pool("identity", identity_db.engine.pool)
     read_cache = ReadCache(max_entries=settings.read_cache_max_entries,
                            max_bytes=settings.read_cache_max_bytes,
                            ttl_seconds=settings.read_cache_ttl_seconds, clock=clock)
     return Container(
         settings=settings,
         clock=clock,
-        identity_db=Database(settings.identity_url, pool_size=settings.db_pool_size),
+        identity_db=identity_db,
         core_db=core_db,
         tokens=TokenService(
             key,

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     #: while this many run waits for the next batch.
     pledge_batch_concurrency: int = Field(default=2, ge=1, le=64)
     metrics_port: int = Field(default=9100, ge=0, le=65535)
+    #: The worker checks every ledger invariant this often (the reconcile metrics); 0 never.
+    reconcile_interval_seconds: int = Field(default=300, ge=0)
     worker_batch_size: int = Field(default=50, ge=1)
     worker_max_attempts: int = Field(default=8, ge=1)
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)

@@ -34,6 +34,7 @@ from missionlink.adapters.broker.inprocess import Broker
 from missionlink.api import overlay_stream, stream_gate
 from missionlink.api.overlay_stream import channel_topic, frame, resume_point
 from missionlink.bootstrap import Container
+from missionlink.observability.metrics import SSE_EVENTS
 from missionlink.services import outbox
 from missionlink.services import overlay as overlay_service
 from missionlink.services.mission_queries import get_mission, iso
@@ -45,6 +46,8 @@ RING = 256
 HEARTBEAT = b": heartbeat\n\n"
 #: Broker messages that are not public events (the overlay's own signals).
 _PRIVATE_TYPES = frozenset({overlay_stream.ROTATED})
+_SENT_MISSION = SSE_EVENTS.labels("mission")
+_SENT_CHANNEL = SSE_EVENTS.labels("channel")
 _NONE_REPLAYED: frozenset[int] = frozenset()
 
 
@@ -262,6 +265,8 @@ class LiveStream:
                 return None
             self._cursor = topic.end
             due = [f.data for f in frames if self._shown(f)]
+            if due:
+                (_SENT_CHANNEL if self.mission_id is None else _SENT_MISSION).inc(len(due))
             if self._beats != topic.beats:
                 self._beats = topic.beats
                 due.append(HEARTBEAT)

@@ -21,6 +21,7 @@ from typing import Any
 
 from missionlink.api import stream_gate
 from missionlink.bootstrap import Container
+from missionlink.observability.metrics import SSE_EVENTS
 from missionlink.services import outbox, read_model
 from missionlink.services import overlay as overlay_service
 
@@ -31,6 +32,7 @@ RETRY_MILLISECONDS = 2000
 #: spread over new replicas after a scale-out, and a draining replica empties in time.
 MAX_STREAM_SECONDS = 900.0
 ROTATED = "overlay.rotated"
+_SENT = SSE_EVENTS.labels("overlay")
 #: ``[0-9]``, not ``\d``: int() would also read Arabic-Indic or full-width digits.
 _LAST_EVENT_ID = re.compile(r"p([0-9]{1,18})")
 #: Put in a stream's own queue when the server shuts down (compared by identity).
@@ -167,6 +169,7 @@ class OverlayStream:
                         continue
                     rendered = self._render(event)
                     if rendered is not None:
+                        _SENT.inc()
                         yield rendered
             finally:
                 shutdown.unwatch(self)

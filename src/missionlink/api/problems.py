@@ -16,14 +16,14 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from missionlink.api.openapi_links import add_links
-from missionlink.domain.errors import DomainError
+from missionlink.domain.errors import DomainError, RateLimited
 from missionlink.observability.http import (
     REQUEST_ID_HEADER,
     report_unhandled,
     request_id_of,
     route_template,
 )
-from missionlink.observability.metrics import DEPENDENCY_ERRORS
+from missionlink.observability.metrics import DEPENDENCY_ERRORS, RATE_LIMITED, RATE_LIMITS
 
 _log = structlog.get_logger(__name__)
 
@@ -80,6 +80,8 @@ def internal_error(request_id: str) -> JSONResponse:
 def domain_problem(exc: DomainError) -> JSONResponse:
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
+    if isinstance(exc, RateLimited):
+        RATE_LIMITED.labels(exc.limit if exc.limit in RATE_LIMITS else "other").inc()
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
         extra["retry_after"] = exc.retry_after

@@ -93,6 +93,8 @@ def draining(loop: asyncio.AbstractEventLoop | None = None) -> Draining:
 class TooManyStreams(RateLimited):
     """This credential or address already holds its share of live streams."""
 
+    limit = "stream"
+
 
 class StreamsFull(DomainError):
     code = "streams-full"

@@ -84,3 +84,11 @@ class RateLimited(DomainError):
     code = "rate-limited"
     status = 429
     title = "Too many requests"
+    #: Which limit refused: signup, login, pledge, post, stream or other (a metric label).
+    limit = "other"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None,
+                 limit: str | None = None) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        if limit is not None:
+            self.limit = limit

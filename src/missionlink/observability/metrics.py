@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
@@ -65,4 +67,93 @@ READ_CACHE_ENTRIES = Gauge(
 READ_CACHE_BYTES = Gauge(
     "missionlink_read_cache_body_bytes",
     "Bytes of the encoded bodies held in this process's read model",
+)
+
+# -- workers: backlog, dead letters, settlement ------------------------------------------
+OUTBOX_BACKLOG = Gauge(
+    "missionlink_outbox_backlog", "Outbox events not processed yet (sampled by the worker)"
+)
+DEAD_LETTERS = Gauge(
+    "missionlink_dead_letters",
+    "Dead letters not replayed yet: events whose handlers kept failing, and result emails "
+    "the mail server never took (`missionlink dead-letters list`)",
+    ["kind"],
+)
+SETTLEMENT_LAG = Histogram(
+    "missionlink_settlement_lag_seconds",
+    "From a mission's end (succeeded, failed, rejected, expired or cancelled) to its "
+    "settlement",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+
+# -- database pools -----------------------------------------------------------------------
+DB_POOL = Gauge(
+    "missionlink_db_pool_connections",
+    "Connections of this process's pool per database: in_use (checked out), idle "
+    "(open, waiting in the pool) and capacity (DB_POOL_SIZE)",
+    ["database", "state"],
+)
+
+
+def watch_pool(database: str, pool: Any) -> None:
+    """Report ``pool`` (a SQLAlchemy queue pool) as ``database`` at each scrape."""
+    for state, read in (("in_use", "checkedout"), ("idle", "checkedin"), ("capacity", "size")):
+        method = getattr(pool, read, None)
+        if callable(method):
+            DB_POOL.labels(database, state).set_function(method)
+
+# -- live streams and limits --------------------------------------------------------------
+SSE_EVENTS = Counter(
+    "missionlink_sse_events_sent_total",
+    "Events written to live streams: the overlay, a mission's or a channel's public stream",
+    ["stream"],
+)
+for _stream in ("overlay", "mission", "channel"):
+    SSE_EVENTS.labels(_stream)
+RATE_LIMITED = Counter(
+    "missionlink_rate_limited_total",
+    "Requests refused 429 by a rate limit: signup, login, pledge (pledges and proposals), "
+    "post, stream (live streams per token or address), other",
+    ["limit"],
+)
+RATE_LIMITS = ("signup", "login", "pledge", "post", "stream", "other")
+for _limit in RATE_LIMITS:
+    RATE_LIMITED.labels(_limit)
+
+# -- business (counted by the worker from the outbox events, after they commit) ----------
+PLEDGES = Counter("missionlink_pledges_total", "Pledges made (a proposal's first one included)")
+PLEDGED_KRW = Counter("missionlink_pledged_krw_total", "KRW pledged into escrow")
+BETS = Counter("missionlink_bets_total", "Prediction bets placed")
+BET_POINTS = Counter("missionlink_bet_points_total", "Points staked on predictions")
+MISSIONS_CREATED = Counter("missionlink_missions_created_total", "Missions proposed")
+SETTLEMENTS = Counter(
+    "missionlink_settlements_total",
+    "Missions settled: payout (succeeded) or refund (failed, rejected, expired, cancelled)",
+    ["outcome"],
+)
+for _outcome in ("payout", "refund"):
+    SETTLEMENTS.labels(_outcome)
+PAID_OUT_KRW = Counter("missionlink_paid_out_krw_total", "KRW paid out to streamers")
+FEES_KRW = Counter("missionlink_fees_krw_total", "KRW of platform fees taken at payouts")
+REFUNDED_KRW = Counter("missionlink_refunded_krw_total", "KRW refunded to backers")
+MISSIONS = Gauge(
+    "missionlink_missions", "Missions per status (sampled by the worker)", ["status"]
+)
+ESCROW_KRW = Gauge(
+    "missionlink_escrow_krw", "KRW held in escrow now: pledged to missions not settled yet"
+)
+
+# -- reconcile ----------------------------------------------------------------------------
+RECONCILE_OK = Gauge(
+    "missionlink_reconcile_ok", "1 when the last reconcile found every invariant holding"
+)
+RECONCILE_LAST_RUN = Gauge(
+    "missionlink_reconcile_last_run_timestamp_seconds",
+    "Unix time the last reconcile of this process finished",
+)
+RECONCILE_DURATION = Gauge(
+    "missionlink_reconcile_duration_seconds", "How long the last reconcile took"
+)
+RECONCILE_VIOLATIONS = Gauge(
+    "missionlink_reconcile_violations", "Problems the last reconcile found (0 when ok)"
 )

@@ -188,7 +188,8 @@ async def login(c: Container, *, email: str, password: str, client: str) -> Toke
     )
     if wait is not None:
         raise RateLimited(
-            f"too many failed logins from this address; retry in {wait} s", retry_after=wait
+            f"too many failed logins from this address; retry in {wait} s", retry_after=wait,
+            limit="login",
         )
     failed_here = await c.limiter.count(by_pair, window=window) > 0
     # Counted before the check, so parallel tries cannot all slip under the budget; a
@@ -206,7 +207,8 @@ async def login(c: Container, *, email: str, password: str, client: str) -> Toke
         )
         if wait is not None:
             raise RateLimited(
-                f"too many failed logins on this account; retry in {wait} s", retry_after=wait
+                f"too many failed logins on this account; retry in {wait} s", retry_after=wait,
+                limit="login",
             )
     try:
         pair = await _check_credentials(c, email=email, password=password)

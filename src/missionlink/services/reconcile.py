@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import structlog
 from sqlalchemy import String, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,8 +35,10 @@ from missionlink.adapters.db.core_tables import (
 from missionlink.adapters.db.engine import Database
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
+from missionlink.observability import metrics
 from missionlink.services.missions import PLEDGE_TRANSFER_PREFIX
 
+log = structlog.get_logger("missionlink.reconcile")
 
 @dataclass
 class Report:
@@ -172,10 +176,23 @@ async def check(conn: AsyncConnection) -> Report:
     return report
 
 
+async def check_measured(conn: AsyncConnection) -> Report:
+    """``check``, with its result, duration and time kept in the reconcile metrics."""
+    started = time.monotonic()
+    report = await check(conn)
+    metrics.RECONCILE_DURATION.set(time.monotonic() - started)
+    metrics.RECONCILE_OK.set(1 if report.ok else 0)
+    metrics.RECONCILE_VIOLATIONS.set(len(report.failures))
+    metrics.RECONCILE_LAST_RUN.set(time.time())
+    log.info("reconcile.finished", ok=report.ok, problems=len(report.failures),
+             seconds=round(time.monotonic() - started, 3))
+    return report
+
+
 async def run_report(settings: Settings) -> Report:
     db = Database(settings.core_url)
     try:
         async with db.read() as conn:
-            return await check(conn)
+            return await check_measured(conn)
     finally:
         await db.dispose()

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import dead_letters, outbox, processed_events
@@ -21,6 +21,7 @@ from missionlink.services import idempotency, missions
 from missionlink.services.notices import WAKE_CHANNEL
 from missionlink.workers import emails
 from missionlink.workers.handlers import HANDLERS
+from missionlink.workers.observe import Observer, tally
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,7 @@ class Worker:
         self.idle_seconds = idle_seconds
         self._stopping = asyncio.Event()
         self._last_purge = 0.0
+        self._observe = Observer(container)
 
     def stop(self) -> None:
         """Stop after the event being handled: the rest of a claimed batch is released."""
@@ -100,16 +102,20 @@ class Worker:
                 stmt = stmt.with_for_update(skip_locked=True)
             events = list(await conn.execute(stmt))
             handled = 0
+            succeeded: list[tuple[str, dict[str, Any]]] = []
             for event in events:
                 if self._stopping.is_set():
                     # Shutting down: what is handled commits, the rest of the batch is
                     # released with it (still unprocessed) for the next worker to claim.
                     break
-                await self._handle(conn, event)
+                if await self._handle(conn, event):
+                    succeeded.append((event.topic, dict(event.payload)))
                 handled += 1
+        await tally(self.c, succeeded)  # committed now: count what it did
         return handled
 
-    async def _handle(self, conn: AsyncConnection, event: Any) -> None:
+    async def _handle(self, conn: AsyncConnection, event: Any) -> bool:
+        """Run the event's handlers that have not run yet; False when one failed."""
         now = self.c.clock.now()
         try:
             async with conn.begin_nested():
@@ -135,6 +141,7 @@ class Worker:
                     update(outbox).where(outbox.c.id == event.id).values(processed_at=now)
                 )
             metrics.EVENTS.labels(topic=event.topic, outcome="ok").inc()
+            return True
         except Exception as exc:
             attempts = event.attempts + 1
             error = f"{type(exc).__name__}: {exc}"[:4000]
@@ -154,14 +161,7 @@ class Worker:
             else:
                 metrics.EVENTS.labels(topic=event.topic, outcome="retry").inc()
             await conn.execute(update(outbox).where(outbox.c.id == event.id).values(**values))
-
-    async def _observe(self) -> None:
-        async with self.c.core_db.read() as conn:
-            oldest = await conn.scalar(
-                select(func.min(outbox.c.created_at)).where(outbox.c.processed_at.is_(None))
-            )
-        age = (self.c.clock.now() - oldest).total_seconds() if oldest else 0.0
-        metrics.OUTBOX_AGE.set(max(age, 0.0))
+            return False
 
 
 async def run_standalone(settings: Settings) -> None:

@@ -38,8 +38,14 @@ class RateLimiter(Protocol):
     async def close(self) -> None: ...
 
 
-def _refuse(what: str, wait: int) -> RateLimited:
-    return RateLimited(f"too many {what}; retry in {wait} s", retry_after=wait)
+#: The first part of a limiter key names its limit (``pledge:42``, ``login-fail:pair:…``).
+_LIMIT_OF_PREFIX = {"signup": "signup", "login-fail": "login", "pledge": "pledge",
+                    "post": "post"}
+
+
+def _refuse(key: str, what: str, wait: int) -> RateLimited:
+    return RateLimited(f"too many {what}; retry in {wait} s", retry_after=wait,
+                       limit=_LIMIT_OF_PREFIX.get(key.partition(":")[0], "other"))
 
 
 #: Beyond this many doublings every cap in use is reached; it keeps the power finite.
@@ -107,7 +113,7 @@ class MemoryRateLimiter:
     async def hit(self, key: str, *, limit: int, window: float, what: str) -> None:
         wait = await self.retry_after(key, limit=limit, window=window)
         if wait is not None:
-            raise _refuse(what, wait)
+            raise _refuse(key, what, wait)
         if limit > 0:
             await self.record(key, window=window)
 
@@ -204,7 +210,7 @@ class RedisRateLimiter:
             args=[self._ms(), int(window * 1000), limit, uuid.uuid4().hex],
         ))
         if wait_ms >= 0:
-            raise _refuse(what, max(1, math.ceil(wait_ms / 1000)))
+            raise _refuse(key, what, max(1, math.ceil(wait_ms / 1000)))
 
     async def close(self) -> None:
         await self._redis.aclose()
