@@ -8,7 +8,7 @@ FUZZ_STEPS    ?= 20
 FUZZ_SEED     ?= 20250801
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image cluster clean
+.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run cluster clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench-short: $(STAMP) ## every benchmark in its short mode, about 70 s in all (w
 
 bench-reads: $(STAMP) ## GET mission vs bare Starlette under wrk, same run (PostgreSQL too with MISSIONLINK_BENCH_POSTGRES_URL); ARGS=--short for ~20 s
 	$(BIN)/python bench/reads.py $(ARGS)
+
+image-run: ## build the image with podman (on a Debian-made base where no registry is reachable) and run it read-only: migrate, serve, worker on this machine's PostgreSQL and Redis, a mission settled over HTTP, reconcile
+	bash deploy/docker/run-check.sh
 
 cluster: $(STAMP) ## 2 API processes behind nginx and 2 workers on this machine's PostgreSQL and Redis (ARGS=--drop drops the databases on exit)
 	$(BIN)/python deploy/local/cluster.py $(ARGS)
