@@ -16,6 +16,7 @@ from missionlink.bootstrap import Container
 from missionlink.domain.clock import FrozenClock
 from missionlink.workers import observe
 from missionlink.workers.runner import Worker
+from tests.conftest import BACKENDS
 from tests.helpers import make_user, propose, top_up
 
 
@@ -155,3 +156,14 @@ async def test_labels_stay_low_cardinality_whatever_clients_send(
                 assert not SUSPICIOUS.search(text), (family.name, label, text)
             combos.add(tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le")))
         assert len(combos) < 300, (family.name, len(combos))
+
+
+@pytest.mark.parametrize("database_urls", [BACKENDS[1]], indirect=True)
+async def test_reconcile_reads_under_its_own_statement_timeout(container: Container) -> None:
+    from sqlalchemy import text
+
+    from missionlink.services.reconcile import RECONCILE_STATEMENT_TIMEOUT, check_measured
+
+    async with container.core_db.read() as conn:
+        await check_measured(conn)
+        assert await conn.scalar(text("SHOW statement_timeout")) == RECONCILE_STATEMENT_TIMEOUT

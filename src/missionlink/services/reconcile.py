@@ -39,6 +39,8 @@ from missionlink.observability import metrics
 from missionlink.services.missions import PLEDGE_TRANSFER_PREFIX
 
 log = structlog.get_logger("missionlink.reconcile")
+#: How long one reconcile's statements may run on PostgreSQL (it scans the journal).
+RECONCILE_STATEMENT_TIMEOUT = "15min"
 
 @dataclass
 class Report:
@@ -177,8 +179,14 @@ async def check(conn: AsyncConnection) -> Report:
 
 
 async def check_measured(conn: AsyncConnection) -> Report:
-    """``check``, with its result, duration and time kept in the reconcile metrics."""
+    """``check``, with its result, duration and time kept in the reconcile metrics.
+
+    On PostgreSQL it reads the whole journal, so it may take longer than the pool's
+    ``DB_STATEMENT_TIMEOUT_MS``: its transaction gets ``RECONCILE_STATEMENT_TIMEOUT``.
+    """
     started = time.monotonic()
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{RECONCILE_STATEMENT_TIMEOUT}'")
     report = await check(conn)
     metrics.RECONCILE_DURATION.set(time.monotonic() - started)
     metrics.RECONCILE_OK.set(1 if report.ok else 0)
