@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 
 from missionlink.adapters.broker.inprocess import Broker, make_broker
-from missionlink.adapters.db.engine import Database
+from missionlink.adapters.db.engine import Database, Timeouts
 from missionlink.adapters.email.senders import FileMailer, Mailer, SmtpMailer
 from missionlink.adapters.payments.providers import PaymentProvider, make_provider
 from missionlink.adapters.security.rate_limit import RateLimiter, make_rate_limiter
@@ -82,8 +82,10 @@ def build(
     # One list, read by token checks and written by the session revocations.
     revoked = RevocationList()
     clock = clock or SystemClock()
-    core_db = Database(settings.core_url, pool_size=settings.db_pool_size)
-    identity_db = Database(settings.identity_url, pool_size=settings.db_pool_size)
+    timeouts = Timeouts.of(settings)
+    core_db = Database(settings.core_url, pool_size=settings.db_pool_size, timeouts=timeouts)
+    identity_db = Database(settings.identity_url, pool_size=settings.db_pool_size,
+                           timeouts=timeouts)
     metrics.watch_pool("core", core_db.engine.pool)
     metrics.watch_pool("identity", identity_db.engine.pool)
     read_cache = ReadCache(max_entries=settings.read_cache_max_entries,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from missionlink.adapters.db.engine import Database, Timeouts, configured_timeouts
+from missionlink.adapters.db.engine import Database, Timeouts
 from missionlink.config import Settings, normalize_database_url
 
 pytestmark = pytest.mark.parametrize(
@@ -118,8 +118,5 @@ def test_the_defaults_come_from_the_settings(
             defaults.db_idle_in_transaction_timeout_ms) == (30_000, 10_000, 60_000)
     monkeypatch.setenv("MISSIONLINK_DB_STATEMENT_TIMEOUT_MS", "1234")
     monkeypatch.setenv("MISSIONLINK_DB_LOCK_TIMEOUT_MS", "0")
-    configured_timeouts.cache_clear()
-    try:
-        assert configured_timeouts() == Timeouts(1234, 0, 60_000)
-    finally:
-        configured_timeouts.cache_clear()
+    assert Timeouts.of(Settings()) == Timeouts(1234, 0, 60_000)
+    assert Timeouts() == Timeouts.of(defaults)

@@ -32,7 +32,7 @@ from missionlink.adapters.db.core_tables import (
     transfers,
     wallets,
 )
-from missionlink.adapters.db.engine import Database
+from missionlink.adapters.db.engine import Database, Timeouts
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.observability import metrics
@@ -198,7 +198,7 @@ async def check_measured(conn: AsyncConnection) -> Report:
 
 
 async def run_report(settings: Settings) -> Report:
-    db = Database(settings.core_url)
+    db = Database(settings.core_url, timeouts=Timeouts.of(settings))
     try:
         async with db.read() as conn:
             return await check_measured(conn)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 
 from missionlink.adapters.db.core_tables import dead_letters, email_jobs, outbox
-from missionlink.adapters.db.engine import Database
+from missionlink.adapters.db.engine import Database, Timeouts
 from missionlink.config import Settings
 from missionlink.domain.clock import SystemClock
 
@@ -74,7 +74,7 @@ async def list_all(db: Database) -> list[dict[str, Any]]:
 
 
 async def list_dead_letters(settings: Settings) -> list[dict[str, Any]]:
-    db = Database(settings.core_url)
+    db = Database(settings.core_url, timeouts=Timeouts.of(settings))
     try:
         return await list_all(db)
     finally:
@@ -142,7 +142,7 @@ async def replay_any(db: Database, dead_letter: DeadLetterId) -> bool:
 async def replay_dead_letter(settings: Settings, dead_letter: DeadLetterId | int) -> bool:
     if isinstance(dead_letter, int):
         dead_letter = DeadLetterId("event", dead_letter)
-    db = Database(settings.core_url)
+    db = Database(settings.core_url, timeouts=Timeouts.of(settings))
     try:
         return await replay_any(db, dead_letter)
     finally:

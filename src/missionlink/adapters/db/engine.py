@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import event
@@ -43,23 +42,19 @@ class Timeouts:
     lock_ms: int = 10_000
     idle_in_transaction_ms: int = 60_000
 
+    @classmethod
+    def of(cls, settings: Any) -> Timeouts:
+        """``DB_STATEMENT_TIMEOUT_MS``, ``DB_LOCK_TIMEOUT_MS`` and
+        ``DB_IDLE_IN_TRANSACTION_TIMEOUT_MS`` of ``settings``."""
+        return cls(settings.db_statement_timeout_ms, settings.db_lock_timeout_ms,
+                   settings.db_idle_in_transaction_timeout_ms)
+
     def server_settings(self) -> dict[str, str]:
         return {
             "statement_timeout": str(self.statement_ms),
             "lock_timeout": str(self.lock_ms),
             "idle_in_transaction_session_timeout": str(self.idle_in_transaction_ms),
         }
-
-
-@cache
-def configured_timeouts() -> Timeouts:
-    """``DB_STATEMENT_TIMEOUT_MS``, ``DB_LOCK_TIMEOUT_MS`` and
-    ``DB_IDLE_IN_TRANSACTION_TIMEOUT_MS``, read once per process."""
-    from missionlink.config import Settings
-
-    settings = Settings()
-    return Timeouts(settings.db_statement_timeout_ms, settings.db_lock_timeout_ms,
-                    settings.db_idle_in_transaction_timeout_ms)
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:
@@ -95,7 +90,7 @@ def make_engine(url: str, *, pool_size: int = 10,
         return engine
     connect_args: dict[str, Any] = {}
     if make_url(url).get_driver_name() == "asyncpg":
-        connect_args["server_settings"] = (timeouts or configured_timeouts()).server_settings()
+        connect_args["server_settings"] = (timeouts or Timeouts()).server_settings()
     return create_async_engine(
         url,
         pool_size=pool_size,
