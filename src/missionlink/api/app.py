@@ -19,14 +19,24 @@ from missionlink.api.middleware import (
     LastResortMiddleware,
     SecurityHeadersMiddleware,
 )
-from missionlink.api.routers import auth, board, health, live, missions, overlay, streamers, wallet
+from missionlink.api.routers import (
+    admin,
+    auth,
+    board,
+    health,
+    live,
+    missions,
+    overlay,
+    streamers,
+    wallet,
+)
 from missionlink.api.routers import pages as web_pages
 from missionlink.bootstrap import Container
 from missionlink.config import Env
 from missionlink.observability.http import RequestIdMiddleware, RequestMetricsMiddleware
 
 ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers.router,
-           board.router, overlay.router, live.router]
+           board.router, overlay.router, live.router, admin.router]
 ROUTERS.append(web_pages.router)  # HTML pages and /static, after every API route
 
 
