@@ -472,7 +472,7 @@ def test_alertmanager_routes_pages_and_warnings_to_their_own_slack_channel() -> 
     for name in by_severity.values():
         (slack,) = receivers[name]["slack_configs"]
         assert "api_url" not in slack, "the webhook URL is a secret: api_url_file only"
-        assert slack["api_url_file"].startswith("/etc/alertmanager/secrets/")
+        assert slack["api_url_file"].startswith("/run/secrets/")
         webhook_files.add(slack["api_url_file"])
     assert len(webhook_files) == 2, "each channel has its own webhook"
     (inhibit,) = config["inhibit_rules"]
