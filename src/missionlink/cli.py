@@ -56,6 +56,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         upgrade_all(settings)
     # The in-process worker runs beside the API unless a separate `missionlink worker` runs.
     os.environ.setdefault("MISSIONLINK_SERVE_WORKER", "1" if not settings.broker_url else "0")
+    # Each process serves its metrics on the first free port of API_METRICS_PORT ..
+    # API_METRICS_PORT + workers - 1, on the address the API binds.
+    from missionlink.observability.metrics_listener import HOST_ENV, PROCESSES_ENV
+
+    os.environ[PROCESSES_ENV] = str(args.workers)
+    os.environ[HOST_ENV] = args.host
     # uvicorn handles SIGTERM itself (requests in flight finish, live streams end), then
     # raises the signal again under the handler it found: this one, so a graceful stop
     # exits 0 rather than "killed by SIGTERM". Before uvicorn starts it just exits.

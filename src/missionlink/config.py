@@ -117,6 +117,14 @@ class Settings(BaseSettings):
     #: while this many run waits for the next batch.
     pledge_batch_concurrency: int = Field(default=2, ge=1, le=64)
     metrics_port: int = Field(default=9100, ge=0, le=65535)
+    #: Each `missionlink serve` process serves /metrics on an internal port of its own: the
+    #: first free one of API_METRICS_PORT .. API_METRICS_PORT + N - 1 with `--workers N`,
+    #: on the address `serve --host` binds. 0 turns the internal listener off (/metrics on
+    #: the public port stays).
+    api_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    #: `missionlink worker` answers /healthz 503 when its loop has not completed a pass
+    #: for this long.
+    worker_liveness_seconds: int = Field(default=60, ge=5, le=3600)
     #: The worker checks every ledger invariant this often (the reconcile metrics); 0 never.
     reconcile_interval_seconds: int = Field(default=300, ge=0)
     worker_batch_size: int = Field(default=50, ge=1)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from missionlink import bootstrap
 from missionlink.api.app import create_app
 from missionlink.config import Env, Settings
+from missionlink.observability import metrics_listener
 from missionlink.observability.logging import configure
 from missionlink.observability.memory import pin_mmap_threshold, widen_young_generation
 
@@ -18,5 +19,8 @@ def create_from_env() -> FastAPI:
     widen_young_generation()
     settings = Settings()
     configure(json_logs=settings.env != Env.dev)
+    # This process's own registry on an internal port (a port per process; see
+    # observability/metrics_listener.py); /metrics on the public port stays too.
+    metrics_listener.start_from_env(settings.api_metrics_port)
     run_worker = os.environ.get("MISSIONLINK_SERVE_WORKER", "1") == "1"
     return create_app(bootstrap.build(settings), run_worker=run_worker)
