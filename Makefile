@@ -8,7 +8,7 @@ FUZZ_STEPS    ?= 20
 FUZZ_SEED     ?= 20250801
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run cluster clean
+.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run monitoring-check cluster clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ bench-reads: $(STAMP) ## GET mission vs bare Starlette under wrk, same run (Post
 
 image-run: ## build the image with podman (on a Debian-made base where no registry is reachable) and run it read-only: migrate, serve, worker on this machine's PostgreSQL and Redis, a mission settled over HTTP, reconcile
 	bash deploy/docker/run-check.sh
+
+monitoring-check: $(STAMP) ## promtool/amtool checks and alert unit tests of deploy/monitoring, dashboards and alerts against the exported metrics
+	bash deploy/monitoring/check.sh
 
 cluster: $(STAMP) ## 2 API processes behind nginx and 2 workers on this machine's PostgreSQL and Redis (ARGS=--drop drops the databases on exit)
 	$(BIN)/python deploy/local/cluster.py $(ARGS)
