@@ -19,7 +19,7 @@ from missionlink.adapters.security.revocations import (
 from missionlink.adapters.security.tokens import TokenService, load_or_create_key
 from missionlink.config import Settings
 from missionlink.domain.clock import Clock, SystemClock
-from missionlink.observability import metrics
+from missionlink.observability import metrics, tracing
 from missionlink.services.notices import CommitNotices
 from missionlink.services.pledges import PledgeDesk, make_pledge_desk
 from missionlink.services.read_model import ReadCache
@@ -86,6 +86,10 @@ def build(
     core_db = Database(settings.core_url, pool_size=settings.db_pool_size, timeouts=timeouts)
     identity_db = Database(settings.identity_url, pool_size=settings.db_pool_size,
                            timeouts=timeouts)
+    # Traces only when an OTLP endpoint is configured (observability/tracing.py).
+    if tracing.setup():
+        tracing.instrument_engine(core_db.engine)
+        tracing.instrument_engine(identity_db.engine)
     metrics.watch_pool("core", core_db.engine.pool)
     metrics.watch_pool("identity", identity_db.engine.pool)
     read_cache = ReadCache(max_entries=settings.read_cache_max_entries,

@@ -33,6 +33,7 @@ from missionlink.api.routers import (
 from missionlink.api.routers import pages as web_pages
 from missionlink.bootstrap import Container
 from missionlink.config import Env
+from missionlink.observability import tracing
 from missionlink.observability.http import RequestIdMiddleware, RequestMetricsMiddleware
 
 ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers.router,
@@ -49,9 +50,10 @@ class MissionLinkAPI(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        if self.front is None:
-            return stack
-        return FastMoney(FastPath(stack, state=self.state, **self.front), **self.front)
+        if self.front is not None:
+            stack = FastMoney(FastPath(stack, state=self.state, **self.front), **self.front)
+        # Outermost: the front layer's requests get a span too (nothing when tracing is off).
+        return tracing.wrap_asgi(stack)
 
 
 def create_app(container: Container, *, run_worker: bool = False,

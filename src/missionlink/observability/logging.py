@@ -1,30 +1,149 @@
 """structlog setup: JSON lines outside dev, readable console lines in dev.
 
-Every line of a request carries its ``request_id`` (bound by the request id middleware),
-and a logged exception carries its whole stack: in JSON as the ``exception`` field, on
-the console as a formatted traceback.
+Every line of a request carries its ``request_id`` (bound by the request id middleware);
+the worker binds the same id while it handles an event the request wrote, so settlement,
+broadcast and email lines name the request that caused them. While a span is active
+(tracing on), a line carries ``trace_id`` and ``span_id`` too. A logged exception carries
+its whole stack: in JSON as the ``exception`` field, on the console as a formatted
+traceback. Lines of the standard library's loggers go through the same processors.
+
+No line carries a secret: fields named like one (password, token, secret, authorization,
+cookie, webhook) are replaced, and any text is cleaned of JWTs, bearer tokens, passwords in
+URLs and webhook URLs, and has its email addresses masked (``a***@example.com``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import MutableMapping
+from typing import Any, TextIO
 
 import structlog
 
+from missionlink.observability import tracing
 
-def configure(*, json_logs: bool, level: int = logging.INFO) -> None:
-    # The console renderer formats tracebacks itself; JSON needs them rendered to text.
-    tail: list[structlog.types.Processor] = (
-        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-        if json_logs else [structlog.dev.ConsoleRenderer()]
-    )
+REDACTED = "[redacted]"
+_SECRET_KEY = re.compile(r"password|passwd|token|secret|authorization|cookie|webhook|api_?key"
+                         r"|private_key", re.IGNORECASE)
+#: Fields that name tokens without holding one.
+_HARMLESS_KEYS = frozenset({"tokens", "token_type"})
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]*):[^/\s@]+@")
+_WEBHOOK_URL = re.compile(r"https?://hooks\.slack\.com/\S+|https?://\S*/webhooks?/\S+",
+                          re.IGNORECASE)
+
+
+def mask_email(address: str) -> str:
+    """``alice@example.com`` -> ``a***@example.com``."""
+    return _EMAIL.sub(r"\1***@\2", address)
+
+
+def clean_text(text: str) -> str:
+    """``text`` without the secrets or addresses it may quote."""
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
+    if "earer" in text:
+        text = _BEARER.sub(r"\1 " + REDACTED, text)
+    if "://" in text:
+        text = _WEBHOOK_URL.sub(REDACTED, text)
+        text = _URL_PASSWORD.sub(r"\1:" + REDACTED + "@", text)
+    if "@" in text:
+        text = mask_email(text)
+    return text
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if depth > 3:
+        return value
+    if isinstance(value, dict):
+        return {k: REDACTED if _secret_key(k) else _clean(v, depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v, depth + 1) for v in value]
+    return value
+
+
+def _secret_key(key: object) -> bool:
+    return isinstance(key, str) and key not in _HARMLESS_KEYS and bool(_SECRET_KEY.search(key))
+
+
+def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: see the module's docstring."""
+    for key, value in event.items():
+        if _secret_key(key) and value is not None:
+            event[key] = REDACTED
+        elif isinstance(value, str | dict | list | tuple):
+            event[key] = _clean(value)
+    return event
+
+
+def add_trace_ids(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the active span's ``trace_id`` and ``span_id``."""
+    if tracing.enabled():
+        ids = tracing.current_ids()
+        if ids is not None:
+            event.setdefault("trace_id", ids[0])
+            event.setdefault("span_id", ids[1])
+    return event
+
+
+def processors(*, json_logs: bool) -> list[structlog.types.Processor]:
+    """Every processor after the log level and the time, renderer included."""
+    # The console renderer formats tracebacks itself; JSON needs them rendered to text
+    # (before the redaction, which cleans the rendered stack too).
+    if json_logs:
+        return [add_trace_ids, structlog.processors.format_exc_info, redact,
+                structlog.processors.JSONRenderer()]
+    return [add_trace_ids, redact, structlog.dev.ConsoleRenderer()]
+
+
+_head: list[structlog.types.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure(*, json_logs: bool, level: int = logging.INFO, file: TextIO | None = None,
+              cache: bool = True) -> None:
+    """Log lines to ``file`` (standard output for structlog's, standard error for the
+    standard library's, by default); ``cache=False`` lets a later call reconfigure the
+    loggers already used (tests)."""
+    tail = processors(json_logs=json_logs)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            *tail,
-        ],
+        processors=[*_head, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(file),
+        cache_logger_on_first_use=cache,
     )
+    _route_standard_logging(tail, level, file)
+
+
+class _StructlogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root handler this module installs (replaced, not added, when called again)."""
+
+
+def _route_standard_logging(
+    tail: list[structlog.types.Processor], level: int, file: TextIO | None
+) -> None:
+    """The standard library's records (asyncio, the broker, uvicorn's errors) as lines of
+    the same shape, request id, trace id and redaction included."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_head, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+    )
+    handler = _StructlogHandler(file)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StructlogHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > level:
+        root.setLevel(max(level, logging.INFO))

@@ -1,10 +1,14 @@
-"""Write events into the outbox, in the transaction that made the change."""
+"""Write events into the outbox, in the transaction that made the change.
+
+Each event keeps the request id bound to the log context (the request's, or in the worker
+the one of the event being handled), so what it causes later is logged under that id."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,6 +23,8 @@ BET_PLACED = "bet.placed"
 
 
 async def emit(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: datetime) -> None:
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
     await conn.execute(
-        insert(outbox).values(topic=topic, payload=payload, created_at=now, available_at=now)
+        insert(outbox).values(topic=topic, payload=payload, created_at=now, available_at=now,
+                              request_id=request_id)
     )

@@ -1,4 +1,9 @@
-"""Send queued result emails; each send is recorded under its stable Message-ID."""
+"""Send queued result emails; each send is recorded under its stable Message-ID.
+
+Every line logged for a job names its ``job``, ``mission_id`` and ``user_id`` (never the
+address): the settlement that queued it is logged under the id of the request that ended
+the mission (``outbox.handled`` with the same ``mission_id``), which links an email back
+to that request."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from missionlink.adapters.db.identity_tables import users
 from missionlink.adapters.email.senders import MailerUnavailable
 from missionlink.bootstrap import Container
 from missionlink.domain import ledger as L
-from missionlink.observability import metrics
+from missionlink.observability import metrics, tracing
 from missionlink.services.notifications import Recipient, Statement, build_message
 
 log = structlog.get_logger(__name__)
@@ -129,7 +134,8 @@ async def send_batch(container: Container, limit: int = 200) -> int:
             now=container.clock.now(),
         )
         try:
-            await container.mailer.send(message)
+            with tracing.span("email.send", **{"missionlink.mission_id": job.mission_id}):
+                await container.mailer.send(message)
         except MailerUnavailable as exc:
             # The server is unreachable for everyone: only this job counts the attempt. The
             # rest of the batch was never tried, so it gets its claimed attempt back and
@@ -151,9 +157,13 @@ async def send_batch(container: Container, limit: int = 200) -> int:
             failed.append(_fail(job, error, max_attempts))
             continue
         sent.append(job.id)
+        log.debug("email.sent", job=job.id, mission_id=job.mission_id, user_id=job.user_id,
+                  role=job.role)
         if len(sent) % RECORD_EVERY == 0:
             await _record(container, sent[-RECORD_EVERY:], [])
     await _record(container, sent[len(sent) - len(sent) % RECORD_EVERY:], failed)
+    log.info("email.batch_done", sent=len(sent), failed=len(failed),
+             missions=sorted(by_mission))
     return len(sent)
 
 

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from missionlink.adapters.db.core_tables import dead_letters, outbox, processed_events
 from missionlink.bootstrap import Container, build
 from missionlink.config import Env, Settings
-from missionlink.observability import metrics
+from missionlink.observability import metrics, tracing
 from missionlink.observability.logging import configure
 from missionlink.services import idempotency, missions
+from missionlink.services import outbox as outbox_topics
 from missionlink.services.notices import WAKE_CHANNEL
 from missionlink.workers import emails
 from missionlink.workers.handlers import HANDLERS
@@ -25,6 +26,10 @@ from missionlink.workers.health import HealthServer, Heartbeat, container_readin
 from missionlink.workers.observe import Observer, tally
 
 log = structlog.get_logger(__name__)
+
+
+#: Handled events logged at INFO (settlement and its result); the rest at DEBUG.
+_LOGGED_TOPICS = frozenset({outbox_topics.MISSION_ENDED, outbox_topics.MISSION_SETTLED})
 
 
 def backoff(attempts: int) -> timedelta:
@@ -116,7 +121,17 @@ class Worker:
         return handled
 
     async def _handle(self, conn: AsyncConnection, event: Any) -> bool:
-        """Run the event's handlers that have not run yet; False when one failed."""
+        """Run the event's handlers that have not run yet; False when one failed.
+
+        Logged (and traced) under the id of the request that wrote the event, so what its
+        handlers log, and the events they write, name that request."""
+        with structlog.contextvars.bound_contextvars(
+            request_id=event.request_id, event_id=event.id, topic=event.topic
+        ), tracing.span(f"outbox {event.topic}", **{"missionlink.event_id": event.id,
+                                                    "missionlink.request_id": event.request_id}):
+            return await self._handle_bound(conn, event)
+
+    async def _handle_bound(self, conn: AsyncConnection, event: Any) -> bool:
         now = self.c.clock.now()
         try:
             async with conn.begin_nested():
@@ -142,11 +157,13 @@ class Worker:
                     update(outbox).where(outbox.c.id == event.id).values(processed_at=now)
                 )
             metrics.EVENTS.labels(topic=event.topic, outcome="ok").inc()
+            (log.info if event.topic in _LOGGED_TOPICS else log.debug)(
+                "outbox.handled", mission_id=event.payload.get("mission_id"))
             return True
         except Exception as exc:
             attempts = event.attempts + 1
             error = f"{type(exc).__name__}: {exc}"[:4000]
-            log.warning("outbox.handler_failed", event_id=event.id, topic=event.topic, error=error)
+            log.warning("outbox.handler_failed", error=error)
             values: dict[str, Any] = {"attempts": attempts, "last_error": error,
                                       "available_at": now + backoff(attempts)}
             if attempts >= self.c.settings.worker_max_attempts:

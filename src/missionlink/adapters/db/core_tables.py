@@ -199,6 +199,8 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text, nullable=True),
     Column("processed_at", UTCDateTime, nullable=True),
+    #: The ``X-Request-Id`` of the request that wrote the event (migration 0006).
+    Column("request_id", String(128), nullable=True),
 )
 Index(
     "ix_outbox_unprocessed",
