@@ -7,6 +7,7 @@ replaying them through the API queues them again; a second replay changes nothin
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -162,3 +163,23 @@ async def test_the_schema_documents_the_admin_endpoints(client: httpx.AsyncClien
         "/Operations")
     post = spec["paths"]["/api/v1/admin/dead-letters/{dead_letter_id}/replay"]["post"]
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
+
+
+async def test_the_page_renders_in_both_languages_under_the_page_policy(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.get("/admin/operations")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+    korean = r.text
+    assert "운영 현황" in korean and "데드 레터" in korean and "보관금" in korean
+    assert "이 API 프로세스의 수치입니다" in korean
+    # The figures are filled in by /static/app.js for admins; no inline script runs.
+    assert "<script>" not in korean and " on" + "click=" not in korean
+    assert 'data-roles="admin" hidden' in korean
+    english = (await client.get("/admin/operations", params={"lang": "en"})).text
+    assert "Dead letters" in english and "Money in escrow" in english
+    assert not re.search("[가-힣]", english.replace("한국어", ""))
+    assert '<a href="/admin/operations" data-roles="admin" hidden>' in (
+        await client.get("/")).text

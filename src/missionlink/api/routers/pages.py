@@ -192,6 +192,12 @@ async def studio_page(request: Request) -> HTMLResponse:
     return render(request, "studio.html", page="studio")
 
 
+@router.get("/admin/operations", response_class=HTMLResponse)
+async def operations_page(request: Request) -> HTMLResponse:
+    """Admins only (the figures come from GET /api/v1/admin/operations, which checks)."""
+    return render(request, "operations.html", page="operations")
+
+
 @router.get("/channels/{streamer_id}", response_class=HTMLResponse)
 async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
     c, sid = _container(request), parse_id(streamer_id)

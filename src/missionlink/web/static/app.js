@@ -568,6 +568,23 @@
       try { await navigator.clipboard.writeText(input.value); } catch { input.select(); }
       toast(t('copied'));
     },
+    async 'ops-pause'(button) {
+      ops.paused = !ops.paused;
+      button.setAttribute('aria-pressed', String(ops.paused));
+      button.textContent = t(ops.paused ? 'ops_resume' : 'ops_pause');
+      if (!ops.paused) await loadOperations();
+      else showUpdated();
+    },
+    async replay(button) {
+      const id = button.dataset.id;
+      button.dataset.idempotencyKey ||= newKey();
+      const result = await api('POST', `/admin/dead-letters/${encodeURIComponent(id)}/replay`,
+        { auth: 'required', key: button.dataset.idempotencyKey });
+      delete button.dataset.idempotencyKey;
+      toast(t(result.replayed ? 'ops_replay_done' : 'ops_replay_already', { id }));
+      ops.focusHeading = true;
+      await loadOperations();
+    },
     async 'rotate-overlay'(button) {
       if (!window.confirm(t('confirm_rotate'))) return;
       button.dataset.idempotencyKey ||= newKey();
@@ -683,6 +700,134 @@
     decorate(holder);
   }
 
+  /* ---------- the operations page (admins) ---------- */
+
+  const OPS_EVERY_MS = 5000;
+  const ops = { paused: false, timer: null, at: null, focusHeading: false };
+  const clockFormat = new Intl.DateTimeFormat(LANG === 'en' ? 'en-GB' : 'ko-KR',
+    { timeStyle: 'medium' });
+  const rate = (n) => (n === null || n === undefined ? '–'
+    : Number(n).toLocaleString(LANG === 'en' ? 'en-US' : 'ko-KR', { maximumFractionDigits: 2 }));
+  const ago = (seconds) => (seconds > 0 ? duration(Math.round(seconds)) : t('ops_none'));
+  const setText = (id, text) => { $(`#${id}`).textContent = text; };
+
+  function showUpdated() {
+    if (!ops.at) return;
+    const time = clockFormat.format(ops.at);
+    setText('ops-updated', ops.paused ? t('ops_paused', { time })
+      : t('ops_updated', { time, seconds: OPS_EVERY_MS / 1000 }));
+  }
+
+  function deadLetterRow(item) {
+    const tr = document.createElement('tr');
+    const cell = (text, cls) => {
+      const td = document.createElement('td');
+      td.textContent = text;
+      if (cls) td.className = cls;
+      tr.append(td);
+      return td;
+    };
+    cell(item.id, 'mono');
+    cell(item.kind === 'event' ? t('ops_event_what', { topic: item.topic })
+      : t('ops_email_what', { user: item.user_id, mission: item.mission_id }));
+    cell(num(item.attempts), 'num');
+    const when = cell('');
+    if (item.at) {
+      const time = document.createElement('time');
+      time.dateTime = item.at;
+      time.dataset.local = '';
+      when.append(time);
+    }
+    cell(item.error, 'error-text');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'secondary small';
+    button.dataset.action = 'replay';
+    button.dataset.id = item.id;
+    button.textContent = t('ops_replay');
+    button.setAttribute('aria-label', t('ops_replay_label', { id: item.id }));
+    cell('').append(button);
+    return tr;
+  }
+
+  function fillOperations(o) {
+    const p = o.process;
+    const r = p.requests;
+    setText('ops-rate', rate(r.per_second));
+    setText('ops-5xx', rate(r.server_errors_per_second));
+    setText('ops-4xx', rate(r.client_errors_per_second));
+    setText('ops-latency', r.mean_seconds === null ? '–'
+      : `${rate(r.mean_seconds * 1000)} ms`);
+    $('#ops-5xx').classList.toggle('bad', r.server_errors_per_second > 0);
+    setText('ops-requests-note', t('ops_process_note') + (r.window_seconds
+      ? ' ' + t('ops_rate_window', { seconds: Math.round(r.window_seconds), total: r.total,
+        errors: r.server_errors }) : ''));
+    setText('ops-backlog', num(o.outbox.backlog));
+    setText('ops-oldest', ago(o.outbox.oldest_age_seconds));
+    $('#ops-oldest').classList.toggle('bad', o.outbox.oldest_age_seconds > 300);
+    setText('ops-open', num(o.missions.open));
+    setText('ops-unsettled', num(o.missions.awaiting_settlement));
+    setText('ops-escrow', money(o.escrow_krw));
+    setText('ops-emails-failed', num(o.emails.failed));
+    $('#ops-emails-failed').classList.toggle('bad', o.emails.failed > 0);
+    setText('ops-emails-queued', num(o.emails.queued));
+    setText('ops-emails-sent', num(o.emails.sent));
+    setText('ops-emails-retried', num(p.emails.retried));
+    const rec = p.reconcile;
+    const result = $('#ops-reconcile-result');
+    result.textContent = !rec.ran ? t('ops_reconcile_never')
+      : rec.ok ? t('ops_reconcile_ok') : t('ops_reconcile_failed', { n: rec.violations });
+    result.className = !rec.ran ? 'muted' : rec.ok ? 'good' : 'bad';
+    const at = $('#ops-reconcile-at');
+    at.replaceChildren();
+    if (rec.finished_at) {
+      const time = document.createElement('time');
+      time.dateTime = rec.finished_at;
+      time.dataset.local = '';
+      at.append(time);
+    } else at.textContent = '–';
+    setText('ops-reconcile-duration', rec.duration_seconds === null ? '–'
+      : `${rate(rec.duration_seconds * 1000)} ms`);
+
+    const dead = o.dead_letters;
+    setText('ops-dead-count', num(dead.events + dead.emails));
+    $('#ops-dead-count').classList.toggle('bad', dead.events + dead.emails > 0);
+    // Rows are rebuilt on every refresh: keep the keyboard where it was.
+    const focused = document.activeElement?.closest?.('#ops-dead [data-id]')?.dataset.id;
+    $('#ops-dead tbody').replaceChildren(...dead.items.map(deadLetterRow));
+    $('#ops-dead').hidden = dead.items.length === 0;
+    $('#ops-dead-empty').hidden = dead.items.length > 0;
+    decorate($('#ops-board'));
+    const again = focused && $$('#ops-dead [data-id]').find((b) => b.dataset.id === focused);
+    if (again) again.focus();
+    else if (focused || ops.focusHeading) $('#ops-dead-h').focus();
+    ops.focusHeading = false;
+  }
+
+  async function loadOperations() {
+    clearTimeout(ops.timer);
+    let again = true;
+    try {
+      const o = await api('GET', '/admin/operations', { auth: 'required' });
+      $('#ops-error').hidden = true;
+      ops.at = new Date();
+      fillOperations(o);
+      showUpdated();
+    } catch (err) {
+      showError($('#ops-board'), err instanceof ApiError ? err : new ApiError({ code: 'error' }));
+      again = err.status !== 401 && err.status !== 403; // the session ended: stop
+    } finally {
+      if (again && !ops.paused) ops.timer = setTimeout(refreshOperations, OPS_EVERY_MS);
+    }
+  }
+
+  function refreshOperations() {
+    if (ops.paused) return;
+    // A hidden tab does not poll; it catches up when shown again.
+    if (document.hidden) { ops.timer = setTimeout(refreshOperations, OPS_EVERY_MS); return; }
+    loadOperations();
+  }
+
   const PAGES = {
     async wallet() {
       if (me) await Promise.all([loadBalances(), loadJournal()]);
@@ -699,6 +844,10 @@
       await loadStudioMissions();
     },
     mission: loadMyBet,
+    async operations() {
+      if (!me || me.role !== 'admin') return;
+      await loadOperations();
+    },
   };
 
   async function init() {
