@@ -1,6 +1,7 @@
 """What the deployment guards take from the product's own files, in one place: the health
-routes (``api/routers/health.py``), the ``serve`` port (``cli.py``) and the worker's metrics
-port (``config.py``). ``deploy/docker/guards.py`` and ``deploy/k8s/guards.py`` both check
+routes (``api/routers/health.py``), the worker's health routes (``workers/health.py``), the
+``serve`` port (``cli.py``), the worker's metrics port and the API's internal metrics port
+(``config.py``). ``deploy/docker/guards.py`` and ``deploy/k8s/guards.py`` both check
 against these."""
 
 from __future__ import annotations
@@ -27,8 +28,26 @@ def serve_default_port() -> int:
     return int(match.group(1))
 
 
-def metrics_default_port() -> int:
+def _config_default(name: str) -> int:
     text = (SRC / "config.py").read_text()
-    match = re.search(r"metrics_port: int = Field\(default=(\d+)", text)
-    assert match, "config.py: metrics_port default not found"
+    match = re.search(rf"^    {name}: int = Field\(default=(\d+)", text, re.M)
+    assert match, f"config.py: {name} default not found"
     return int(match.group(1))
+
+
+def metrics_default_port() -> int:
+    """``METRICS_PORT``: where ``missionlink worker`` serves /metrics, /healthz, /readyz."""
+    return _config_default("metrics_port")
+
+
+def api_metrics_default_port() -> int:
+    """``API_METRICS_PORT``: the first of the ``serve`` processes' internal metrics ports."""
+    return _config_default("api_metrics_port")
+
+
+def worker_health_paths() -> dict[str, str]:
+    """The worker listener's liveness and readiness routes, as workers/health.py names them."""
+    text = (SRC / "workers" / "health.py").read_text()
+    found = dict(re.findall(r'^(HEALTH_PATH|READY_PATH) = "([^"]+)"', text, re.M))
+    assert set(found) == {"HEALTH_PATH", "READY_PATH"}, "workers/health.py: routes not found"
+    return {"liveness": found["HEALTH_PATH"], "readiness": found["READY_PATH"]}

@@ -1,9 +1,11 @@
 """Pitfall guards for the rendered Kubernetes manifests (``kubectl kustomize overlays/<env>``).
 
 Each guard takes the rendered objects and returns problems, each starting with the id of
-the pitfall it prevents (P4, P6, P14, P16 in the deployment pitfall list), or ``PSS`` for
-the restricted Pod Security profile. The product's own files are the reference: probe
-paths come from ``api/routers/health.py``, the ``serve`` port default from ``cli.py``.
+the pitfall it prevents (P4, P6, P14, P16 in the deployment pitfall list), ``PSS`` for
+the restricted Pod Security profile, or ``NET`` for the NetworkPolicies (who gets in, what
+gets out). The product's own files are the reference (deploy/product_facts.py): probe
+paths come from ``api/routers/health.py`` and ``workers/health.py``, the ``serve`` port
+default from ``cli.py``, the metrics ports from ``config.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from product_facts import (
     SRC,
+    api_metrics_default_port,
     health_paths,
+    metrics_default_port,
     serve_default_port,
+    worker_health_paths,
 )
 
 Doc = dict[str, Any]
@@ -153,19 +158,65 @@ def check_p4(docs: list[Doc]) -> list[str]:
 
 
 def _check_workers_metrics_port(docs: list[Doc]) -> list[str]:
+    """The worker's probes on METRICS_PORT and its health routes; the scraper on the
+    metrics ports of both (the API's internal API_METRICS_PORT, the worker's METRICS_PORT)."""
     problems = []
-    metrics_port = config_data(docs).get("MISSIONLINK_METRICS_PORT", "9100")
+    data = config_data(docs)
+    metrics_port = data.get("MISSIONLINK_METRICS_PORT", str(metrics_default_port()))
+    paths = worker_health_paths()
+    wanted = {"startupProbe": paths["liveness"], "livenessProbe": paths["liveness"],
+              "readinessProbe": paths["readiness"]}
     for doc in objects(docs, "Deployment"):
         for c in pod_spec(doc)["containers"]:
             if c.get("args", [None])[0] != "worker":
                 continue
-            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            for probe, path in wanted.items():
                 get = c.get(probe, {}).get("httpGet")
-                if get and str(resolve_port(c, get["port"])) != metrics_port:
+                if not get:
+                    problems.append(f"P4 {name_of(doc)}: no {probe} (httpGet {path})")
+                    continue
+                if str(resolve_port(c, get["port"])) != metrics_port:
                     problems.append(
                         f"P4 {name_of(doc)}: {probe} port {get['port']} is not METRICS_PORT "
                         f"{metrics_port}"
                     )
+                if get.get("path") != path:
+                    problems.append(
+                        f"P4 {name_of(doc)}: {probe} path {get.get('path')} is not the "
+                        f"worker's {path}"
+                    )
+            problems += _check_scrape_port(doc, c, metrics_port, "METRICS_PORT")
+    found = api_container(docs)
+    if found is not None:
+        api, c = found
+        port = data.get("MISSIONLINK_API_METRICS_PORT", str(api_metrics_default_port()))
+        if port == "0":
+            problems.append(f"P4 {name_of(api)}: API_METRICS_PORT is 0, nothing to scrape")
+        else:
+            problems += _check_scrape_port(api, c, port, "API_METRICS_PORT")
+    return problems
+
+
+def _check_scrape_port(doc: Doc, c: Doc, port: str, setting: str) -> list[str]:
+    problems = []
+    declared = [p for p in c.get("ports", []) if str(p["containerPort"]) == port]
+    if not declared:
+        problems.append(f"P4 {name_of(doc)}: no containerPort for {setting} {port}")
+    elif declared[0].get("name") != "metrics":
+        # deploy/k8s/monitoring/prometheus-scrape.yaml keeps the port named metrics.
+        problems.append(f"P4 {name_of(doc)}: the {setting} containerPort is not named metrics")
+    notes = doc["spec"]["template"]["metadata"].get("annotations", {})
+    if notes.get("prometheus.io/scrape") != "true":
+        problems.append(f"P4 {name_of(doc)}: pods not marked for scraping (prometheus.io/scrape)")
+    if notes.get("prometheus.io/port") != port:
+        problems.append(
+            f"P4 {name_of(doc)}: scraped on port {notes.get('prometheus.io/port')}, not "
+            f"{setting} {port}"
+        )
+    if notes.get("prometheus.io/path", "/metrics") != "/metrics":
+        problems.append(
+            f"P4 {name_of(doc)}: scraped on {notes['prometheus.io/path']}, not /metrics"
+        )
     return problems
 
 
@@ -364,4 +415,124 @@ def check_pod_security(docs: list[Doc]) -> list[str]:
     return problems
 
 
-GUARDS = {"P4": check_p4, "P14": check_p14, "P16": check_p16, "PSS": check_pod_security}
+# NET: who gets in, what gets out ----------------------------------------------------------
+
+SCRAPER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+DNS_PORT = 53
+POSTGRES_PORT = 5432
+BROKER_PORT = 6379
+OTLP_PORTS = (4318, 4317)
+ANYWHERE = {"0.0.0.0/0", "::/0"}
+
+
+def policy_selects(policy: Doc, labels: dict[str, str]) -> bool:
+    """Whether a NetworkPolicy's podSelector picks pods with ``labels``."""
+    selector = policy["spec"].get("podSelector", {})
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        value, op = labels.get(expr["key"]), expr["operator"]
+        if op == "In" and value not in expr.get("values", []):
+            return False
+        if op == "NotIn" and value in expr.get("values", []):
+            return False
+        if op == "Exists" and value is None:
+            return False
+        if op == "DoesNotExist" and value is not None:
+            return False
+    return True
+
+
+def _egress_rules(docs: list[Doc], labels: dict[str, str]) -> list[Doc]:
+    return [rule for pol in objects(docs, "NetworkPolicy")
+            if "Egress" in pol["spec"].get("policyTypes", []) and policy_selects(pol, labels)
+            for rule in pol["spec"].get("egress", [])]
+
+
+def _opens(rules: list[Doc], port: int, protocol: str = "TCP") -> bool:
+    return any(p.get("port") == port and p.get("protocol", "TCP") == protocol
+               for rule in rules for p in rule.get("ports", []))
+
+
+def check_network(docs: list[Doc]) -> list[str]:
+    """Egress: deny by default; each rule names its ports; only the destinations the app
+    uses (DNS, PostgreSQL, the broker, SMTP, the OTLP collector), each reachable by the pods
+    that need it; only SMTP may go to any address. Ingress: the metrics ports only from
+    the scraper."""
+    problems: list[str] = []
+    policies = objects(docs, "NetworkPolicy")
+    smtp = int(config_data(docs).get("MISSIONLINK_SMTP_PORT", "587"))
+    allowed = {DNS_PORT, POSTGRES_PORT, BROKER_PORT, smtp, *OTLP_PORTS}
+    deny = [p for p in policies if p["spec"].get("podSelector") == {}
+            and "Egress" in p["spec"].get("policyTypes", []) and not p["spec"].get("egress")]
+    if not deny:
+        problems.append("NET no default-deny egress policy (podSelector {}, Egress, no rules)")
+    for pol in policies:
+        for rule in pol["spec"].get("egress", []):
+            where = f"NET {name_of(pol)}"
+            ports = rule.get("ports", [])
+            if not rule.get("to"):
+                problems.append(f"{where}: an egress rule to every destination")
+            if not ports:
+                problems.append(f"{where}: an egress rule on every port")
+            numbers = {p.get("port") for p in ports}
+            for number in sorted(numbers - allowed, key=str):
+                problems.append(f"{where}: egress to port {number}, which the app never uses")
+            anywhere = [peer for peer in rule.get("to", [])
+                        if peer.get("ipBlock", {}).get("cidr") in ANYWHERE]
+            if anywhere and numbers != {smtp}:
+                problems.append(
+                    f"{where}: egress to any address on ports {sorted(numbers, key=str)}"
+                    f" (only SMTP_PORT {smtp} may have no fixed destination)"
+                )
+            if DNS_PORT in numbers and any("ipBlock" in peer for peer in rule.get("to", [])):
+                problems.append(f"{where}: DNS to an address block, not the cluster DNS pods")
+    needs = {
+        "api": [("UDP", DNS_PORT), ("TCP", DNS_PORT), ("TCP", POSTGRES_PORT),
+                ("TCP", BROKER_PORT), ("TCP", smtp), ("TCP", OTLP_PORTS[0])],
+        "worker": [("UDP", DNS_PORT), ("TCP", DNS_PORT), ("TCP", POSTGRES_PORT),
+                   ("TCP", BROKER_PORT), ("TCP", smtp), ("TCP", OTLP_PORTS[0])],
+        "migrate": [("UDP", DNS_PORT), ("TCP", DNS_PORT), ("TCP", POSTGRES_PORT)],
+    }
+    for doc in workloads(docs):
+        labels = pod_labels(doc)
+        rules = _egress_rules(docs, labels)
+        for protocol, port in needs.get(labels.get("app.kubernetes.io/component", ""), []):
+            if not _opens(rules, port, protocol):
+                problems.append(f"NET {name_of(doc)}: no egress to {protocol} {port}")
+    problems += _check_metrics_ingress(docs, policies)
+    return problems
+
+
+def _check_metrics_ingress(docs: list[Doc], policies: list[Doc]) -> list[str]:
+    problems = []
+    data = config_data(docs)
+    metrics_ports = {int(data.get("MISSIONLINK_METRICS_PORT", metrics_default_port())),
+                     int(data.get("MISSIONLINK_API_METRICS_PORT", api_metrics_default_port()))}
+    for pol in policies:
+        for rule in pol["spec"].get("ingress", []):
+            numbers = {p.get("port") for p in rule.get("ports", [])}
+            if (not numbers or numbers & metrics_ports) and rule.get("from", [{}]) != [SCRAPER]:
+                problems.append(f"NET {name_of(pol)}: a metrics port is open to "
+                                f"{rule.get('from', 'everyone')}, not only the scraper")
+    for doc in objects(docs, "Deployment"):
+        labels = pod_labels(doc)
+        notes = doc["spec"]["template"]["metadata"].get("annotations", {})
+        port = notes.get("prometheus.io/port")
+        if not port:
+            continue
+        let_in = any(
+            int(port) in {p.get("port") for p in rule.get("ports", [])}
+            and SCRAPER in rule.get("from", [])
+            for pol in policies if "Ingress" in pol["spec"].get("policyTypes", [])
+            and policy_selects(pol, labels) for rule in pol["spec"].get("ingress", []))
+        if not let_in:
+            problems.append(f"NET {name_of(doc)}: the scraper may not reach metrics port {port}")
+    return problems
+
+
+GUARDS = {"P4": check_p4, "P14": check_p14, "P16": check_p16, "PSS": check_pod_security,
+          "NET": check_network}

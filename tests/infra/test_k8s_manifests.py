@@ -152,8 +152,10 @@ def _ingress_peers(docs: Docs, component: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_only_the_balancer_and_the_scraper_get_in(rendered: dict[str, Docs], env: str) -> None:
     docs = rendered[env]
-    deny = one(docs, "NetworkPolicy", "default-deny")["spec"]
+    deny = one(docs, "NetworkPolicy", "default-deny-ingress")["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    deny = one(docs, "NetworkPolicy", "default-deny-egress")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Egress"]}
     scraper = {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
@@ -163,6 +165,65 @@ def test_only_the_balancer_and_the_scraper_get_in(rendered: dict[str, Docs], env
     assert scraper in api and len(api) == 2
     (balancer,) = [p for p in api if p != scraper]
     assert set(balancer) == {"ipBlock"}
+
+
+def _policy(docs: Docs, name: str) -> dict[str, Any]:
+    return one(docs, "NetworkPolicy", name)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_scraper_reaches_only_the_metrics_ports(rendered: dict[str, Docs], env: str) -> None:
+    docs = rendered[env]
+    scraped = {}
+    for name in ("api-metrics-from-prometheus", "worker-metrics-from-prometheus"):
+        spec = _policy(docs, name)["spec"]
+        (rule,) = spec["ingress"]
+        scraped[spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"]] = [
+            p["port"] for p in rule["ports"]]
+    data = settings(docs)
+    assert scraped == {"api": [int(data["MISSIONLINK_API_METRICS_PORT"])],
+                       "worker": [int(data["MISSIONLINK_METRICS_PORT"])]}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_data_stores_are_reached_in_the_environments_vpc(
+    rendered: dict[str, Docs], env: str,
+) -> None:
+    aws = (ROOT / "deploy" / "aws" / "missionlink_infra" / "config.py").read_text()
+    match = re.search(rf'name="{env}",.*?vpc_cidr="([^"]+)"', aws, re.S)
+    assert match, f"no VPC range for {env} in deploy/aws"
+    for name in ("egress-postgres", "egress-broker"):
+        (rule,) = _policy(rendered[env], name)["spec"]["egress"]
+        assert rule["to"] == [{"ipBlock": {"cidr": match.group(1)}}], name
+
+
+def test_the_scrape_jobs_are_valid_and_named_as_the_alerts_select(tmp_path: Path) -> None:
+    scrape = K8S / "monitoring" / "prometheus-scrape.yaml"
+    jobs = {j["job_name"]: j for j in yaml.safe_load(scrape.read_text())["scrape_configs"]}
+    alerts = (ROOT / "deploy" / "monitoring" / "prometheus" / "alerts.yml").read_text()
+    for job in jobs:
+        assert f'job="{job}"' in alerts, f"no alert selects {job}"
+    for component, job in (("api", "missionlink-api"), ("worker", "missionlink-worker")):
+        keeps = {r["source_labels"][0]: r["regex"] for r in jobs[job]["relabel_configs"]
+                 if r.get("action") == "keep"}
+        assert keeps["__meta_kubernetes_pod_label_app_kubernetes_io_component"] == component
+        assert keeps["__meta_kubernetes_pod_container_port_name"] == "metrics"
+    promtool = shutil.which("promtool")
+    if not promtool:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is not on PATH under CI=true")
+        pytest.skip("checking the scrape jobs needs promtool (Debian package prometheus)")
+    # Debian's promtool is built without Kubernetes discovery: the jobs are checked with
+    # a static target in its place (the relabelling, regexes included, is what is checked).
+    checked = yaml.safe_load(scrape.read_text())
+    for job in checked["scrape_configs"]:
+        assert job.pop("kubernetes_sd_configs")[0]["role"] == "pod"
+        job["static_configs"] = [{"targets": ["127.0.0.1:9101"]}]
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump(checked))
+    result = subprocess.run([promtool, "check", "config", "--syntax-only", str(config)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # each guard catches its broken variant -------------------------------------------------------
@@ -204,7 +265,46 @@ P4_BREAKS: dict[str, tuple[Mutation, str]] = {
         lambda d: container(d, "worker")["livenessProbe"]["httpGet"].__setitem__("port", 8000),
         "METRICS_PORT",
     ),
+    "worker liveness on /metrics": (
+        lambda d: container(d, "worker")["livenessProbe"]["httpGet"].__setitem__("path", "/metrics"),
+        "worker's /healthz",
+    ),
+    "worker readiness on liveness": (
+        lambda d: container(d, "worker")["readinessProbe"]["httpGet"].__setitem__("path", "/healthz"),
+        "worker's /readyz",
+    ),
+    "worker without a readiness probe": (
+        lambda d: container(d, "worker").pop("readinessProbe"), "no readinessProbe",
+    ),
+    "API scraped on its public port": (
+        lambda d: _pod_annotations(d, "api").__setitem__("prometheus.io/port", "8000"),
+        "API_METRICS_PORT 9101",
+    ),
+    "API metrics port not declared": (
+        lambda d: container(d, "api").__setitem__("ports", container(d, "api")["ports"][:1]),
+        "no containerPort for API_METRICS_PORT",
+    ),
+    "API_METRICS_PORT moved, annotation left": (
+        lambda d: settings(d).__setitem__("MISSIONLINK_API_METRICS_PORT", "9200"), "9200",
+    ),
+    "API metrics listener off": (
+        lambda d: settings(d).__setitem__("MISSIONLINK_API_METRICS_PORT", "0"), "nothing to scrape",
+    ),
+    "metrics port not named metrics": (
+        lambda d: container(d, "worker")["ports"][0].__setitem__("name", "prom"),
+        "not named metrics",
+    ),
+    "worker scraped on the wrong port": (
+        lambda d: _pod_annotations(d, "worker").__setitem__("prometheus.io/port", "9101"),
+        "METRICS_PORT 9100",
+    ),
 }
+
+
+def _pod_annotations(docs: Docs, deployment: str) -> dict[str, str]:
+    notes: dict[str, str] = one(docs, "Deployment", deployment)["spec"]["template"]["metadata"][
+        "annotations"]
+    return notes
 
 
 @pytest.mark.parametrize("case", list(P4_BREAKS))
@@ -314,3 +414,66 @@ def _security(field: str, value: Any) -> Mutation:
 def test_pod_security_guard_catches(prod: Docs, mutate: Mutation, needle: str) -> None:
     mutate(prod)
     caught("PSS", guards.check_pod_security(prod), needle)
+
+
+def _egress(name: str) -> Callable[[Docs], list[dict[str, Any]]]:
+    return lambda d: one(d, "NetworkPolicy", name)["spec"]["egress"]
+
+
+NET_BREAKS: dict[str, tuple[Mutation, str]] = {
+    "no default-deny egress": (
+        lambda d: d.remove(one(d, "NetworkPolicy", "default-deny-egress")), "default-deny egress",
+    ),
+    "an egress rule on every port": (
+        lambda d: _egress("egress-postgres")(d)[0].pop("ports"), "every port",
+    ),
+    "an egress rule to everywhere": (
+        lambda d: _egress("egress-broker")(d)[0].pop("to"), "every destination",
+    ),
+    "HTTPS to the internet": (
+        lambda d: _egress("egress-smtp")(d)[0]["ports"].append({"protocol": "TCP", "port": 443}),
+        "port 443",
+    ),
+    "PostgreSQL from any address": (
+        lambda d: _egress("egress-postgres")(d)[0]["to"][0]["ipBlock"].__setitem__(
+            "cidr", "0.0.0.0/0"),
+        "any address",
+    ),
+    "DNS over UDP only": (
+        lambda d: _egress("egress-dns")(d)[0]["ports"].pop(), "TCP 53",
+    ),
+    "worker cut off from the broker": (
+        lambda d: _policy(d, "egress-broker")["spec"]["podSelector"]["matchExpressions"][0]
+        .__setitem__("values", ["api"]),
+        "missionlink-worker: no egress to TCP 6379",
+    ),
+    "migration Job cut off from PostgreSQL": (
+        lambda d: _policy(d, "egress-postgres")["spec"]["podSelector"]["matchExpressions"][0]
+        .__setitem__("values", ["api", "worker"]),
+        "missionlink-migrate: no egress to TCP 5432",
+    ),
+    "SMTP on a port the app does not use": (
+        lambda d: settings(d).__setitem__("MISSIONLINK_SMTP_PORT", "465"), "port 587",
+    ),
+    "API metrics open to the balancer": (
+        lambda d: _policy(d, "api-from-load-balancer")["spec"]["ingress"][0]["ports"].append(
+            {"protocol": "TCP", "port": 9101}),
+        "not only the scraper",
+    ),
+    "worker metrics open to every pod": (
+        lambda d: _policy(d, "worker-metrics-from-prometheus")["spec"]["ingress"][0].pop("from"),
+        "not only the scraper",
+    ),
+    "scraper kept off the API's metrics port": (
+        lambda d: _policy(d, "api-metrics-from-prometheus")["spec"]["ingress"][0]["ports"][0]
+        .__setitem__("port", 8000),
+        "may not reach metrics port 9101",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NET_BREAKS))
+def test_network_guard_catches(prod: Docs, case: str) -> None:
+    mutate, needle = NET_BREAKS[case]
+    mutate(prod)
+    caught("NET", guards.check_network(prod), needle)
