@@ -9,7 +9,8 @@ traceback. Lines of the standard library's loggers go through the same processor
 
 No line carries a secret: fields named like one (password, token, secret, authorization,
 cookie, webhook) are replaced, and any text is cleaned of JWTs, bearer tokens, passwords in
-URLs and webhook URLs, and has its email addresses masked (``a***@example.com``).
+URLs, password hashes and webhook URLs, and has its email addresses masked
+(``a***@example.com``). Libraries that log SQL parameters are kept at WARNING.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 _URL_PASSWORD = re.compile(r"(://[^/\s:@]*):[^/\s@]+@")
+_PASSWORD_HASH = re.compile(r"\$argon2[a-z]*\$[A-Za-z0-9$=,+/.-]+")
 _WEBHOOK_URL = re.compile(r"https?://hooks\.slack\.com/\S+|https?://\S*/webhooks?/\S+",
                           re.IGNORECASE)
 
@@ -50,6 +52,8 @@ def clean_text(text: str) -> str:
     if "://" in text:
         text = _WEBHOOK_URL.sub(REDACTED, text)
         text = _URL_PASSWORD.sub(r"\1:" + REDACTED + "@", text)
+    if "$argon2" in text:
+        text = _PASSWORD_HASH.sub(REDACTED, text)
     if "@" in text:
         text = mask_email(text)
     return text
@@ -126,6 +130,11 @@ def configure(*, json_logs: bool, level: int = logging.INFO, file: TextIO | None
     _route_standard_logging(tail, level, file)
 
 
+#: Libraries whose DEBUG (or INFO) lines quote statements with their parameters (addresses,
+#: password hashes): kept at WARNING whatever the level.
+QUIET_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool")
+
+
 class _StructlogHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root handler this module installs (replaced, not added, when called again)."""
 
@@ -145,5 +154,7 @@ def _route_standard_logging(
     for old in [h for h in root.handlers if isinstance(h, _StructlogHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     if root.level == logging.NOTSET or root.level > level:
         root.setLevel(max(level, logging.INFO))
