@@ -4,8 +4,9 @@
 Each guard takes the parsed file and returns problems, each starting with the id of the
 pitfall it prevents (P4, P14, P16 in the deployment pitfall list) or of the image rule it
 keeps (BASE, USER, BUILD, RO, LABEL, ROLES). The product's own files are the reference:
-health paths come from ``api/routers/health.py``, the ``serve`` port from ``cli.py``, the
-worker's metrics port and the secret settings from ``config.py``.
+health paths come from ``api/routers/health.py`` and ``workers/health.py``, the ``serve``
+port from ``cli.py``, the metrics ports and the secret settings from ``config.py``; the
+monitoring services' mounts from the files of ``deploy/monitoring/`` (MON).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from product_facts import (
     ROOT,
     SRC,
+    api_metrics_default_port,
     health_paths,
     metrics_default_port,
     serve_default_port,
+    worker_health_paths,
 )
 
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
@@ -331,17 +334,25 @@ def check_p4(compose: Compose, nginx_conf: str, prometheus: str) -> list[str]:
         if _ports_of(nginx_conf, name) != {port}:
             problems.append(f"P4: nginx sends {name} traffic to "
                             f"{sorted(_ports_of(nginx_conf, name))}, not to {port}")
-        if _ports_of(prometheus, name) != {port}:
+        internal = int(environment(svc).get("MISSIONLINK_API_METRICS_PORT")
+                       or api_metrics_default_port())
+        if not internal:
+            problems.append(f"P4: {name} has API_METRICS_PORT 0: no internal /metrics to scrape")
+        elif _ports_of(prometheus, name) != {internal}:
             problems.append(f"P4: Prometheus scrapes {name} on "
-                            f"{sorted(_ports_of(prometheus, name))}, not {port}")
+                            f"{sorted(_ports_of(prometheus, name))}, not its internal "
+                            f"API_METRICS_PORT {internal}")
+        elif str(internal) not in [str(e) for e in svc.get("expose") or []]:
+            problems.append(f"P4: {name} does not expose API_METRICS_PORT {internal}")
     workers = by_command(compose, "worker")
     if not workers:
         problems.append("P4: no worker service")
     for name, svc in workers.items():
         metrics = int(environment(svc).get("MISSIONLINK_METRICS_PORT") or metrics_default_port())
         check = healthcheck_url(svc)
-        if check != (metrics, "/metrics"):
-            problems.append(f"P4: {name} healthcheck {check} is not /metrics on "
+        live = worker_health_paths()["liveness"]
+        if check != (metrics, live):
+            problems.append(f"P4: {name} healthcheck {check} is not the worker's {live} on "
                             f"METRICS_PORT {metrics}")
         if _ports_of(prometheus, name) != {metrics}:
             problems.append(f"P4: Prometheus scrapes {name} on "
@@ -434,4 +445,81 @@ def check_roles(compose: Compose, init_sql: str) -> list[str]:
             problems.append(f"ROLES: CONNECT on {database} granted to {grants}, want [{role}]")
     if re.search(r"\b(SUPERUSER|CREATEROLE|CREATEDB|BYPASSRLS)\b", init_sql):
         problems.append("ROLES: the init script gives an application role extra powers")
+    return problems
+
+
+# the monitoring services: deploy/monitoring's files, mounted where they are read ---------
+
+MONITORING = ROOT / "deploy" / "monitoring"
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """container path -> host path (relative to the repository) of a service's binds."""
+    found = {}
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, str):
+            parts = volume.split(":")
+            source, target = parts[0], parts[1] if len(parts) > 1 else parts[0]
+        else:
+            source, target = str(volume.get("source", "")), str(volume.get("target", ""))
+        if source.startswith("."):
+            found[target] = (ROOT / source).resolve().relative_to(ROOT).as_posix()
+    return found
+
+
+def check_monitoring(compose: Compose, prometheus: str) -> list[str]:
+    """Prometheus evaluates deploy/monitoring's rules and alerts the Alertmanager service;
+    Alertmanager runs deploy/monitoring's config with the secrets it reads; Grafana gets the
+    provisioning and the dashboards where the provisioning looks for them."""
+    import yaml
+
+    problems: list[str] = []
+    services = compose["services"]
+    missing = {"prometheus", "alertmanager", "grafana"} - set(services)
+    if missing:
+        return [f"MON: no {sorted(missing)} service"]
+    config = yaml.safe_load(prometheus)
+    mounts = _mounts(services["prometheus"])
+    config_dir = "/etc/prometheus"
+    for rules in config.get("rule_files") or []:
+        where = rules if rules.startswith("/") else f"{config_dir}/{rules}"
+        if mounts.get(where) != "deploy/monitoring/prometheus/alerts.yml":
+            problems.append(f"MON: Prometheus reads rules {where}, which is not "
+                            "deploy/monitoring/prometheus/alerts.yml")
+    if not config.get("rule_files"):
+        problems.append("MON: Prometheus evaluates no alert rules")
+    targets = [t for am in (config.get("alerting") or {}).get("alertmanagers", [])
+               for sc in am.get("static_configs", []) for t in sc.get("targets", [])]
+    if not any(t.split(":")[0] == "alertmanager" for t in targets):
+        problems.append(f"MON: Prometheus alerts {targets}, not the alertmanager service")
+    am = services["alertmanager"]
+    am_mounts = _mounts(am)
+    am_config = next((c.split("=", 1)[1] for c in command(am)
+                      if c.startswith("--config.file=")), "/etc/alertmanager/alertmanager.yml")
+    folder = am_mounts.get(am_config.rsplit("/", 1)[0])
+    if am_mounts.get(am_config) != "deploy/monitoring/alertmanager/alertmanager.yml" and (
+            folder != "deploy/monitoring/alertmanager"):
+        problems.append(f"MON: Alertmanager's {am_config} is not deploy/monitoring's")
+    am_text = (MONITORING / "alertmanager" / "alertmanager.yml").read_text()
+    wanted = set(re.findall(r"_file:\s*/run/secrets/([\w.-]+)", am_text))
+    given = {s if isinstance(s, str) else s.get("target") or s.get("source")
+             for s in am.get("secrets") or []}
+    for name in sorted(wanted - given):
+        problems.append(f"MON: Alertmanager reads /run/secrets/{name}, which no secret gives it")
+    grafana = _mounts(services["grafana"])
+    if grafana.get("/etc/grafana/provisioning") != "deploy/monitoring/grafana/provisioning":
+        problems.append("MON: Grafana's /etc/grafana/provisioning is not deploy/monitoring's")
+    provider = yaml.safe_load(
+        (MONITORING / "grafana" / "provisioning" / "dashboards" / "provider.yml").read_text())
+    for prov in provider.get("providers", []):
+        path = prov.get("options", {}).get("path")
+        if grafana.get(path) != "deploy/monitoring/grafana/dashboards":
+            problems.append(f"MON: Grafana looks for dashboards in {path}, where "
+                            "deploy/monitoring/grafana/dashboards is not mounted")
+    datasources = yaml.safe_load(
+        (MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    for source in datasources.get("datasources", []):
+        host = re.match(r"https?://([\w-]+):", str(source.get("url", "")))
+        if host and host.group(1) not in services:
+            problems.append(f"MON: Grafana's data source {source['url']} is no service here")
     return problems

@@ -95,6 +95,7 @@ def test_the_compose_stack_passes(compose: Compose, nginx_conf: str, prometheus:
     problems = guards.check_p14(compose) + guards.check_p4(compose, nginx_conf, prometheus)
     problems += guards.check_p16(compose, tracked) + guards.check_read_only_services(compose)
     problems += guards.check_roles(compose, init_sql)
+    problems += guards.check_monitoring(compose, prometheus)
     assert not problems, "\n".join(problems)
 
 
@@ -119,8 +120,7 @@ def test_the_stack_has_its_services(compose: Compose) -> None:
     assert api["MISSIONLINK_SMTP_HOST"] == "mailpit"
     assert services["nginx"]["networks"]["backend"]["ipv4_address"] == api[
         "MISSIONLINK_TRUSTED_PROXIES"]
-    # Grafana and Alertmanager come with deploy/monitoring/, which does not exist yet.
-    assert ("grafana" in services) == (ROOT / "deploy" / "monitoring").is_dir()
+    assert {"alertmanager", "grafana"} <= set(services)
 
 
 # each guard catches its broken variant ---------------------------------------------------
@@ -229,11 +229,18 @@ P4_BREAKS: dict[str, tuple[Mutation, str, str]] = {
         lambda c: None, "nginx:server api-2:8000|server worker:8000", "worker"),
     "one API only": (lambda c: c["services"].pop("api-2"), "", "two behind nginx"),
     "worker healthcheck on the API port": (
-        _healthcheck("worker", "http://127.0.0.1:8000/metrics"), "", "METRICS_PORT"),
+        _healthcheck("worker", "http://127.0.0.1:8000/healthz"), "", "METRICS_PORT"),
+    "worker healthcheck on /metrics": (
+        _healthcheck("worker", "http://127.0.0.1:9100/metrics"), "", "worker's /healthz"),
     "worker metrics moved, healthcheck not": (
         _env("worker", "MISSIONLINK_METRICS_PORT", "9200"), "", "9200"),
-    "scraper on the wrong API port": (
-        lambda c: None, 'prometheus:"api-1:8000"|"api-1:9100"', "Prometheus scrapes api-1"),
+    "scraper on the API's public port": (
+        lambda c: None, 'prometheus:"api-1:9101"|"api-1:8000"', "Prometheus scrapes api-1"),
+    "API_METRICS_PORT moved, scraper not": (
+        _env("api-2", "MISSIONLINK_API_METRICS_PORT", "9200"), "", "API_METRICS_PORT 9200"),
+    "API metrics listener off": (
+        _env("api-1", "MISSIONLINK_API_METRICS_PORT", "0"), "", "no internal /metrics"),
+    "API metrics port not exposed": (_set("api-1", "expose", ["8000"]), "", "does not expose"),
 }
 
 
@@ -438,3 +445,59 @@ def test_shellcheck_catches(tmp_path: Path) -> None:
                                "exec missionlink $@"))
     result = run([tool("shellcheck"), str(broken)])
     assert result.returncode != 0 and "SC2068" in result.stdout, result.stdout
+
+
+# the monitoring services ------------------------------------------------------------------
+
+
+def _volumes(name: str, old: str, new: str) -> Mutation:
+    def mutate(c: Compose) -> None:
+        volumes = c["services"][name]["volumes"]
+        assert any(old in v for v in volumes), volumes
+        c["services"][name]["volumes"] = [v.replace(old, new) for v in volumes]
+    return mutate
+
+
+MON_BREAKS: dict[str, tuple[Mutation, str, str]] = {
+    # case: (mutation of compose.yaml, change to prometheus.yml, needle)
+    "rules from another file": (
+        _volumes("prometheus", "deploy/monitoring/prometheus/alerts.yml",
+                 "deploy/compose/alerts.yml"), "", "deploy/monitoring/prometheus/alerts.yml"),
+    "no rules evaluated": (lambda c: None, "rule_files:\n  - alerts.yml\n|", "no alert rules"),
+    "alerts sent nowhere": (lambda c: None, '"alertmanager:9093"|"localhost:9093"',
+                            "not the alertmanager service"),
+    "Alertmanager on its own config": (
+        _volumes("alertmanager", "./deploy/monitoring/alertmanager", "./deploy/compose/am"), "",
+        "Alertmanager's /etc/alertmanager/alertmanager.yml"),
+    "a Slack webhook with no secret": (
+        lambda c: c["services"]["alertmanager"]["secrets"].pop(), "",
+        "slack-warnings-webhook-url"),
+    "dashboards where Grafana does not look": (
+        _volumes("grafana", "/var/lib/grafana/dashboards/missionlink", "/dashboards"), "",
+        "/var/lib/grafana/dashboards/missionlink"),
+    "no Grafana": (lambda c: c["services"].pop("grafana"), "", "grafana"),
+}
+
+
+@pytest.mark.parametrize("case", list(MON_BREAKS))
+def test_monitoring_guard_catches(compose: Compose, prometheus: str, case: str) -> None:
+    mutate, edit, needle = MON_BREAKS[case]
+    mutate(compose)
+    if edit:
+        old, _, new = edit.partition("|")
+        prometheus = replaced(prometheus, old, new)
+    caught("MON", guards.check_monitoring(compose, prometheus), needle)
+
+
+def test_the_compose_prometheus_config_and_rules_load(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if not promtool:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is not on PATH under CI=true")
+        pytest.skip("checking Prometheus's config needs promtool (Debian package prometheus)")
+    # As the container sees them: the rules beside the config.
+    shutil.copy(COMPOSE_DIR / "prometheus.yml", tmp_path / "prometheus.yml")
+    shutil.copy(ROOT / "deploy" / "monitoring" / "prometheus" / "alerts.yml",
+                tmp_path / "alerts.yml")
+    result = run([promtool, "check", "config", str(tmp_path / "prometheus.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
