@@ -6,9 +6,11 @@ STAMP  := $(VENV)/.installed
 FUZZ_EXAMPLES ?= 300
 FUZZ_STEPS    ?= 20
 FUZZ_SEED     ?= 20250801
+CHAOS_SEEDS   ?= 1,2,3,4,5,6,7,8,9,10
+CHAOS_SECONDS ?= 15
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run monitoring-check cluster clean
+.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run monitoring-check cluster chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -62,6 +64,12 @@ image-run: ## build the image with podman (on a Debian-made base where no regist
 
 monitoring-check: $(STAMP) ## promtool/amtool checks and alert unit tests of deploy/monitoring, dashboards and alerts against the exported metrics
 	bash deploy/monitoring/check.sh
+
+chaos: $(STAMP) ## every fault scenario (tests/chaos) over CHAOS_SEEDS, CHAOS_SECONDS of load each; writes docs/reliability.md (needs nginx, PostgreSQL's binaries, redis-server)
+	rm -f var/chaos.jsonl && mkdir -p var
+	CI=true MISSIONLINK_CHAOS_SEEDS=$(CHAOS_SEEDS) MISSIONLINK_CHAOS_SECONDS=$(CHAOS_SECONDS) \
+	MISSIONLINK_CHAOS_REPORT=var/chaos.jsonl $(BIN)/pytest -q -p no:cacheprovider tests/chaos/test_faults.py; \
+	status=$$?; $(BIN)/python -m tests.chaos.report var/chaos.jsonl docs/reliability.md $(CHAOS_SECONDS) && exit $$status
 
 cluster: $(STAMP) ## 2 API processes behind nginx and 2 workers on this machine's PostgreSQL and Redis (ARGS=--drop drops the databases on exit)
 	$(BIN)/python deploy/local/cluster.py $(ARGS)

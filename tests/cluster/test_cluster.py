@@ -7,7 +7,6 @@ is there exactly once, every backer got one result email, and ``reconcile`` pass
 from __future__ import annotations
 
 import asyncio
-import email
 import itertools
 import os
 import shutil
@@ -24,12 +23,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from missionlink.config import normalize_database_url
+from tests.chaos.harness import Cluster, Inbox, cluster_module, smtp_env
 from tests.conftest import pg_admin_url, redis_test_url
-from tests.infra import load_guards
-
-ROOT = Path(__file__).resolve().parents[2]
-cluster_module = load_guards(ROOT / "deploy" / "local" / "cluster.py", "missionlink_local_cluster")
-Cluster = cluster_module.Cluster
 
 PLEDGE = 1000
 FANS = 4
@@ -39,15 +34,6 @@ MAX_PLEDGES_PER_FAN = 1500
 TOP_UP = 2_000_000
 #: A client's patience with one request (same Idempotency-Key every time).
 TRIES = 20
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
 
 
 @pytest.fixture
@@ -75,9 +61,7 @@ def cluster(tmp_path: Path, smtp: tuple[Inbox, int]) -> Iterator[Any]:
         admin_url=admin, broker_url=broker, name=f"mlc_{uuid.uuid4().hex[:8]}",
         port=cluster_module.free_port(), state_dir=tmp_path / "cluster",
         extra_env={
-            "MISSIONLINK_SMTP_HOST": "127.0.0.1",
-            "MISSIONLINK_SMTP_PORT": str(port),
-            "MISSIONLINK_SMTP_TLS": "none",
+            **smtp_env(port),
             "MISSIONLINK_RATE_LIMIT_PLEDGES_PER_MINUTE": "0",
             "MISSIONLINK_ARGON2_TIME_COST": "1",
             "MISSIONLINK_ARGON2_MEMORY_KIB": "8192",
