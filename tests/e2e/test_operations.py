@@ -117,6 +117,7 @@ async def test_the_figures_follow_a_mission_and_dead_letters_replay_once(
     assert dead["missions"]["open"] == 0 and dead["missions"]["awaiting_settlement"] == 1
     [item] = dead["dead_letters"]["items"]
     assert item["kind"] == "event" and item["topic"] == "mission.ended"
+    assert item["mission_id"] == mission["id"] and item["user_id"] is None
     assert item["id"].startswith("event:") and "exploded" in item["error"]
     monkeypatch.undo()
 

@@ -120,6 +120,7 @@ async def test_an_admin_watches_the_service_and_replays_a_dead_letter(
             rows = page.locator("#ops-dead tbody tr")
             assert await rows.count() == 3
             assert "payment provider timed out" in await rows.first.inner_text()
+            assert await rows.first.locator("a[href^='/missions/']").count() == 1
             assert await page.inner_text("#ops-dead-count") == "3"
             assert await page.locator("a[href='/admin/operations']").is_visible()
             await page.locator("#ops-updated", has_text="5초마다").wait_for()

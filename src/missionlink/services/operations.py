@@ -190,6 +190,11 @@ async def database_figures(conn: AsyncConnection, now: datetime) -> dict[str, An
     }
 
 
+def _mission_of(payload: Any) -> int | None:
+    value = payload.get("mission_id") if isinstance(payload, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _error(text: str | None) -> str:
     return " ".join((text or "").split())[:_ERROR_TEXT_MAX]
 
@@ -203,7 +208,8 @@ async def _dead_letters(conn: AsyncConnection) -> dict[str, Any]:
     emails_n = await conn.scalar(select(func.count()).select_from(email_jobs).where(failed))
     events = await conn.execute(
         select(dead_letters.c.id, dead_letters.c.event_id, dead_letters.c.topic,
-               dead_letters.c.attempts, dead_letters.c.failed_at, dead_letters.c.error)
+               dead_letters.c.attempts, dead_letters.c.failed_at, dead_letters.c.error,
+               dead_letters.c.payload)
         .where(waiting).order_by(dead_letters.c.id.desc()).limit(DEAD_LETTER_LIMIT))
     emails = await conn.execute(
         select(email_jobs.c.id, email_jobs.c.mission_id, email_jobs.c.user_id,
@@ -212,7 +218,8 @@ async def _dead_letters(conn: AsyncConnection) -> dict[str, Any]:
         .where(failed).order_by(email_jobs.c.id.desc()).limit(DEAD_LETTER_LIMIT))
     items: list[dict[str, Any]] = [
         {"id": str(DeadLetterId("event", r.id)), "kind": "event", "topic": r.topic,
-         "event_id": r.event_id, "mission_id": None, "user_id": None, "role": None,
+         "event_id": r.event_id, "mission_id": _mission_of(r.payload), "user_id": None,
+         "role": None,
          "attempts": r.attempts, "at": iso(r.failed_at), "error": _error(r.error)}
         for r in events
     ]

@@ -728,8 +728,15 @@
       return td;
     };
     cell(item.id, 'mono');
-    cell(item.kind === 'event' ? t('ops_event_what', { topic: item.topic })
-      : t('ops_email_what', { user: item.user_id, mission: item.mission_id }));
+    const what = item.kind === 'event' ? t('ops_event_what', { topic: item.topic })
+      : t('ops_email_what', { user: item.user_id, mission: item.mission_id });
+    const about = cell(what);
+    if (item.kind === 'event' && item.mission_id) {
+      const a = document.createElement('a');
+      a.href = `/missions/${item.mission_id}`;
+      a.textContent = t('ops_mission_ref', { mission: item.mission_id });
+      about.append(' · ', a);
+    }
     cell(num(item.attempts), 'num');
     const when = cell('');
     if (item.at) {
@@ -797,6 +804,9 @@
     $('#ops-dead tbody').replaceChildren(...dead.items.map(deadLetterRow));
     $('#ops-dead').hidden = dead.items.length === 0;
     $('#ops-dead-empty').hidden = dead.items.length > 0;
+    const more = $('#ops-dead-more');
+    more.hidden = dead.events <= dead.limit && dead.emails <= dead.limit;
+    more.textContent = t('ops_newest_only', { n: dead.limit });
     decorate($('#ops-board'));
     const again = focused && $$('#ops-dead [data-id]').find((b) => b.dataset.id === focused);
     if (again) again.focus();
