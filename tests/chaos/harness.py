@@ -276,7 +276,14 @@ async def drive(client: Client, world: World, *, seed: int, seconds: float,
 
 async def finish(client: Client, world: World) -> None:
     """End every mission still open, so everything settles: reject what is pending,
-    declare a result for what is accepted (refreshing from the server first)."""
+    declare a result for what is accepted (refreshing from the server first). Missions
+    whose proposal was answered only when sent again are taken from the history."""
+    actors = {a.id: a for a in [*world.streamers, *world.fans]}
+    for op in client.history.ops:
+        if op.kind == "mission" and op.outcome == "ok" and op.body["id"] not in world.missions:
+            world.missions[op.body["id"]] = {
+                "id": op.body["id"], "streamer": actors[op.request["streamer_id"]],
+                "creator": actors[op.user], "status": op.body["status"]}
     for m in world.missions.values():
         r = await client.get(f"/api/v1/missions/{m['id']}")
         m["status"] = r.json()["status"]
