@@ -197,3 +197,58 @@ def test_tracing_is_on_only_with_an_endpoint() -> None:
     assert tracing.configured({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"})
     assert not tracing.configured({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
                                    "OTEL_SDK_DISABLED": "true"})
+
+
+def test_spans_reach_an_otlp_endpoint_named_by_the_standard_variable(tmp_path: Path) -> None:
+    """A real export: the OTLP/HTTP exporter posts the spans of a request to the endpoint
+    of ``OTEL_EXPORTER_OTLP_ENDPOINT`` (flushed when the process exits)."""
+    import http.server
+    import os
+    import threading
+
+    received: list[tuple[str, bytes]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            received.append((self.path, body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = f"""
+import asyncio, httpx
+from missionlink import bootstrap
+from missionlink.api.app import create_app
+from missionlink.config import Settings
+from missionlink.migrations.runner import upgrade_all
+settings = Settings(data_dir={str(tmp_path)!r})
+upgrade_all(settings)
+async def main():
+    c = bootstrap.build(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(c)),
+                                 base_url="http://t") as client:
+        assert (await client.get("/api/v1/missions")).status_code == 200
+    await c.close()
+asyncio.run(main())
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{server.server_address[1]}"
+    env["OTEL_SERVICE_NAME"] = "missionlink-test"
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=120, check=False, env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    traces = [body for path, body in received if path == "/v1/traces"]
+    assert traces, received
+    payload = b"".join(traces)
+    assert b"GET /api/v1/missions" in payload and b"missionlink-test" in payload
