@@ -155,6 +155,7 @@ def test_masking_and_redaction() -> None:
     assert clean("hash $argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA next") == "hash [redacted] next"
     assert "eyJ" not in clean("token eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl here")
     assert clean("Authorization: Bearer abc.def-ghi") == "Authorization: Bearer [redacted]"
+    assert clean("AUTHORIZATION: BEARER abc") == "AUTHORIZATION: BEARER [redacted]"
     assert clean("postgresql://ml:hunter2@db/core") == "postgresql://ml:[redacted]@db/core"
     assert "T000" not in clean("posting to https://hooks.slack.com/services/T000/B000/XXXX")
     event = ml_logging.redact(None, "info", {

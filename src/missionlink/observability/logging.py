@@ -47,7 +47,7 @@ def clean_text(text: str) -> str:
     """``text`` without the secrets or addresses it may quote."""
     if "eyJ" in text:
         text = _JWT.sub(REDACTED, text)
-    if "earer" in text:
+    if "earer" in text or "EARER" in text:
         text = _BEARER.sub(r"\1 " + REDACTED, text)
     if "://" in text:
         text = _WEBHOOK_URL.sub(REDACTED, text)
