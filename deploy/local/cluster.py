@@ -81,6 +81,8 @@ class Process:
     env: dict[str, str]
     log: Path
     port: int | None = None
+    #: Where it serves /metrics: an API process's internal port, a worker's METRICS_PORT.
+    metrics_port: int | None = None
     popen: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     #: False while the test or the operator holds it down on purpose.
@@ -279,20 +281,23 @@ class Cluster:
     def _define(self, api_ports: list[int] | None = None,
                 metrics_ports: list[int] | None = None) -> None:
         logs = self.state / "logs"
+        ports = iter(metrics_ports or [])
         for i in range(1, self.apis + 1):
             port = api_ports[i - 1] if api_ports else free_port()
+            metrics_port = next(ports, None) or free_port()
             name = f"api-{i}"
             self.processes[name] = Process(
                 name, self._cli("serve", "--host", "127.0.0.1", "--port", str(port)),
-                self.env(), logs / f"{name}.log", port=port)
+                self.env(MISSIONLINK_API_METRICS_PORT=str(metrics_port)),
+                logs / f"{name}.log", port=port, metrics_port=metrics_port)
             self.targets.append(Target(self.processes[name]))
         for i in range(1, self.workers + 1):
             name = f"worker-{i}"
-            metrics_port = metrics_ports[i - 1] if metrics_ports else free_port()
+            metrics_port = next(ports, None) or free_port()
             self.processes[name] = Process(
                 name, self._cli("worker"),
                 self.env(MISSIONLINK_METRICS_PORT=str(metrics_port)), logs / f"{name}.log",
-                port=metrics_port)
+                metrics_port=metrics_port)
 
     # -- nginx ---------------------------------------------------------------------------
 
@@ -462,7 +467,8 @@ http {{
 
     def start(self, *, api_ports: list[int] | None = None,
               metrics_ports: list[int] | None = None, timeout: float = 60.0) -> None:
-        """Create and migrate the databases, start everything, wait until it serves."""
+        """Create and migrate the databases, start everything, wait until it serves.
+        ``metrics_ports``: the API processes' internal metrics ports, then the workers'."""
         asyncio.run(self.create_databases())
         self.migrate()
         self._define(api_ports, metrics_ports)
@@ -553,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         for name, proc in cluster.processes.items():
             print(f"[cluster]   {name}: pid {proc.popen.pid if proc.popen else '-'}"
-                  + (f", port {proc.port}" if proc.port else ""), flush=True)
+                  + (f", port {proc.port}" if proc.port else "")
+                  + f", metrics on {proc.metrics_port}", flush=True)
         stopping.wait()
     finally:
         print("[cluster] stopping", flush=True)

@@ -136,7 +136,7 @@ async def _wait_settled(client: Client, mission_id: int, timeout: float = 90.0) 
     while asyncio.get_running_loop().time() < deadline:
         r = await client.send("GET", f"/api/v1/missions/{mission_id}")
         data: dict[str, Any] = r.json()
-        if data.get("settlement"):
+        if data.get("settlement") == "settled":
             return data
         await asyncio.sleep(0.5)
     raise AssertionError(f"mission {mission_id} was not settled in {timeout:.0f} s: {data}")
