@@ -139,8 +139,9 @@ class TaskFactory:
             "worker",
             ["worker"],
             port=None,
+            # The worker's liveness: 200 while its loop completes passes.
             probe_port=WORKER_METRICS_PORT,
-            probe_path="/metrics",
+            probe_path=HEALTH_PATH,
         )
         self._collector(worker, metrics_group)
         migrate = self._task("Migrate", "migrate", cfg.migrate)
