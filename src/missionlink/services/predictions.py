@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from missionlink.adapters.db.core_tables import bets, missions
+from missionlink.adapters.db.core_tables import bets, missions, wallets
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.domain.errors import Conflict, InvalidInput, NotFound
@@ -37,6 +37,14 @@ async def place_bet(
     row = await lock_shared(conn, mission_id)
     check_action(
         view_of(row), Action.bet, user_id, now, bet_window_seconds=settings.bet_window_seconds
+    )
+    # One user's bets on one mission run one at a time: without the wallet row's lock, two
+    # first bets at once both found no bet, and the second insert broke the one-bet-per-
+    # user unique key (a 500) instead of adding to the first. The lock is the one the debit
+    # below takes anyway (mission, then wallet: the order pledges use); the bet is read
+    # after it, so it sees the bet of whoever held it.
+    await conn.execute(
+        select(wallets.c.user_id).where(wallets.c.user_id == user_id).with_for_update()
     )
     existing = (
         await conn.execute(
