@@ -140,6 +140,8 @@ class Cluster:
     workers: int = 2
     state_dir: Path | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    #: Added to the workers' environment only (a fault harness skews their clock this way).
+    worker_env: Mapping[str, str] = field(default_factory=dict)
     supervise: bool = True
     log: Callable[[str], None] = print
 
@@ -296,8 +298,8 @@ class Cluster:
             metrics_port = next(ports, None) or free_port()
             self.processes[name] = Process(
                 name, self._cli("worker"),
-                self.env(MISSIONLINK_METRICS_PORT=str(metrics_port)), logs / f"{name}.log",
-                metrics_port=metrics_port)
+                self.env(MISSIONLINK_METRICS_PORT=str(metrics_port), **self.worker_env),
+                logs / f"{name}.log", metrics_port=metrics_port)
 
     # -- nginx ---------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from missionlink.adapters.security.revocations import (
 )
 from missionlink.adapters.security.tokens import TokenService, load_or_create_key
 from missionlink.config import Settings
-from missionlink.domain.clock import Clock, SystemClock
+from missionlink.domain.clock import Clock, ReferenceClock, SystemClock
 from missionlink.observability import metrics, tracing
 from missionlink.services.notices import CommitNotices
 from missionlink.services.pledges import PledgeDesk, make_pledge_desk
@@ -81,7 +81,9 @@ def build(
     broker = broker or make_broker(settings.broker_url)
     # One list, read by token checks and written by the session revocations.
     revoked = RevocationList()
-    clock = clock or SystemClock()
+    # On PostgreSQL every process takes "now" from the database server's clock (the worker
+    # calibrates it), so one whose own clock is off judges no deadline early or late.
+    clock = clock or (SystemClock() if settings.embedded else ReferenceClock())
     timeouts = Timeouts.of(settings)
     core_db = Database(settings.core_url, pool_size=settings.db_pool_size, timeouts=timeouts)
     identity_db = Database(settings.identity_url, pool_size=settings.db_pool_size,

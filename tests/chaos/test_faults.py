@@ -5,7 +5,8 @@ hold the history against the ledger.
 
 F1 kill -9 an API process at random moments; F2 kill -9 a worker at random moments (an
 email sent or an event published but not yet marked done); F3 PostgreSQL immediate
-shutdown under load, then restart; F4 the broker killed and restarted empty.
+shutdown under load, then restart; F4 the broker killed and restarted empty; F6 the
+workers' clocks two hours ahead (libfaketime): no mission may expire early.
 
 ``MISSIONLINK_CHAOS_SEEDS`` (default ``1``; ``make chaos`` runs ten) and
 ``MISSIONLINK_CHAOS_SECONDS`` (default 8, of load under faults) size the run; with
@@ -139,11 +140,34 @@ async def restart_broker(_: Any, servers: Servers, history: History, rng: random
         await asyncio.to_thread(servers.redis.start)
 
 
+#: The workers' clock runs two hours ahead (libfaketime): past every acceptance time and
+#: deadline of the run's missions, were it trusted.
+SKEW = "+7200s"
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+async def skewed_worker_clock(cluster: Any, _: Servers, history: History,
+                              rng: random.Random, stop: asyncio.Event) -> None:
+    history.fault(f"worker clocks {SKEW}")
+    # Workers restarted now and then start with the skew again, as a bad host would.
+    while await _pause(rng, stop, 2.0, 5.0):
+        name = rng.choice(["worker-1", "worker-2"])
+        history.fault(f"kill -9 {name} (restarts skewed)")
+        await asyncio.to_thread(cluster.kill, name)
+
+
+#: Environment of each scenario's workers.
+WORKER_ENV: dict[str, dict[str, str]] = {
+    "F6-worker-clock-skew": {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": SKEW,
+                             "FAKETIME_DONT_FAKE_MONOTONIC": "1"},
+}
+
 SCENARIOS: dict[str, Fault] = {
     "F1-kill-api": kill_api,
     "F2-kill-worker": kill_worker,
     "F3-postgres-crash": crash_postgres,
     "F4-broker-restart": restart_broker,
+    "F6-worker-clock-skew": skewed_worker_clock,
 }
 
 
@@ -156,6 +180,7 @@ async def run_scenario(name: str, seed: int, servers: Servers, fault: Fault) -> 
         name=f"chaos_{uuid.uuid4().hex[:8]}", port=free_port(),
         state_dir=servers.folder / "clusters" / f"{name}-{seed}",
         extra_env={**TEST_ENV, **smtp_env(servers.smtp_port)},
+        worker_env=WORKER_ENV.get(name, {}),
         log=lambda line: print(line, flush=True))
     await asyncio.to_thread(cluster.start)
     try:
@@ -214,4 +239,8 @@ async def run_scenario(name: str, seed: int, servers: Servers, fault: Fault) -> 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_no_acknowledged_request_is_lost_or_applied_twice(
         name: str, seed: int, servers: Servers) -> None:
+    if name in WORKER_ENV and not Path(LIBFAKETIME).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("libfaketime is not installed under CI=true (Debian: faketime)")
+        pytest.skip("needs libfaketime (Debian: apt-get install faketime)")
     asyncio.run(run_scenario(name, seed, servers, SCENARIOS[name]))

@@ -157,3 +157,9 @@ RECONCILE_DURATION = Gauge(
 RECONCILE_VIOLATIONS = Gauge(
     "missionlink_reconcile_violations", "Problems the last reconcile found (0 when ok)"
 )
+
+CLOCK_OFFSET = Gauge(
+    "missionlink_clock_offset_seconds",
+    "The database server's clock minus this process's own, as last measured (PostgreSQL); "
+    "deadlines are judged by the database's",
+)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from missionlink.adapters.db.core_tables import dead_letters, outbox, processed_events
 from missionlink.bootstrap import Container, build
 from missionlink.config import Env, Settings
+from missionlink.domain.clock import ReferenceClock
 from missionlink.observability import metrics, tracing
 from missionlink.observability.logging import configure
 from missionlink.services import idempotency, missions
@@ -32,6 +33,11 @@ log = structlog.get_logger(__name__)
 _LOGGED_TOPICS = frozenset({outbox_topics.MISSION_ENDED, outbox_topics.MISSION_SETTLED})
 
 
+#: How often the worker sets its clock by the database server's, and the offset it warns at.
+CALIBRATE_SECONDS = 10.0
+CLOCK_WARN_SECONDS = 1.0
+
+
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 2 ** min(attempts, 10)))
 
@@ -42,15 +48,30 @@ class Worker:
         self.idle_seconds = idle_seconds
         self._stopping = asyncio.Event()
         self._last_purge = 0.0
+        self._calibrated = float("-inf")
         self._observe = Observer(container)
 
     def stop(self) -> None:
         """Stop after the event being handled: the rest of a claimed batch is released."""
         self._stopping.set()
 
+    async def _calibrate(self) -> None:
+        """Set a reference clock by the database server's, every ``CALIBRATE_SECONDS``."""
+        clock = self.c.clock
+        if not isinstance(clock, ReferenceClock):
+            return
+        if time.monotonic() - self._calibrated < CALIBRATE_SECONDS:
+            return
+        self._calibrated = time.monotonic()
+        offset = (await clock.calibrate(self.c.core_db.server_now)).total_seconds()
+        metrics.CLOCK_OFFSET.set(offset)
+        if abs(offset) > CLOCK_WARN_SECONDS:
+            log.warning("clock.offset", seconds=round(offset, 3))
+
     async def run_once(self) -> int:
         """One pass over every duty; returns how much work it did."""
         done = 0
+        await self._calibrate()
         now = self.c.clock.now()
         async with self.c.core_db.begin() as conn:
             done += await missions.expire_due(conn, now)
