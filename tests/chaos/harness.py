@@ -319,8 +319,9 @@ async def journal_snapshot(conn: asyncpg.Connection) -> dict[str, tuple[Any, ...
         "FROM transfers")}
 
 
-async def wait_quiet(conn: asyncpg.Connection, timeout: float = 120.0) -> None:
-    """Until every mission is settled, the outbox is drained and every email sent."""
+async def wait_quiet(conn: asyncpg.Connection, timeout: float = 240.0) -> None:
+    """Until every mission is settled, the outbox is drained and every email sent (an email
+    a killed worker had claimed waits out its lease first)."""
     deadline = time.monotonic() + timeout
     while True:
         left = await conn.fetchrow(
