@@ -74,12 +74,13 @@ COOLDOWN = 300
 CANCEL_LIMIT = 5
 DAY = 86_400
 KRW_PER_POINT = 100
+IDEMPOTENCY_TTL = 86_400
 OPEN = ("pending", "accepted")
 OVERRIDES: dict[str, object] = {
     "platform_fee_bps": FEE_BPS, "min_pledge": MIN_PLEDGE, "max_pledge": MAX_PLEDGE,
     "min_mission_seconds": MIN_SECONDS, "signup_points": SIGNUP_POINTS,
     "bet_window_seconds": BET_WINDOW, "proposal_cooldown_seconds": COOLDOWN,
-    "cancel_limit_per_day": CANCEL_LIMIT,
+    "cancel_limit_per_day": CANCEL_LIMIT, "idempotency_ttl_seconds": IDEMPOTENCY_TTL,
     # Every read from the database: the model's clock jumps, a cached read would lag it.
     "read_cache_max_entries": 0,
 }
@@ -109,6 +110,16 @@ class Mission:
 
     def effective(self, now: datetime) -> str:
         return "expired" if self.status in OPEN and self.overdue(now) else self.status
+
+
+@dataclass
+class Sent:
+    actor: Actor
+    path: str
+    body: dict[str, Any] | None
+    key: str
+    at: datetime
+    response: httpx.Response
 
 
 @dataclass
@@ -347,6 +358,7 @@ def build_machine(backend: Backend) -> type[RuleBasedStateMachine]:
                                          for _ in range(VIEWERS)]
             self.users = self.streamers + self.viewers
             self.wallet_route_read = False
+            self.last: Sent | None = None
             CHECKS[1] += 1
             self.model = Model([u.id for u in self.users], [s.id for s in self.streamers])
             for u in self.users:
@@ -362,8 +374,15 @@ def build_machine(backend: Backend) -> type[RuleBasedStateMachine]:
 
         def post(self, actor: Actor, path: str, body: dict[str, Any] | None = None
                  ) -> httpx.Response:
+            """Every effect carries a fresh Idempotency-Key; the last one that took effect
+            is kept for ``replay``."""
             assert self.client is not None
-            return self.run(self.client.post(API + path, json=body, headers=actor.headers))
+            key = uuid.uuid4().hex
+            r = self.run(self.client.post(API + path, json=body,
+                                          headers={**actor.headers, "Idempotency-Key": key}))
+            if r.status_code < 300:
+                self.last = Sent(actor, path, body, key, self.now(), r)
+            return r
 
         def expect(self, r: httpx.Response, predicted: Refused | None, ok: int) -> bool:
             """The answer is the model's: ``ok`` when it allows the step, else its refusal."""
@@ -515,6 +534,35 @@ def build_machine(backend: Backend) -> type[RuleBasedStateMachine]:
             at = getattr(m, edge) + timedelta(seconds=nudge)
             if at > self.now():
                 self.clock.advance((at - self.now()).total_seconds())
+
+        @precondition(lambda self: self.last is not None
+                      and (self.now() - self.last.at).total_seconds() < IDEMPOTENCY_TTL)
+        @rule(other_body=st.booleans())
+        def replay(self, other_body: bool) -> None:
+            """The last effect again with its key: the first answer, replayed, and nothing
+            changes (the invariants check); with another body, 422 and nothing changes."""
+            last = self.last
+            assert last is not None and self.client is not None
+            body = last.body
+            if other_body:
+                body = dict(body or {})
+                for name, change in (("amount", 1000), ("points", 1)):
+                    if name in body:
+                        body[name] += change
+                if "outcome" in body:
+                    body["outcome"] = {"success": "failure"}.get(body["outcome"], "success")
+            r = self.run(self.client.post(
+                API + last.path, json=body,
+                headers={**last.actor.headers, "Idempotency-Key": last.key}))
+            if other_body:
+                assert r.status_code == 422, r.text
+                assert r.json()["type"].endswith("/idempotency-key-reused"), r.text
+                OUTCOMES["replay: another body, key reused"] += 1
+                return
+            assert r.status_code == last.response.status_code, r.text
+            assert r.headers.get("Idempotent-Replayed") == "true"
+            assert r.json() == last.response.json()
+            OUTCOMES["replay: replayed"] += 1
 
         @rule()
         def run_worker(self) -> None:
