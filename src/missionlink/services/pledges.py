@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import structlog
 from sqlalchemy import Row, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -94,7 +95,7 @@ _PLACE = text(
     ":missions, :users, :amounts, :nows, :keys, :fingerprints, :key_expired_befores, "
     ":from_accounts, :to_accounts, :created_ats, :shards, :key_wait, :open_statuses, "
     ":awaiting_acceptance, :transfer_kind, :transfer_prefix, :currency, :topic, "
-    ":created_status)"
+    ":created_status, :request_ids)"
 )
 #: The values the function would otherwise have to spell out itself.
 _DOMAIN_VALUES: dict[str, Any] = {
@@ -112,7 +113,8 @@ _DOMAIN_VALUES: dict[str, Any] = {
 }
 #: The per-pledge arrays of one call, in the function's order.
 _COLUMNS = ("missions", "users", "amounts", "nows", "keys", "fingerprints",
-            "key_expired_befores", "from_accounts", "to_accounts", "created_ats")
+            "key_expired_befores", "from_accounts", "to_accounts", "created_ats",
+            "request_ids")
 #: A whole batch that PostgreSQL chose to abort (deadlock, serialization) is run again;
 #: nothing of it was committed. A single pledge aborted that way inside its batch (its
 #: block rolled back, its neighbours committed) goes into a later batch, as often.
@@ -164,7 +166,9 @@ class PostgresPledgeDesk:
         missions.check_pledge_amount(self.settings, amount)
         row = (mission_id, user_id, amount, now, key, fingerprint,
                now - timedelta(seconds=self.settings.idempotency_ttl_seconds),
-               L.user_cash(user_id), L.escrow(mission_id), iso(now))
+               L.user_cash(user_id), L.escrow(mission_id), iso(now),
+               # The pledge.created event names the request, as outbox.emit does.
+               structlog.contextvars.get_contextvars().get("request_id"))
         pledge = _Pledge(row, user_id, mission_id, amount, now, key,
                          asyncio.get_running_loop().create_future())
         self._waiting.append(pledge)
