@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     worker_liveness_seconds: int = Field(default=60, ge=5, le=3600)
     #: The worker checks every ledger invariant this often (the reconcile metrics); 0 never.
     reconcile_interval_seconds: int = Field(default=300, ge=0)
+    #: How long a worker holds the result emails it claimed; one killed mid-batch leaves
+    #: them to the next worker after this. Longer than sending a batch takes.
+    email_lease_seconds: int = Field(default=120, ge=5, le=3600)
     worker_batch_size: int = Field(default=50, ge=1)
     worker_max_attempts: int = Field(default=8, ge=1)
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)

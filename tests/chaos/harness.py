@@ -73,6 +73,8 @@ TEST_ENV = {
     "MISSIONLINK_PROPOSAL_COOLDOWN_SECONDS": "0",
     "MISSIONLINK_CANCEL_LIMIT_PER_DAY": "1000",
     "MISSIONLINK_BET_WINDOW_SECONDS": "3600",
+    # Emails a killed worker had claimed go to the other one this soon.
+    "MISSIONLINK_EMAIL_LEASE_SECONDS": "10",
 }
 
 

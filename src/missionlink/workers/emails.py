@@ -26,11 +26,13 @@ from missionlink.observability import metrics, tracing
 from missionlink.services.notifications import Recipient, Statement, build_message
 
 log = structlog.get_logger(__name__)
-LEASE = timedelta(seconds=120)
 RECORD_EVERY = 25
 
 
-async def _claim(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+async def _claim(conn: AsyncConnection, now: datetime, limit: int,
+                 lease: timedelta) -> list[Any]:
+    """Queued emails whose lease is free, leased for ``lease`` (a worker killed mid-batch
+    leaves them to the next worker once it runs out)."""
     stmt = (
         select(email_jobs)
         .where(
@@ -47,7 +49,7 @@ async def _claim(conn: AsyncConnection, now: datetime, limit: int) -> list[Any]:
         await conn.execute(
             update(email_jobs)
             .where(email_jobs.c.id.in_([r.id for r in rows]))
-            .values(lease_until=now + LEASE, attempts=email_jobs.c.attempts + 1)
+            .values(lease_until=now + lease, attempts=email_jobs.c.attempts + 1)
         )
     return rows
 
@@ -89,7 +91,8 @@ async def send_batch(container: Container, limit: int = 200) -> int:
     """Send up to ``limit`` queued emails; returns how many were sent."""
     now = container.clock.now()
     async with container.core_db.begin() as conn:
-        jobs = await _claim(conn, now, limit)
+        jobs = await _claim(conn, now, limit,
+                            timedelta(seconds=container.settings.email_lease_seconds))
     if not jobs:
         return 0
     async with container.core_db.read() as conn:
