@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import structlog
 from argon2 import PasswordHasher
 
 from missionlink.adapters.broker.inprocess import Broker, make_broker
@@ -133,3 +134,21 @@ def build(
         pledges=make_pledge_desk(core_db, settings),
         notices=CommitNotices(broker, read_cache),
     )
+
+
+#: How often a process sets its clock by the database server's, and the offset it warns at.
+CALIBRATE_SECONDS = 10.0
+CLOCK_WARN_SECONDS = 1.0
+
+
+async def calibrate_clock(c: Container) -> float | None:
+    """Set a :class:`ReferenceClock` by the database server's clock; the offset in seconds,
+    or None for any other clock (the embedded default's, a test's)."""
+    clock = c.clock
+    if not isinstance(clock, ReferenceClock):
+        return None
+    offset = (await clock.calibrate(c.core_db.server_now)).total_seconds()
+    metrics.CLOCK_OFFSET.set(offset)
+    if abs(offset) > CLOCK_WARN_SECONDS:
+        structlog.get_logger(__name__).warning("clock.offset", seconds=round(offset, 3))
+    return offset

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
@@ -31,7 +32,7 @@ from missionlink.api.routers import (
     wallet,
 )
 from missionlink.api.routers import pages as web_pages
-from missionlink.bootstrap import Container
+from missionlink.bootstrap import CALIBRATE_SECONDS, Container, calibrate_clock
 from missionlink.config import Env
 from missionlink.observability import tracing
 from missionlink.observability.http import RequestIdMiddleware, RequestMetricsMiddleware
@@ -56,6 +57,18 @@ class MissionLinkAPI(FastAPI):
         return tracing.wrap_asgi(stack)
 
 
+async def _keep_clock_calibrated(container: Container) -> None:
+    """On PostgreSQL, set this process's clock by the database server's now and then, so a
+    pledge is judged against its deadline on the same time the worker expires it by."""
+    while True:
+        try:
+            if await calibrate_clock(container) is None:
+                return  # a clock of its own: the embedded default's, or a test's
+        except Exception:  # the database is away: keep the last offset, try again later
+            structlog.get_logger(__name__).warning("clock.calibration_failed", exc_info=True)
+        await asyncio.sleep(CALIBRATE_SECONDS)
+
+
 def create_app(container: Container, *, run_worker: bool = False,
                fast_path: bool = True) -> FastAPI:
     """Build the app; with ``run_worker`` the outbox worker runs inside this process.
@@ -74,9 +87,14 @@ def create_app(container: Container, *, run_worker: bool = False,
             worker = Worker(container)
             task = asyncio.create_task(worker.run_forever(), name="missionlink-worker")
         app.state.worker = worker
+        clock_task = asyncio.create_task(_keep_clock_calibrated(container),
+                                         name="missionlink-clock")
         try:
             yield
         finally:
+            clock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await clock_task
             if worker is not None and task is not None:
                 worker.stop()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -13,9 +13,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import dead_letters, outbox, processed_events
-from missionlink.bootstrap import Container, build
+from missionlink.bootstrap import CALIBRATE_SECONDS, Container, build, calibrate_clock
 from missionlink.config import Env, Settings
-from missionlink.domain.clock import ReferenceClock
 from missionlink.observability import metrics, tracing
 from missionlink.observability.logging import configure
 from missionlink.services import idempotency, missions
@@ -31,11 +30,6 @@ log = structlog.get_logger(__name__)
 
 #: Handled events logged at INFO (settlement and its result); the rest at DEBUG.
 _LOGGED_TOPICS = frozenset({outbox_topics.MISSION_ENDED, outbox_topics.MISSION_SETTLED})
-
-
-#: How often the worker sets its clock by the database server's, and the offset it warns at.
-CALIBRATE_SECONDS = 10.0
-CLOCK_WARN_SECONDS = 1.0
 
 
 def backoff(attempts: int) -> timedelta:
@@ -56,17 +50,10 @@ class Worker:
         self._stopping.set()
 
     async def _calibrate(self) -> None:
-        """Set a reference clock by the database server's, every ``CALIBRATE_SECONDS``."""
-        clock = self.c.clock
-        if not isinstance(clock, ReferenceClock):
-            return
-        if time.monotonic() - self._calibrated < CALIBRATE_SECONDS:
-            return
-        self._calibrated = time.monotonic()
-        offset = (await clock.calibrate(self.c.core_db.server_now)).total_seconds()
-        metrics.CLOCK_OFFSET.set(offset)
-        if abs(offset) > CLOCK_WARN_SECONDS:
-            log.warning("clock.offset", seconds=round(offset, 3))
+        """Set the clock by the database server's, every ``CALIBRATE_SECONDS``."""
+        if time.monotonic() - self._calibrated >= CALIBRATE_SECONDS:
+            self._calibrated = time.monotonic()
+            await calibrate_clock(self.c)
 
     async def run_once(self) -> int:
         """One pass over every duty; returns how much work it did."""
