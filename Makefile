@@ -8,9 +8,11 @@ FUZZ_STEPS    ?= 20
 FUZZ_SEED     ?= 20250801
 CHAOS_SEEDS   ?= 1,2,3,4,5,6,7,8,9,10
 CHAOS_SECONDS ?= 15
+MODEL_EXAMPLES ?= 250
+MODEL_STEPS    ?= 50
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run monitoring-check cluster chaos clean
+.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run monitoring-check cluster chaos model clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -70,6 +72,10 @@ chaos: $(STAMP) ## every fault scenario (tests/chaos) over CHAOS_SEEDS, CHAOS_SE
 	CI=true MISSIONLINK_CHAOS_SEEDS=$(CHAOS_SEEDS) MISSIONLINK_CHAOS_SECONDS=$(CHAOS_SECONDS) \
 	MISSIONLINK_CHAOS_REPORT=var/chaos.jsonl $(BIN)/pytest -q -p no:cacheprovider tests/chaos/test_faults.py; \
 	status=$$?; $(BIN)/python -m tests.chaos.report var/chaos.jsonl docs/reliability.md $(CHAOS_SECONDS) && exit $$status
+
+model: $(STAMP) ## the Hypothesis model of missions, pledges, bets and wallets at length (>= 10,000 steps; PostgreSQL too when MISSIONLINK_TEST_POSTGRES_URL is set)
+	MISSIONLINK_MODEL_RANDOM=1 MISSIONLINK_MODEL_EXAMPLES=$(MODEL_EXAMPLES) MISSIONLINK_MODEL_STEPS=$(MODEL_STEPS) \
+	$(BIN)/pytest -q -s -p no:cacheprovider tests/chaos/test_model.py
 
 cluster: $(STAMP) ## 2 API processes behind nginx and 2 workers on this machine's PostgreSQL and Redis (ARGS=--drop drops the databases on exit)
 	$(BIN)/python deploy/local/cluster.py $(ARGS)
