@@ -106,20 +106,17 @@ async def _pause(rng: random.Random, stop: asyncio.Event, low: float, high: floa
     return False
 
 
-async def kill_api(cluster: Any, _: Servers, history: History, rng: random.Random,
-                   stop: asyncio.Event) -> None:
-    while await _pause(rng, stop, 0.3, 2.0):
-        name = rng.choice(["api-1", "api-2"])
-        history.fault(f"kill -9 {name}")
-        await asyncio.to_thread(cluster.kill, name)
+def kill_one_of(*names: str) -> Fault:
+    """kill -9 one of ``names`` at random moments (the supervisor replaces it)."""
 
+    async def fault(cluster: Any, _: Servers, history: History, rng: random.Random,
+                    stop: asyncio.Event) -> None:
+        while await _pause(rng, stop, 0.3, 2.0):
+            name = rng.choice(names)
+            history.fault(f"kill -9 {name}")
+            await asyncio.to_thread(cluster.kill, name)
 
-async def kill_worker(cluster: Any, _: Servers, history: History, rng: random.Random,
-                      stop: asyncio.Event) -> None:
-    while await _pause(rng, stop, 0.3, 2.0):
-        name = rng.choice(["worker-1", "worker-2"])
-        history.fault(f"kill -9 {name}")
-        await asyncio.to_thread(cluster.kill, name)
+    return fault
 
 
 async def crash_postgres(_: Any, servers: Servers, history: History, rng: random.Random,
@@ -163,8 +160,8 @@ WORKER_ENV: dict[str, dict[str, str]] = {
 }
 
 SCENARIOS: dict[str, Fault] = {
-    "F1-kill-api": kill_api,
-    "F2-kill-worker": kill_worker,
+    "F1-kill-api": kill_one_of("api-1", "api-2"),
+    "F2-kill-worker": kill_one_of("worker-1", "worker-2"),
     "F3-postgres-crash": crash_postgres,
     "F4-broker-restart": restart_broker,
     "F6-worker-clock-skew": skewed_worker_clock,
