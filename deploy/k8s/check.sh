@@ -44,6 +44,14 @@ for env in dev staging prod; do
   fi
 done
 
+# deploy/monitoring's files as ConfigMaps for the monitoring namespace (they live outside
+# deploy/k8s, hence the load restrictor).
+step "rendering and validating monitoring"
+"$KUBECTL" kustomize --load-restrictor LoadRestrictionsNone "$K8S_DIR/monitoring" \
+  >"$RENDERED/monitoring.yaml"
+"$VENV/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" - \
+  <"$RENDERED/monitoring.yaml"
+
 step "pitfall guards (tests/infra/test_k8s_manifests.py)"
 (cd "$ROOT" && KUBECTL="$(command -v "$KUBECTL")" "$VENV/bin/python" -m pytest \
   -c deploy/k8s/pytest.ini --rootdir="$ROOT" --confcutdir=tests/infra -q \

@@ -477,3 +477,66 @@ def test_network_guard_catches(prod: Docs, case: str) -> None:
     mutate, needle = NET_BREAKS[case]
     mutate(prod)
     caught("NET", guards.check_network(prod), needle)
+
+
+MONITORING = ROOT / "deploy" / "monitoring"
+
+
+def monitoring_files() -> set[str]:
+    """The files deploy/monitoring gives the monitoring stack (not its check script, nor
+    the compose-only Prometheus configuration and Grafana file provider)."""
+    wanted = [MONITORING / "prometheus" / "alerts.yml",
+              *(MONITORING / "alertmanager").iterdir(),
+              *(MONITORING / "grafana" / "dashboards").glob("*.json"),
+              *(MONITORING / "grafana" / "provisioning" / "datasources").iterdir()]
+    return {p.name for p in wanted}
+
+
+def configmap_files(docs: Docs) -> dict[str, set[str]]:
+    return {d["metadata"]["name"].rsplit("-", 1)[0]: set(d.get("data", {}))
+            for d in docs if d["kind"] == "ConfigMap"}
+
+
+def monitoring_problems(docs: Docs) -> list[str]:
+    """Every monitoring file is in a ConfigMap of the namespace monitoring, each under
+    Kubernetes's 1 MiB, and the Grafana ones carry the sidecar's labels."""
+    problems = []
+    carried = set().union(*configmap_files(docs).values()) if docs else set()
+    problems += [f"{name}: in deploy/monitoring, in no ConfigMap"
+                 for name in sorted(monitoring_files() - carried)]
+    for d in docs:
+        name = d["metadata"]["name"]
+        if d["metadata"].get("namespace") != "monitoring":
+            problems.append(f"{name}: not in the namespace monitoring")
+        size = sum(len(v.encode()) for v in d.get("data", {}).values())
+        if size > 1_000_000:
+            problems.append(f"{name}: {size} bytes, over a ConfigMap's limit")
+        labels = d["metadata"].get("labels", {})
+        if "grafana-dashboards" in name and labels.get("grafana_dashboard") != "1":
+            problems.append(f"{name}: no grafana_dashboard label for the sidecar")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def monitoring_docs() -> Docs:
+    result = subprocess.run(
+        [_kubectl(), "kustomize", "--load-restrictor", "LoadRestrictionsNone",
+         str(K8S / "monitoring")], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def test_the_monitoring_stack_gets_every_file_of_deploy_monitoring(
+        monitoring_docs: Docs) -> None:
+    assert monitoring_problems(monitoring_docs) == []
+    assert "prometheus-scrape.yaml" in configmap_files(monitoring_docs)["missionlink-prometheus"]
+
+
+def test_a_dashboard_left_out_or_unlabelled_is_caught(monitoring_docs: Docs) -> None:
+    docs = copy.deepcopy(monitoring_docs)
+    dashboards = next(d for d in docs if "grafana-dashboards" in d["metadata"]["name"])
+    dashboards["data"].pop("missionlink-money.json")
+    dashboards["metadata"]["labels"].pop("grafana_dashboard")
+    problems = monitoring_problems(docs)
+    assert any("missionlink-money.json" in p for p in problems), problems
+    assert any("grafana_dashboard" in p for p in problems), problems
