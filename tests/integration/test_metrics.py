@@ -4,10 +4,15 @@ refusals, pool gauges, and labels that stay low-cardinality whatever clients sen
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prometheus_client import REGISTRY
 from sqlalchemy import update
 
@@ -18,6 +23,8 @@ from missionlink.workers import observe
 from missionlink.workers.runner import Worker
 from tests.conftest import BACKENDS
 from tests.helpers import make_user, propose, top_up
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def value(name: str, **labels: str) -> float:
@@ -167,3 +174,53 @@ async def test_reconcile_reads_under_its_own_statement_timeout(container: Contai
     async with container.core_db.read() as conn:
         await check_measured(conn)
         assert await conn.scalar(text("SHOW statement_timeout")) == RECONCILE_STATEMENT_TIMEOUT
+
+
+async def test_a_broken_ledger_fires_the_reconcile_alert_in_promtool(
+        client: httpx.AsyncClient, container: Container, tmp_path: Path) -> None:
+    """The gauges a broken ledger leaves, fed as they are to deploy/monitoring's rule."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is not installed under CI=true (Debian: prometheus)")
+        pytest.skip("needs promtool (Debian: apt-get install prometheus)")
+    fan = await make_user(container)
+    await top_up(client, fan, 5_000)
+    async with container.core_db.begin() as conn:
+        await conn.execute(update(wallets).where(wallets.c.user_id == fan.id)
+                           .values(cash_balance=wallets.c.cash_balance + 1))
+    async with container.core_db.read() as conn:
+        from missionlink.services.reconcile import check_measured
+
+        await check_measured(conn)
+    ok = value("missionlink_reconcile_ok")
+    last_run = value("missionlink_reconcile_last_run_timestamp_seconds")
+    assert (ok, last_run > 0) == (0, True)
+
+    rules = ROOT / "deploy" / "monitoring" / "prometheus" / "alerts.yml"
+    rule = next(r for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]
+                if r.get("alert") == "MissionLinkReconcileFailed")
+    labels = {"job": "missionlink-worker", "instance": "worker-1:9100"}
+    selector = '{job="missionlink-worker",instance="worker-1:9100"}'
+    annotations = {k: v.replace("{{ $labels.instance }}", labels["instance"]).strip()
+                   for k, v in rule["annotations"].items()}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump({
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                {"series": f"missionlink_reconcile_ok{selector}", "values": f"{ok:g}x10"},
+                {"series": f"missionlink_reconcile_last_run_timestamp_seconds{selector}",
+                 "values": f"{last_run:.0f}x10"},
+            ],
+            "alert_rule_test": [{
+                "eval_time": "5m", "alertname": "MissionLinkReconcileFailed",
+                "exp_alerts": [{"exp_labels": {**labels, **rule["labels"]},
+                                "exp_annotations": annotations}],
+            }],
+        }],
+    }))
+    result = subprocess.run([promtool, "test", "rules", str(tmp_path / "test.yml")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
