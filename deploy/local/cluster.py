@@ -142,6 +142,9 @@ class Cluster:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     #: Added to the workers' environment only (a fault harness skews their clock this way).
     worker_env: Mapping[str, str] = field(default_factory=dict)
+    #: Where the processes reach PostgreSQL, when not at ``admin_url``'s address (a fault
+    #: proxy in front of it, say); the roles and databases are made through ``admin_url``.
+    service_url: str | None = None
     supervise: bool = True
     log: Callable[[str], None] = print
 
@@ -165,7 +168,8 @@ class Cluster:
 
     def database_url(self, which: str) -> str:
         role = self.roles[which]
-        return _db_url(self.admin_url, role, user=role, password=self.passwords[which])
+        return _db_url(self.service_url or self.admin_url, role, user=role,
+                       password=self.passwords[which])
 
     def _passwords(self, path: Path) -> dict[str, str]:
         found: dict[str, str] = {}

@@ -5,7 +5,9 @@ hold the history against the ledger.
 
 F1 kill -9 an API process at random moments; F2 kill -9 a worker at random moments (an
 email sent or an event published but not yet marked done); F3 PostgreSQL immediate
-shutdown under load, then restart; F4 the broker killed and restarted empty; F6 the
+shutdown under load, then restart; F4 the broker killed and restarted empty; F5 every
+connection to PostgreSQL and Redis through a proxy that resets them all or adds latency
+now and then; F6 the
 workers' clocks two hours ahead (libfaketime): no mission may expire early.
 
 ``MISSIONLINK_CHAOS_SEEDS`` (default ``1``; ``make chaos`` runs ten) and
@@ -24,7 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ from tests.chaos.harness import (
     smtp_env,
     wait_quiet,
 )
+from tests.chaos.proxy import FaultProxy
 
 SEEDS = [int(s) for s in os.environ.get("MISSIONLINK_CHAOS_SEEDS", "1").split(",") if s]
 SECONDS = float(os.environ.get("MISSIONLINK_CHAOS_SECONDS", "8"))
@@ -63,6 +66,8 @@ class Servers:
     inbox: Inbox
     smtp_port: int
     folder: Path
+    #: F5's proxies in front of PostgreSQL and Redis, while its scenario runs.
+    proxies: list[FaultProxy] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +142,25 @@ async def restart_broker(_: Any, servers: Servers, history: History, rng: random
         await asyncio.to_thread(servers.redis.start)
 
 
+async def flaky_network(_: Any, servers: Servers, history: History, rng: random.Random,
+                        stop: asyncio.Event) -> None:
+    """Every process reaches PostgreSQL and Redis through a proxy that now and then cuts
+    every connection (RST) or holds what it forwards for tens of milliseconds."""
+    while await _pause(rng, stop, 0.3, 2.0):
+        if rng.random() < 0.5:
+            history.fault("connections to PostgreSQL and Redis reset")
+            for proxy in servers.proxies:
+                proxy.reset_all()
+        else:
+            delay = rng.uniform(0.02, 0.2)
+            history.fault(f"{delay * 1000:.0f} ms latency to PostgreSQL and Redis")
+            for proxy in servers.proxies:
+                proxy.delay = delay
+            await asyncio.sleep(rng.uniform(0.5, 2.0))
+            for proxy in servers.proxies:
+                proxy.delay = 0.0
+
+
 #: The workers' clock runs two hours ahead (libfaketime): past every acceptance time and
 #: deadline of the run's missions, were it trusted.
 SKEW = "+7200s"
@@ -164,6 +188,7 @@ SCENARIOS: dict[str, Fault] = {
     "F2-kill-worker": kill_one_of("worker-1", "worker-2"),
     "F3-postgres-crash": crash_postgres,
     "F4-broker-restart": restart_broker,
+    "F5-flaky-network": flaky_network,
     "F6-worker-clock-skew": skewed_worker_clock,
 }
 
@@ -172,8 +197,15 @@ async def run_scenario(name: str, seed: int, servers: Servers, fault: Fault) -> 
     started = time.monotonic()
     history = History()
     servers.inbox.messages.clear()
+    service_url, broker_url = None, servers.redis.url
+    if fault is flaky_network:
+        servers.proxies = [FaultProxy(servers.postgres.port), FaultProxy(servers.redis.port)]
+        for proxy in servers.proxies:
+            await proxy.start()
+        service_url = f"postgresql://postgres@127.0.0.1:{servers.proxies[0].port}/postgres"
+        broker_url = f"redis://127.0.0.1:{servers.proxies[1].port}/0"
     cluster = Cluster(
-        admin_url=servers.postgres.admin_url, broker_url=servers.redis.url,
+        admin_url=servers.postgres.admin_url, broker_url=broker_url, service_url=service_url,
         name=f"chaos_{uuid.uuid4().hex[:8]}", port=free_port(),
         state_dir=servers.folder / "clusters" / f"{name}-{seed}",
         extra_env={**TEST_ENV, **smtp_env(servers.smtp_port)},
@@ -216,6 +248,9 @@ async def run_scenario(name: str, seed: int, servers: Servers, fault: Fault) -> 
     finally:
         await asyncio.to_thread(cluster.stop)
         await cluster.drop_databases()
+        for proxy in servers.proxies:
+            await proxy.stop()
+        servers.proxies = []
     outcome = {
         "scenario": name, "seed": seed, "operations": len(history.ops),
         "outcomes": dict(history.counts()), "sends": sum(op.sends for op in history.ops),
