@@ -59,9 +59,7 @@ def render(rows: list[dict[str, Any]], *, seconds: str, commit: str) -> str:
               "result against the deadline, cancel against accept) and the Hypothesis model "
               "of missions, pledges, bets and wallets run in-process on SQLite and "
               "PostgreSQL: `tests/chaos/test_races.py` and `tests/chaos/test_model.py` "
-              "(`make model` for at least 10,000 steps). F5 (latency and connection resets "
-              "through a fault proxy between the service and PostgreSQL or the broker) is "
-              "not built yet."]
+              "(`make model` for at least 10,000 steps)."]
     problems = [(r["scenario"], r["seed"], p) for r in rows for p in r.get("problems", [])]
     if problems:
         lines += ["", "## Violations found", ""]
