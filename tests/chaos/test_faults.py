@@ -11,7 +11,7 @@ now and then; F6 the
 workers' clocks two hours ahead (libfaketime): no mission may expire early.
 
 ``MISSIONLINK_CHAOS_SEEDS`` (default ``1``; ``make chaos`` runs ten) and
-``MISSIONLINK_CHAOS_SECONDS`` (default 8, of load under faults) size the run; with
+``MISSIONLINK_CHAOS_SECONDS`` (default 5, of load under faults) size the run; with
 ``MISSIONLINK_CHAOS_REPORT=<file>`` each scenario appends its numbers as a JSON line.
 """
 
@@ -55,7 +55,7 @@ from tests.chaos.harness import (
 from tests.chaos.proxy import FaultProxy
 
 SEEDS = [int(s) for s in os.environ.get("MISSIONLINK_CHAOS_SEEDS", "1").split(",") if s]
-SECONDS = float(os.environ.get("MISSIONLINK_CHAOS_SECONDS", "8"))
+SECONDS = float(os.environ.get("MISSIONLINK_CHAOS_SECONDS", "5"))
 REPORT = os.environ.get("MISSIONLINK_CHAOS_REPORT", "")
 
 
