@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -21,7 +22,18 @@ from missionlink.bootstrap import Container
 from missionlink.config import Settings, normalize_database_url
 from missionlink.domain.clock import FrozenClock
 from missionlink.migrations.runner import upgrade_all
+from missionlink.observability import logging as ml_logging
 from tests.fakes import MemoryMailer
+
+# structlog as the service configures it in development (console lines, plain
+# tracebacks), not structlog's defaults, whose rich tracebacks with every frame's locals
+# can hold an event loop for seconds while a test waits on it.
+structlog.configure(
+    processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                *ml_logging.processors(json_logs=False)],
+    cache_logger_on_first_use=False,
+)
 
 PG_ENV = "MISSIONLINK_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

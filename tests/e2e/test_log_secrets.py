@@ -42,12 +42,13 @@ def settings_overrides() -> dict[str, object]:
 def log_lines(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
     """Every line, structlog's and the standard library's, as the service writes them."""
     out = io.StringIO()
+    before = structlog.get_config()
     ml_logging.configure(json_logs=True, level=logging.DEBUG, file=out, cache=False)
     caplog.set_level(logging.DEBUG)  # the root logger too, restored afterwards
     try:
         yield out
     finally:
-        structlog.reset_defaults()
+        structlog.configure(**before)  # the suite's own configuration (tests/conftest.py)
         root = logging.getLogger()
         for handler in [h for h in root.handlers if isinstance(h, ml_logging._StructlogHandler)]:
             root.removeHandler(handler)

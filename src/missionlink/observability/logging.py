@@ -105,7 +105,10 @@ def processors(*, json_logs: bool) -> list[structlog.types.Processor]:
     if json_logs:
         return [add_trace_ids, structlog.processors.format_exc_info, redact,
                 structlog.processors.JSONRenderer()]
-    return [add_trace_ids, redact, structlog.dev.ConsoleRenderer()]
+    # Plain tracebacks: a rich one with every frame's locals runs to thousands of lines and
+    # takes seconds to render, during which the event loop serves nobody.
+    return [add_trace_ids, redact,
+            structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)]
 
 
 _head: list[structlog.types.Processor] = [
