@@ -19,11 +19,12 @@ replaying twice is harmless.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import REGISTRY
 from sqlalchemy import func, or_, select, update
@@ -40,7 +41,28 @@ from missionlink.domain.errors import NotFound
 from missionlink.domain.missions import OPEN, Status
 from missionlink.observability import metrics
 from missionlink.services.mission_queries import iso
-from missionlink.workers.dead_letters import DeadLetterId
+
+Kind = Literal["event", "email"]
+_ID = re.compile(r"(?:(event|email):)?([0-9]{1,18})", re.ASCII)
+
+
+@dataclass(frozen=True)
+class DeadLetterId:
+    kind: Kind
+    number: int
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.number}"
+
+
+def parse_id(text: str) -> DeadLetterId:
+    """``event:12``, ``email:7`` or a bare ``12`` (a bare number is an event)."""
+    match = _ID.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a dead letter id: {text!r} (expected event:N or email:N)")
+    kind: Kind = "email" if match.group(1) == "email" else "event"
+    return DeadLetterId(kind, int(match.group(2)))
+
 
 #: The route of the operations read itself: its polling is left out of the request figures.
 OPERATIONS_ROUTE = "/api/v1/admin/operations"

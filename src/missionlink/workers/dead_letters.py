@@ -7,38 +7,20 @@ email the mail server never accepted.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from missionlink.adapters.db.core_tables import dead_letters, email_jobs, outbox
+from missionlink.adapters.db.core_tables import dead_letters, email_jobs
 from missionlink.adapters.db.engine import Database, Timeouts
 from missionlink.config import Settings
 from missionlink.domain.clock import SystemClock
+from missionlink.domain.errors import NotFound
+from missionlink.services import operations
+from missionlink.services.operations import DeadLetterId, parse_id
 
-Kind = Literal["event", "email"]
-_ID = re.compile(r"(?:(event|email):)?([0-9]{1,18})", re.ASCII)
-
-
-@dataclass(frozen=True)
-class DeadLetterId:
-    kind: Kind
-    number: int
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.number}"
-
-
-def parse_id(text: str) -> DeadLetterId:
-    """``event:12``, ``email:7`` or a bare ``12`` (a bare number is an event)."""
-    match = _ID.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"not a dead letter id: {text!r} (expected event:N or email:N)")
-    kind: Kind = "email" if match.group(1) == "email" else "event"
-    return DeadLetterId(kind, int(match.group(2)))
-
+__all__ = ["DeadLetterId", "describe", "list_all", "list_dead_letters", "parse_id",
+           "replay", "replay_any", "replay_dead_letter", "replay_email"]
 
 async def list_all(db: Database) -> list[dict[str, Any]]:
     """Dead events, then failed emails; an email row names its user id, never the address."""
@@ -93,50 +75,23 @@ def describe(row: dict[str, Any]) -> str:
 
 async def replay(db: Database, dead_letter_id: int) -> bool:
     """Put the event back in the outbox; handlers that already succeeded stay skipped."""
-    now = SystemClock().now()
-    async with db.begin() as conn:
-        row = (
-            await conn.execute(
-                update(dead_letters)
-                .where(dead_letters.c.id == dead_letter_id, dead_letters.c.replayed_at.is_(None))
-                .values(replayed_at=now)
-                .returning(dead_letters.c.event_id)
-            )
-        ).first()
-        if row is None:
-            return False
-        await conn.execute(
-            update(outbox)
-            .where(outbox.c.id == row.event_id)
-            .values(processed_at=None, attempts=0, available_at=now, last_error=None)
-        )
-        await conn.execute(
-            update(dead_letters)
-            .where(dead_letters.c.event_id == row.event_id)
-            .values(replayed_at=now)
-        )
-    return True
+    return await replay_any(db, DeadLetterId("event", dead_letter_id))
 
 
 async def replay_email(db: Database, job_id: int) -> bool:
-    """Queue a failed email again with a fresh set of attempts.
-
-    The job keeps its row, so the worker sends it under the same Message-ID and records
-    it as sent like any other.
-    """
-    async with db.begin() as conn:
-        result = await conn.execute(
-            update(email_jobs)
-            .where(email_jobs.c.id == job_id, email_jobs.c.status == "failed")
-            .values(status="queued", attempts=0, lease_until=None)
-        )
-    return bool(result.rowcount)
+    """Queue a failed email again with a fresh set of attempts, under its Message-ID."""
+    return await replay_any(db, DeadLetterId("email", job_id))
 
 
 async def replay_any(db: Database, dead_letter: DeadLetterId) -> bool:
-    if dead_letter.kind == "email":
-        return await replay_email(db, dead_letter.number)
-    return await replay(db, dead_letter.number)
+    """``operations.replay`` (what the operations page's button does) in a transaction of
+    its own; False when there is no such dead letter or it was replayed already."""
+    async with db.begin() as conn:
+        try:
+            answer = await operations.replay(conn, dead_letter, SystemClock().now())
+        except NotFound:
+            return False
+    return bool(answer["replayed"])
 
 
 async def replay_dead_letter(settings: Settings, dead_letter: DeadLetterId | int) -> bool:

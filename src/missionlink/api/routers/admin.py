@@ -14,7 +14,7 @@ from missionlink.api.effects import run_effect
 from missionlink.api.schemas.operations import DEAD_LETTER_ID, Operations, Replayed
 from missionlink.domain.errors import Forbidden
 from missionlink.services import operations
-from missionlink.workers.dead_letters import parse_id
+from missionlink.services.operations import parse_id
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
