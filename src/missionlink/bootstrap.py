@@ -93,8 +93,8 @@ def build(
     if tracing.setup():
         tracing.instrument_engine(core_db.engine)
         tracing.instrument_engine(identity_db.engine)
-    metrics.watch_pool("core", core_db.engine.pool)
-    metrics.watch_pool("identity", identity_db.engine.pool)
+    metrics.watch_pool("core", core_db.engine.pool, core_db.reader.pool)
+    metrics.watch_pool("identity", identity_db.engine.pool, identity_db.reader.pool)
     read_cache = ReadCache(max_entries=settings.read_cache_max_entries,
                            max_bytes=settings.read_cache_max_bytes,
                            ttl_seconds=settings.read_cache_ttl_seconds, clock=clock)

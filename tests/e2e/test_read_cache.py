@@ -106,7 +106,7 @@ async def test_concurrent_misses_make_one_database_query(
         if "FROM missions" in statement:
             statements.append(statement)
 
-    engine = container.core_db.engine.sync_engine
+    engine = container.core_db.reader.sync_engine
     event.listen(engine, "before_cursor_execute", count)
     try:
         loads = container.read_cache.loads

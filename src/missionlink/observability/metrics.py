@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -95,12 +96,18 @@ DB_POOL = Gauge(
 )
 
 
-def watch_pool(database: str, pool: Any) -> None:
-    """Report ``pool`` (a SQLAlchemy queue pool) as ``database`` at each scrape."""
+def watch_pool(database: str, *pools: Any) -> None:
+    """Report ``pools`` (SQLAlchemy queue pools; on SQLite a database has a write and a
+    read pool) together as ``database`` at each scrape."""
+    unique = list({id(pool): pool for pool in pools}.values())
     for state, read in (("in_use", "checkedout"), ("idle", "checkedin"), ("capacity", "size")):
-        method = getattr(pool, read, None)
-        if callable(method):
-            DB_POOL.labels(database, state).set_function(method)
+        methods = [m for m in (getattr(pool, read, None) for pool in unique) if callable(m)]
+        if methods:
+            DB_POOL.labels(database, state).set_function(_summed(methods))
+
+
+def _summed(methods: list[Callable[[], int]]) -> Callable[[], float]:
+    return lambda: float(sum(method() for method in methods))
 
 # -- live streams and limits --------------------------------------------------------------
 SSE_EVENTS = Counter(

@@ -179,8 +179,7 @@ CSV_FIELDS = ["id", "created_at", "kind", "currency", "amount", "account", "coun
 async def stream_lines(db: Database, user_id: int) -> AsyncIterator[dict[str, Any]]:
     """Every journal line of a user, newest first, streamed for the CSV receipt export."""
     stmt, accounts = _lines_stmt(user_id)
-    async with db.engine.connect() as conn:
-        await conn.execution_options(readonly=True)
+    async with db.connect_readonly() as conn:
         result = await conn.stream(stmt.execution_options(yield_per=500))
         async for row in result:
             yield _line(row, accounts)

@@ -63,7 +63,7 @@ def container_readiness(container: Any) -> Readiness:
                          ("core_db", container.core_db)):
             try:
                 async with asyncio.timeout(CHECK_TIMEOUT):
-                    async with db.engine.connect() as conn:
+                    async with db.connect_readonly() as conn:
                         await conn.execute(text("SELECT 1"))
                 checks[name] = "ok"
             except Exception as exc:

@@ -18,12 +18,18 @@ T = TypeVar("T")
 
 #: SQLSTATEs worth retrying: serialization failure and deadlock.
 RETRYABLE_SQLSTATES = {"40001", "40P01"}
-#: SQLite connections per database and process, all kept open. Each aiosqlite connection is
-#: a thread with its own page cache; SQLAlchemy's default pool (5 kept, 10 more opened and
-#: closed again on return) started and ended a thread per busy request, and glibc's
-#: per-thread heaps kept the memory of every one of them. 15 is the default pool's cap, so
-#: as many requests run at once as before.
-SQLITE_POOL_SIZE = 15
+#: SQLite connections per database and process, all kept open. SQLite lets one
+#: transaction write at a time, so write transactions share ONE connection and wait for
+#: it in the pool's FIFO queue (a coroutine each, not a thread polling the lock); reads
+#: have connections of their own and never queue behind writes (WAL). Each aiosqlite
+#: connection is a thread with its own stack, schema and page cache: before this split,
+#: 15 connections per database that all waited on the write lock kept as many threads,
+#: and glibc's per-thread heaps kept the memory of each.
+SQLITE_WRITE_POOL_SIZE = 1
+SQLITE_READ_POOL_SIZE = 4
+#: Seconds a write transaction waits for the write connection (SQLite's own busy
+#: timeout for another process holding the lock is separate, 10 s).
+SQLITE_WRITE_WAIT_SECONDS = 30
 #: Page cache per SQLite connection, in KiB (SQLite's default is 2,000). WAL drops a
 #: connection's cache whenever another one commits, so on a busy database it holds little
 #: but a scan's pages, which it then frees.
@@ -80,15 +86,20 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_engine(url: str, size: int, *, pool_timeout: float = 30) -> AsyncEngine:
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=size,
+                                 max_overflow=0, pool_timeout=pool_timeout)
+    _sqlite_setup(engine)
+    return engine
+
+
 def make_engine(url: str, *, pool_size: int = 10,
                 timeouts: Timeouts | None = None) -> AsyncEngine:
     """An engine for ``url``; on PostgreSQL each connection starts with ``timeouts``
-    (by default the settings')."""
+    (by default the settings'). On SQLite this is the write engine (one connection, see
+    ``SQLITE_WRITE_POOL_SIZE``); ``Database`` adds a read engine beside it."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(
-            url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL_SIZE, max_overflow=0)
-        _sqlite_setup(engine)
-        return engine
+        return _sqlite_engine(url, SQLITE_WRITE_POOL_SIZE, pool_timeout=SQLITE_WRITE_WAIT_SECONDS)
     connect_args: dict[str, Any] = {}
     if make_url(url).get_driver_name() == "asyncpg":
         connect_args["server_settings"] = (timeouts or Timeouts()).server_settings()
@@ -115,12 +126,18 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 class Database:
-    """One database: ``begin()`` for a write transaction, ``read()`` for reads."""
+    """One database: ``begin()`` for a write transaction, ``read()`` for reads.
+
+    On SQLite reads go through ``reader``, an engine of their own
+    (``SQLITE_READ_POOL_SIZE`` connections), and writes through ``engine``'s single
+    connection; on PostgreSQL both are the same engine."""
 
     def __init__(self, url: str, *, pool_size: int = 10,
                  timeouts: Timeouts | None = None) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, timeouts=timeouts)
+        self.reader = (_sqlite_engine(url, SQLITE_READ_POOL_SIZE) if url.startswith("sqlite")
+                       else self.engine)
 
     @property
     def is_postgres(self) -> bool:
@@ -140,10 +157,15 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with self.connect_readonly() as conn, conn.begin():
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def connect_readonly(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads only: its transactions start with a plain ``BEGIN``."""
+        async with self.reader.connect() as conn:
             await conn.execution_options(readonly=True)
-            async with conn.begin():
-                yield conn
+            yield conn
 
     async def transaction(
         self, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 4
@@ -161,3 +183,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()

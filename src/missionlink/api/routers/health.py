@@ -33,7 +33,7 @@ async def readyz(container: Deps) -> JSONResponse:
     checks: dict[str, str] = {}
     for name, db in (("identity_db", container.identity_db), ("core_db", container.core_db)):
         try:
-            async with db.engine.connect() as conn:
+            async with db.connect_readonly() as conn:
                 await conn.execute(text("SELECT 1"))
             checks[name] = "ok"
         except Exception as exc:
