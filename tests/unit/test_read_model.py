@@ -104,3 +104,46 @@ async def test_an_entry_holds_no_more_memory_than_its_body() -> None:
         tracemalloc.stop()
     # Body, ETag, tags and the LRU's bookkeeping: well under the encoder's 4 KiB buffer.
     assert held / 50 < 1500
+
+
+async def test_expired_entries_are_dropped_before_the_next_store_not_kept_to_the_bound() -> None:
+    from missionlink.observability.metrics import READ_CACHE_BYTES
+
+    now = [100.0]
+    cache = ReadCache(max_entries=100, ttl_seconds=1.0, clock=FrozenClock(),
+                      monotonic=lambda: now[0])
+    body_bytes = READ_CACHE_BYTES._value.get()
+
+    async def load(n: int) -> Loaded:
+        return Loaded({"id": n}, frozenset({f"mission:{n}"}))
+
+    for n in range(10):
+        await cache.get(("mission", n), lambda n=n: load(n))
+        now[0] += 0.05
+    assert len(cache) == 10
+    now[0] += 0.72  # the first five are past their TTL, the last five are not
+    await cache.get(("mission", 99), lambda: load(99))
+    assert len(cache) == 6
+    assert [cache.peek(("mission", n)) is not None for n in (0, 4, 5, 9, 99)] == [
+        False, False, True, True, True]
+    assert READ_CACHE_BYTES._value.get() - body_bytes == sum(
+        len(e.body) for e in cache._entries.values())
+    await cache.close()
+
+
+async def test_a_full_cache_drops_the_entry_closest_to_its_end_even_if_just_read() -> None:
+    now = [0.0]
+    cache = ReadCache(max_entries=3, ttl_seconds=1.0, clock=FrozenClock(),
+                      monotonic=lambda: now[0])
+
+    async def load(n: int) -> Loaded:
+        return Loaded({"id": n}, frozenset({f"mission:{n}"}))
+
+    for n in range(3):
+        await cache.get(("mission", n), lambda n=n: load(n))
+        now[0] += 0.1
+    assert cache.peek(("mission", 0)) is not None  # a hit does not prolong an entry
+    await cache.get(("mission", 3), lambda: load(3))
+    assert [cache.peek(("mission", n)) is not None for n in range(4)] == [
+        False, True, True, True]
+    await cache.close()

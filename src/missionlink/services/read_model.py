@@ -2,10 +2,15 @@
 
 A hyped mission is read thousands of times a second and changes a few times a second, so
 each replica keeps the encoded answer of the public reads (mission, missions of a channel,
-backers, prediction pools) in an LRU bounded in entries and in body bytes, and:
+backers, prediction pools) bounded in entries and in body bytes, and:
 
 - **nothing stale lives longer than the TTL** (at most one second, ``READ_CACHE_TTL_SECONDS``):
-  it bounds how late a change made elsewhere can show if its invalidation is lost;
+  it bounds how late a change made elsewhere can show if its invalidation is lost. Every
+  entry lives one TTL from its load, so entries are kept in the order they were stored,
+  which is the order they expire in: an expired entry is never served, and each store
+  first drops the expired ones at the front. The bound is then on what was loaded
+  within one TTL (10,000 distinct reads a second fill the default), not on what was ever
+  read, and a full bound evicts the entry closest to its end;
 - **a write shows at once to its writer**: a state-changing request drops the keys it
   touched on its own replica before its response goes out (``api.effects``), then tells the
   other replicas through the broker (``INVALIDATION_CHANNEL``); the worker does the same for
@@ -96,8 +101,8 @@ def entry_of(loaded: Loaded, fresh_until: float) -> Entry:
 
 
 class ReadCache:
-    """An LRU of encoded public reads, bounded in entries and in bytes, with tag invalidation
-    and single flight."""
+    """Encoded public reads, in the order they expire, bounded in entries and in bytes,
+    with tag invalidation and single flight."""
 
     def __init__(self, *, max_entries: int, ttl_seconds: float, clock: Clock,
                  max_bytes: int = 16 * 2**20,
@@ -143,7 +148,6 @@ class ReadCache:
         entry = self._entries.get(key)
         if entry is None or not self._usable(entry):
             return None
-        self._entries.move_to_end(key)
         return entry
 
     async def get(self, key: Hashable, load: Callable[[], Awaitable[Loaded]]) -> Entry:
@@ -151,7 +155,6 @@ class ReadCache:
         entry = self._entries.get(key)
         if entry is not None:
             if self._usable(entry):
-                self._entries.move_to_end(key)
                 return entry
             self._drop(key)
         pending = self._inflight.get(key)
@@ -179,6 +182,7 @@ class ReadCache:
 
     def _store(self, key: Hashable, entry: Entry) -> None:
         self._drop(key)
+        self._drop_expired()
         if len(entry.body) > self.max_bytes:
             return
         self._entries[key] = entry
@@ -189,6 +193,17 @@ class ReadCache:
             self._by_tag.setdefault(tag, set()).add(key)
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
+
+    def _drop_expired(self) -> None:
+        """Drop the entries at the front whose TTL has run out (stored with the same TTL,
+        they expire in the order they were stored)."""
+        now = self.monotonic()
+        entries = self._entries
+        while entries:
+            key, entry = next(iter(entries.items()))
+            if entry.fresh_until > now:
+                return
+            self._drop(key)
 
     def _drop(self, key: Hashable) -> None:
         entry = self._entries.pop(key, None)
