@@ -10,8 +10,10 @@ after every retry with the same key). The checkers then require, against the led
   the client was told about, and no row exists that no key accounts for);
 * each ``fail`` one with no effect, each ``unknown`` one at most once;
 * the invariants of ``missionlink reconcile``; every mission terminal and settled; the
-  outbox drained; one result email per backer and streamer at the SMTP server (by
-  Message-ID, duplicates of one Message-ID allowed); the journal unchanged in the past.
+  outbox drained; one result email per backer and streamer at the SMTP server by
+  Message-ID (delivery is at least once: copies of one Message-ID are allowed, and must
+  say the same apart from their Date, since a receiver keeps one per Message-ID); the
+  journal unchanged in the past.
 """
 
 from __future__ import annotations
@@ -94,6 +96,9 @@ class Op:
     token: str | None = None
     #: Sent again, with its key, after the faults stopped.
     retried: bool = False
+    #: What each send got: ``reset`` (no answer), the status, ``+replayed`` when the
+    #: answer was the stored one of an earlier send (``Idempotent-Replayed``).
+    answers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -154,7 +159,10 @@ class Client:
                 r = await self.http.post(path, json=body, headers=headers)
             except httpx.TransportError:
                 op.outcome = "unknown"
+                op.answers.append("reset")
             else:
+                op.answers.append(str(r.status_code) + (
+                    "+replayed" if r.headers.get("Idempotent-Replayed") == "true" else ""))
                 op.status = r.status_code
                 if r.status_code not in UNKNOWN_STATUSES and not _still_running(r):
                     op.outcome = "ok" if r.status_code < 300 else "fail"
@@ -338,6 +346,15 @@ async def wait_quiet(conn: asyncpg.Connection, timeout: float = 240.0) -> None:
         await asyncio.sleep(0.5)
 
 
+def email_content(message: email.message.Message) -> tuple[str, ...]:
+    """What a copy of an email says, apart from when it was sent (its Date)."""
+    parts = [str(message[h]) for h in ("From", "To", "Subject")]
+    for part in message.walk():
+        if not part.is_multipart():
+            parts.append(str(part.get_payload()))
+    return tuple(parts)
+
+
 #: Operation kind -> the table whose rows its key creates, and the id in its response.
 CREATES = {"topup": "topups", "pledge": "pledges", "bet": "bets", "post": "posts",
            "mission": "missions"}
@@ -415,12 +432,25 @@ async def check(conn: asyncpg.Connection, history: History, inbox: Inbox,
     unsent = [j["message_id"] for j in jobs if j["status"] != "sent"]
     if unsent:
         problems.append(f"emails not sent: {unsent[:5]}")
+    # Delivery is at least once under a stable Message-ID: a worker killed after the
+    # server accepted an email and before marking it sent leaves it to be sent again,
+    # under the same Message-ID, and a receiver keeps one message per Message-ID. So each
+    # job's Message-ID must arrive at least once, nothing else may arrive, and every copy
+    # of one Message-ID must say the same (only its Date may differ), or dropping the
+    # later copies would lose what it said.
     received = Counter(str(m["Message-ID"]) for m in inbox.messages)
     wanted = {j["message_id"] for j in jobs}
     for message_id in wanted - set(received):
         problems.append(f"email {message_id}: never reached the SMTP server")
     for message_id in set(received) - wanted:
         problems.append(f"email {message_id}: sent, but no job asked for it")
+    copies: dict[str, set[tuple[str, ...]]] = defaultdict(set)
+    for m in inbox.messages:
+        copies[str(m["Message-ID"])].add(email_content(m))
+    for message_id, contents in copies.items():
+        if len(contents) > 1:
+            problems.append(f"email {message_id}: {received[message_id]} copies that differ "
+                            "(a receiver keeping one per Message-ID would lose one)")
     journal_now = await journal_snapshot(conn)
     changed = [tid for tid, row in journal_before.items() if journal_now.get(tid) != row]
     if changed:

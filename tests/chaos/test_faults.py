@@ -3,12 +3,21 @@ on a PostgreSQL and a Redis of the suite's own: a seeded load records what clien
 told while processes, the database or the broker fail; the checkers of ``harness`` then
 hold the history against the ledger.
 
-F1 kill -9 an API process at random moments; F2 kill -9 a worker at random moments (an
-email sent or an event published but not yet marked done); F3 PostgreSQL immediate
+F1 kill -9 an API process at random moments, and at each named phase of a pledge or bet
+(parsed; its statement sent, result unread; committed, not answered; answered); F2 kill
+-9 a worker at random moments, and exactly after the SMTP server accepted an email or an
+event was published to the broker, before either is marked done; F3 PostgreSQL immediate
 shutdown under load, then restart; F4 the broker killed and restarted empty; F5 every
 connection to PostgreSQL and Redis through a proxy that resets them all or adds latency
 now and then; F6 the
 workers' clocks two hours ahead (libfaketime): no mission may expire early.
+
+The phase kills are injected by ``tests/chaos/inject/sitecustomize.py``, put on the
+``PYTHONPATH`` of the cluster's processes (nothing in ``src`` knows of it): the scenario
+arms a phase, the first process to reach it dies there, and the scenario re-arms. Each
+phase must be reached at least once, or the scenario fails; what the clients and the
+SMTP server and broker saw of each killed request, email or event is then checked too
+(``judge``).
 
 ``MISSIONLINK_CHAOS_SEEDS`` (default ``1``; ``make chaos`` runs ten) and
 ``MISSIONLINK_CHAOS_SECONDS`` (default 5, of load under faults) size the run; with
@@ -18,6 +27,7 @@ workers' clocks two hours ahead (libfaketime): no mission may expire early.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -25,6 +35,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +43,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio
 from aiosmtpd.controller import Controller
 
 from tests.chaos import services
@@ -41,6 +53,7 @@ from tests.chaos.harness import (
     Cluster,
     History,
     Inbox,
+    Op,
     World,
     check,
     core_connection,
@@ -177,6 +190,145 @@ async def skewed_worker_clock(cluster: Any, _: Servers, history: History,
         await asyncio.to_thread(cluster.kill, name)
 
 
+#: Folder of the phase injector, put first on the processes' PYTHONPATH.
+INJECT = Path(__file__).resolve().parent / "inject"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A named phase at which the injector kills a process (see inject/sitecustomize.py)."""
+
+    name: str
+    #: ``api``: armed for the API processes; ``worker``: for the workers.
+    process: str
+
+
+PHASES: dict[str, Phase] = {
+    "F1-kill-api-parsed": Phase("money-parsed", "api"),
+    "F1-kill-api-sent": Phase("money-sent", "api"),
+    "F1-kill-api-committed": Phase("money-committed", "api"),
+    "F1-kill-api-answered": Phase("money-answered", "api"),
+    "F2-kill-worker-email-sent": Phase("email-sent", "worker"),
+    "F2-kill-worker-event-published": Phase("event-published", "worker"),
+}
+
+
+def chaos_folder(cluster: Any) -> Path:
+    return Path(cluster.state) / "chaos"
+
+
+def kill_at(phase: Phase) -> Fault:
+    """Arm ``phase`` again a random while after each kill there. An API phase is disarmed
+    when the load stops (the checks' own requests are not killed); a worker phase stays
+    armed until everything is settled, since results are mostly emailed and published
+    after the load, while every mission is ended."""
+
+    async def fault(cluster: Any, _: Servers, history: History, rng: random.Random,
+                    stop: asyncio.Event) -> None:
+        armed = chaos_folder(cluster) / f"{phase.name}.armed"
+        while await _pause(rng, stop, 0.3, 1.5):
+            if not armed.exists():  # the last arming fired (or none was made yet)
+                armed.touch()
+        if phase.process == "api":
+            armed.unlink(missing_ok=True)
+
+    return fault
+
+
+def fired(cluster: Any) -> list[dict[str, Any]]:
+    """What each process killed at a phase was doing, as it wrote before dying."""
+    return [json.loads(path.read_text())
+            for path in sorted(chaos_folder(cluster).glob("fired-*.json"))]
+
+
+def _no_answer(answer: str) -> bool:
+    return answer == "reset" or answer in ("500", "502", "503", "504")
+
+
+def judge(phase: Phase, kills: list[dict[str, Any]], history: History, inbox: Inbox,
+          events: list[tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any], list[str]]:
+    """What the clients, the SMTP server and the broker saw of each killed request, email
+    or event: ``(notes for the report, violations)``."""
+    problems: list[str] = []
+    if not kills:
+        return {}, [f"phase {phase.name}: never reached, so nothing was killed there (was "
+                    "the wrapped function renamed or its path bypassed?)"]
+    if phase.process == "api":
+        by_key = {op.key: op for op in history.ops}
+        killed: list[Op] = []
+        for kill in kills:
+            for key in kill.get("keys") or [kill.get("key")]:
+                op = by_key.get(str(key))
+                if op is None:
+                    problems.append(f"{phase.name}: the killed request {key} is not in the "
+                                    "history")
+                else:
+                    killed.append(op)
+        first: Counter[str] = Counter(op.answers[0] for op in killed if op.answers)
+        last: Counter[str] = Counter(op.answers[-1] for op in killed if op.answers)
+        for op in killed:
+            blind = sum(_no_answer(a) for a in op.answers)
+            final = op.answers[-1] if op.answers else "none"
+            if op.outcome not in ("ok", "fail"):
+                problems.append(f"{phase.name}: {op.kind} {op.key} still without an answer "
+                                f"after {op.sends} sends: {op.answers}")
+            if phase.name != "money-answered" and not blind:
+                problems.append(f"{phase.name}: {op.kind} {op.key} was answered by a process "
+                                f"killed before it answered: {op.answers}")
+            if phase.name == "money-committed" and op.outcome == "ok" and (
+                    not final.endswith("+replayed")):
+                problems.append(f"{phase.name}: {op.kind} {op.key} committed before the kill, "
+                                f"yet its resend was not a replay: {op.answers}")
+            if phase.name == "money-parsed" and blind == 1 and final.endswith("+replayed"):
+                problems.append(f"{phase.name}: {op.kind} {op.key} was killed before any "
+                                f"database work, yet its resend replayed an effect: "
+                                f"{op.answers}")
+        notes = {"kills": len(kills), "killed_requests": len(killed),
+                 "first_answers": dict(first), "final_answers": dict(last)}
+        return notes, problems
+    if phase.name == "email-sent":
+        copies = Counter(str(m["Message-ID"]) for m in inbox.messages)
+        for kill in kills:
+            if copies[kill["message_id"]] < 2:
+                problems.append(f"{phase.name}: email {kill['message_id']} reached the SMTP "
+                                f"server {copies[kill['message_id']]} time(s); the worker was "
+                                "killed before marking it sent, so it must go again")
+        return {"kills": len(kills), "emails_sent_again": sum(
+            copies[k["message_id"]] - 1 for k in kills)}, problems
+    # event-published: the next worker handles the event again and publishes it again,
+    # as the same event (same type, ids and names; only ``at`` and the mission's card,
+    # which shows the totals of that moment, may differ), so an overlay can tell a repeat
+    # (a pledge's server-sent event id is ``p<pledge id>``).
+    def same(channel: str, event: dict[str, Any]) -> tuple[str, str]:
+        return channel, json.dumps({k: v for k, v in event.items()
+                                    if k not in ("at", "mission")}, sort_keys=True)
+
+    seen = Counter(same(channel, event) for channel, event in events)
+    for kill in kills:
+        n = seen[same(kill["channel"], kill["event"])]
+        if n < 2:
+            problems.append(f"{phase.name}: event {kill['event'].get('type')} of mission "
+                            f"{kill['event'].get('mission_id')} published {n} time(s); the "
+                            "worker was killed before marking it processed, so it must go again")
+    return {"kills": len(kills), "events_published_again": sum(
+        max(0, seen[same(k["channel"], k["event"])] - 1) for k in kills)}, problems
+
+
+async def listen(url: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Every event published to a channel's overlays, as ``(channel, event)``."""
+    client = redis.asyncio.from_url(url)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.psubscribe("missionlink:channel:*")
+        async for item in pubsub.listen():
+            if item.get("type") == "pmessage":
+                channel = item["channel"].decode().removeprefix("missionlink:")
+                events.append((channel, json.loads(item["data"])))
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
 #: Environment of each scenario's workers.
 WORKER_ENV: dict[str, dict[str, str]] = {
     "F6-worker-clock-skew": {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": SKEW,
@@ -190,6 +342,7 @@ SCENARIOS: dict[str, Fault] = {
     "F4-broker-restart": restart_broker,
     "F5-flaky-network": flaky_network,
     "F6-worker-clock-skew": skewed_worker_clock,
+    **{name: kill_at(phase) for name, phase in PHASES.items()},
 }
 
 
@@ -204,13 +357,26 @@ async def run_scenario(name: str, seed: int, servers: Servers, fault: Fault) -> 
             await proxy.start()
         service_url = f"postgresql://postgres@127.0.0.1:{servers.proxies[0].port}/postgres"
         broker_url = f"redis://127.0.0.1:{servers.proxies[1].port}/0"
+    state_dir = servers.folder / "clusters" / f"{name}-{seed}"
+    phase = PHASES.get(name)
+    extra_env = {**TEST_ENV, **smtp_env(servers.smtp_port)}
+    worker_env = dict(WORKER_ENV.get(name, {}))
+    if phase is not None:
+        (state_dir / "chaos").mkdir(parents=True, exist_ok=True)
+        inject = {"PYTHONPATH": os.pathsep.join(
+                      [str(INJECT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+                  "MISSIONLINK_CHAOS_KILL_AT": phase.name,
+                  "MISSIONLINK_CHAOS_DIR": str(state_dir / "chaos")}
+        (extra_env if phase.process == "api" else worker_env).update(inject)
     cluster = Cluster(
         admin_url=servers.postgres.admin_url, broker_url=broker_url, service_url=service_url,
-        name=f"chaos_{uuid.uuid4().hex[:8]}", port=free_port(),
-        state_dir=servers.folder / "clusters" / f"{name}-{seed}",
-        extra_env={**TEST_ENV, **smtp_env(servers.smtp_port)},
-        worker_env=WORKER_ENV.get(name, {}),
+        name=f"chaos_{uuid.uuid4().hex[:8]}", port=free_port(), state_dir=state_dir,
+        extra_env=extra_env, worker_env=worker_env,
         log=lambda line: print(line, flush=True))
+    events: list[tuple[str, dict[str, Any]]] = []
+    listener = (asyncio.create_task(listen(servers.redis.url, events))
+                if phase is not None and phase.name == "event-published" else None)
+    notes: dict[str, Any] = {}
     await asyncio.to_thread(cluster.start)
     try:
         async with httpx.AsyncClient(base_url=cluster.url, timeout=10) as http:
@@ -245,7 +411,19 @@ async def run_scenario(name: str, seed: int, servers: Servers, fault: Fault) -> 
                 problems = await check(conn, history, servers.inbox, reconcile, journal)
             finally:
                 await conn.close()
+            if phase is not None:
+                (chaos_folder(cluster) / f"{phase.name}.armed").unlink(missing_ok=True)
+                await asyncio.sleep(0.5)  # the last events reach the listener
+                kills = fired(cluster)
+                for kill in kills:
+                    history.fault(f"kill -9 {kill['pid']} at {phase.name}")
+                notes, found = judge(phase, kills, history, servers.inbox, events)
+                problems += found
     finally:
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         await asyncio.to_thread(cluster.stop)
         await cluster.drop_databases()
         for proxy in servers.proxies:
@@ -257,6 +435,7 @@ async def run_scenario(name: str, seed: int, servers: Servers, fault: Fault) -> 
         "unknown_then_retried": unknown, "faults": len(history.faults),
         "violations": len(problems),
         "seconds": round(time.monotonic() - started, 1),
+        **({"phase": phase.name, "phase_notes": notes} if phase is not None else {}),
     }
     print(json.dumps(outcome), flush=True)
     if REPORT:
