@@ -99,6 +99,9 @@ class Op:
     #: What each send got: ``reset`` (no answer), the status, ``+replayed`` when the
     #: answer was the stored one of an earlier send (``Idempotent-Replayed``).
     answers: list[str] = field(default_factory=list)
+    #: When each send began and ended (wall clock, to match a process's own record of
+    #: the moment it was killed).
+    spans: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -155,12 +158,15 @@ class Client:
         path, body = op.path, op.request
         for attempt in range(tries):
             op.sends += 1
+            began = time.time()
             try:
                 r = await self.http.post(path, json=body, headers=headers)
             except httpx.TransportError:
                 op.outcome = "unknown"
                 op.answers.append("reset")
+                op.spans.append((began, time.time()))
             else:
+                op.spans.append((began, time.time()))
                 op.answers.append(str(r.status_code) + (
                     "+replayed" if r.headers.get("Idempotent-Replayed") == "true" else ""))
                 op.status = r.status_code

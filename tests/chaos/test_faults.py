@@ -255,36 +255,45 @@ def judge(phase: Phase, kills: list[dict[str, Any]], history: History, inbox: In
                     "the wrapped function renamed or its path bypassed?)"]
     if phase.process == "api":
         by_key = {op.key: op for op in history.ops}
-        killed: list[Op] = []
+        killed: list[tuple[Op, int]] = []  # each killed request, and which send died
         for kill in kills:
             for key in kill.get("keys") or [kill.get("key")]:
                 op = by_key.get(str(key))
-                if op is None:
+                send = next((i for i, (began, ended) in enumerate(op.spans)
+                             if began <= kill["at"] <= ended), None) if op else None
+                if op is None or send is None:
                     problems.append(f"{phase.name}: the killed request {key} is not in the "
                                     "history")
                 else:
-                    killed.append(op)
-        first: Counter[str] = Counter(op.answers[0] for op in killed if op.answers)
-        last: Counter[str] = Counter(op.answers[-1] for op in killed if op.answers)
-        for op in killed:
+                    killed.append((op, send))
+        for op, send in killed:
             blind = sum(_no_answer(a) for a in op.answers)
-            final = op.answers[-1] if op.answers else "none"
+            final = op.answers[-1]
             if op.outcome not in ("ok", "fail"):
                 problems.append(f"{phase.name}: {op.kind} {op.key} still without an answer "
                                 f"after {op.sends} sends: {op.answers}")
-            if phase.name != "money-answered" and not blind:
-                problems.append(f"{phase.name}: {op.kind} {op.key} was answered by a process "
-                                f"killed before it answered: {op.answers}")
+            if phase.name != "money-answered" and not _no_answer(op.answers[send]):
+                problems.append(f"{phase.name}: {op.kind} {op.key} send {send + 1} was "
+                                "answered by a process killed before it answered: "
+                                f"{op.answers}")
             if phase.name == "money-committed" and op.outcome == "ok" and (
                     not final.endswith("+replayed")):
                 problems.append(f"{phase.name}: {op.kind} {op.key} committed before the kill, "
                                 f"yet its resend was not a replay: {op.answers}")
+            # Killed before any database work and no other send lost: the resend is the
+            # first to apply it. (A request in flight on a process killed for another one
+            # is lost too, and may have committed: then its resend is a replay.)
             if phase.name == "money-parsed" and blind == 1 and final.endswith("+replayed"):
                 problems.append(f"{phase.name}: {op.kind} {op.key} was killed before any "
                                 f"database work, yet its resend replayed an effect: "
                                 f"{op.answers}")
-        notes = {"kills": len(kills), "killed_requests": len(killed),
-                 "first_answers": dict(first), "final_answers": dict(last)}
+        notes = {
+            "kills": len(kills),
+            "killed_requests": dict(Counter(op.kind for op, _ in killed)),
+            # What the client got from the send that was killed, and in the end.
+            "killed_send_answers": dict(Counter(op.answers[send] for op, send in killed)),
+            "final_answers": dict(Counter(op.answers[-1] for op, _ in killed)),
+        }
         return notes, problems
     if phase.name == "email-sent":
         copies = Counter(str(m["Message-ID"]) for m in inbox.messages)
