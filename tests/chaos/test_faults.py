@@ -293,6 +293,10 @@ def judge(phase: Phase, kills: list[dict[str, Any]], history: History, inbox: In
             # What the client got from the send that was killed, and in the end.
             "killed_send_answers": dict(Counter(op.answers[send] for op, send in killed)),
             "final_answers": dict(Counter(op.answers[-1] for op, _ in killed)),
+            # Of those whose other sends were all answered (not lost to another kill).
+            "final_answers_killed_once": dict(Counter(
+                op.answers[-1] for op, _ in killed
+                if sum(_no_answer(a) for a in op.answers) == 1)),
         }
         return notes, problems
     if phase.name == "email-sent":
