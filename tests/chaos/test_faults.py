@@ -259,8 +259,10 @@ def judge(phase: Phase, kills: list[dict[str, Any]], history: History, inbox: In
         for kill in kills:
             for key in kill.get("keys") or [kill.get("key")]:
                 op = by_key.get(str(key))
-                send = next((i for i, (began, ended) in enumerate(op.spans)
-                             if began <= kill["at"] <= ended), None) if op else None
+                # The send that died: the last one begun before the process wrote its
+                # record (at ``answered`` the client may have its answer a moment before).
+                send = max((i for i, (began, _) in enumerate(op.spans)
+                            if began <= kill["at"]), default=None) if op else None
                 if op is None or send is None:
                     problems.append(f"{phase.name}: the killed request {key} is not in the "
                                     "history")
