@@ -43,7 +43,8 @@ def _counts(runs: list[dict[str, Any]], field: str) -> str:
     for r in runs:
         for k, v in r["phase_notes"].get(field, {}).items():
             total[k] += v
-    return ", ".join(f"{k}: {v}" for k, v in sorted(total.items(), key=lambda kv: -kv[1]))
+    return ", ".join(f"{k}: {v}" for k, v in sorted(total.items(), key=lambda kv: -kv[1])
+                     ) or "not recorded"
 
 
 def _phase_row(name: str, runs: list[dict[str, Any]]) -> str:
