@@ -200,6 +200,7 @@ async def sign_up(client: Client, role: str, tag: str) -> Actor:
     op = await client.post("signup", 0, "/api/v1/auth/signup", None, {
         "email": address, "password": PASSWORD, "display_name": f"{role} {tag}", "role": role})
     assert op.outcome == "ok" or op.status == 409, (op.status, op.body)
+    last = "no answer"
     for _ in range(TRIES):
         try:
             r = await client.http.post("/api/v1/auth/login",
@@ -210,9 +211,13 @@ async def sign_up(client: Client, role: str, tag: str) -> Actor:
         if r.status_code == 200:
             token = r.json()["access_token"]
             me = await client.get("/api/v1/me", token)
-            return Actor(int(me.json()["id"]), address, token)
+            if me.status_code == 200:
+                return Actor(int(me.json()["id"]), address, token)
+            last = f"/api/v1/me answered {me.status_code}: {me.text[:300]}"
+        else:
+            last = f"login answered {r.status_code}: {r.text[:300]}"
         await asyncio.sleep(0.2)
-    raise AssertionError(f"could not log in as {address}")
+    raise AssertionError(f"could not log in as {address}: {last}")
 
 
 @dataclass
