@@ -17,11 +17,17 @@ class Broker:
     def __init__(self, *, hang: bool = False) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.hang = hang
+        self.exchanges = 0
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         if self.hang:
             await asyncio.Event().wait()
         self.sent.append((channel, message))
+
+    async def publish_many(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        self.exchanges += 1
+        for channel, message in messages:
+            await self.publish(channel, message)
 
 
 async def test_effects_committed_together_share_one_message_of_each_kind() -> None:
@@ -43,6 +49,7 @@ async def test_effects_committed_together_share_one_message_of_each_kind() -> No
                                 "origin": cache.origin}),
         (WAKE_CHANNEL, {"wake": True}),
     ]
+    assert broker.exchanges == 1
     # A later effect is a later message.
     await said.committed({"mission:3"})
     assert [m for _, m in broker.sent[2:]] == [

@@ -22,6 +22,9 @@ SUBSCRIBE_TIMEOUT_SECONDS = 5.0
 class Broker(Protocol):
     async def publish(self, channel: str, message: dict[str, Any]) -> None: ...
 
+    async def publish_many(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish each ``(channel, message)`` in order, in one exchange with the broker."""
+
     def subscribe(self, channel: str) -> contextlib.AbstractAsyncContextManager[
         asyncio.Queue[dict[str, Any]]
     ]: ...
@@ -43,6 +46,10 @@ class InProcessBroker:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     q.get_nowait()
             q.put_nowait(message)
+
+    async def publish_many(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        for channel, message in messages:
+            await self.publish(channel, message)
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
@@ -76,6 +83,13 @@ class RedisBroker:
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
         await self._redis.publish(f"missionlink:{channel}", json.dumps(message))
+
+    async def publish_many(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """One pipelined round trip for all of ``messages`` (not a transaction)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, message in messages:
+                pipe.publish(f"missionlink:{channel}", json.dumps(message))
+            await pipe.execute()
 
     async def _listen(self, channel: str, ready: asyncio.Event) -> None:
         """Relay one Redis channel to the local queues, resubscribing after a lost link."""
