@@ -274,6 +274,11 @@ async def bench(args: argparse.Namespace) -> None:
                              f"{log_path.read_text(errors='replace')[-3000:]}")
             if not counts.get("loops"):
                 raise Broken("not one loop of traffic completed")
+        except httpx.TransportError as exc:
+            status = server.poll()
+            raise Broken(f"the server stopped answering ({type(exc).__name__}); "
+                         f"{'still running' if status is None else f'exit status {status}'}; "
+                         f"server log:\n{log_path.read_text(errors='replace')[-3000:]}") from exc
         finally:
             stop_group(server)
 
