@@ -966,6 +966,54 @@ async def measure_server(state: State, args: argparse.Namespace, settings: Setti
     return phases
 
 
+def spawn_bare(state: State, env: dict[str, str], port: int) -> None:
+    """``bench/bare_pledge_app.py`` under uvicorn, served as ``missionlink serve`` is."""
+    with (state.tmp / "bare.log").open("wb") as log:
+        state.server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bare_pledge_app:app", "--app-dir",
+             str(Path(__file__).resolve().parent), "--host", "127.0.0.1", "--port", str(port),
+             "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+             "--log-level", "warning"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+async def measure_bare(state: State, args: argparse.Namespace, urls: dict[str, str],
+                       reqs: Requests, mission_ids: list[int]) -> Phase:
+    """Phase (a) against ``bench/bare_pledge_app.py``: the same client and load on an
+    endpoint that only parses the request and makes one INSERT (in this run's pgbench
+    database), served by uvicorn as ``serve`` is. Its rate is the ceiling of a Python HTTP
+    endpoint with one round trip per request on this machine."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MISSIONLINK_")}
+    env.update({"BARE_DSN": urls["pgbench"].replace("postgresql+asyncpg://", "postgresql://"),
+                "BARE_POOL": str(args.concurrency)})
+    spawn_bare(state, env, port)
+    proc = state.server
+    assert proc is not None
+    try:
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
+            while True:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the bare endpoint did not start:\n"
+                                       + (state.tmp / "bare.log").read_text(errors="replace"))
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.2)
+        meter = Meter(proc.pid, state.admin_url, make_url(urls["pgbench"]).database or "",
+                      state.prefix)
+        warm, _ = await closed_loop("bare warmup", port, reqs, mission_ids, args.concurrency,
+                                    args.warmup, 20, meter)
+        show(warm)
+        phase, _ = await closed_loop("bare (a) spread", port, reqs, mission_ids,
+                                     args.concurrency, args.requests, args.seconds, meter)
+        show(phase)
+        return phase
+    finally:
+        stop_server(state)
+
+
 def machine_facts() -> dict[str, Any]:
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")),
@@ -1047,6 +1095,17 @@ async def bench(state: State, args: argparse.Namespace) -> dict[str, Any]:
             out["peak_vs_pgbench"] = round(peak / results["pgbench"]["tps"], 3)
         results["servers"][label] = out
 
+    if args.bare:
+        reqs = Requests(seed, f"{state.prefix}-bare", keyed=not args.no_idempotency_key,
+                        client_kind=args.client)
+        bare = await measure_bare(state, args, urls, reqs, list(range(1, args.missions + 1)))
+        results["bare"] = bare.summary()
+        non_201 += sum(n for code, n in bare.statuses.items() if code != 201)
+        if "pgbench" in results:
+            results["bare"]["vs_pgbench"] = round(bare.rate / results["pgbench"]["tps"], 3)
+        for out in results["servers"].values():
+            out["spread_vs_bare"] = round(out["spread"]["pledges_per_s"] / bare.rate, 3)
+
     say("verifying: reconcile.check and pledge rows == 201 responses")
     core = Database(settings.core_url)
     try:
@@ -1085,6 +1144,13 @@ def print_summary(results: dict[str, Any]) -> None:
         if pg:
             print(f"    pledges/s / pgbench tps: spread {r['spread_vs_pgbench']}, "
                   f"peak {r['peak_vs_pgbench']}  (target >= 1.0, floor 0.5)")
+    bare = results.get("bare")
+    if bare:
+        print(f"bare endpoint (HTTP, one INSERT, no checks): {bare['pledges_per_s']:.0f}/s "
+              f"(p50 {bare['p50_ms']} ms, p99 {bare['p99_ms']} ms)"
+              + (f"; / pgbench tps {bare['vs_pgbench']}" if "vs_pgbench" in bare else ""))
+        for label, r in results["servers"].items():
+            print(f"    serve --workers {label[1:]} spread / bare: {r['spread_vs_bare']}")
     v = results["verify"]
     print(f"verify: reconcile {'ok' if v['reconcile_ok'] else 'FAILED'}, "
           f"pledge rows {v['pledge_rows']} vs 201s {v['created_201']} + seeded "
@@ -1120,6 +1186,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
                    help="a setting of the server under test, e.g. PLEDGE_BATCH_MAX=16 "
                         "(repeatable)")
+    p.add_argument("--no-bare", dest="bare", action="store_false",
+                   help="skip the bare endpoint (bench/bare_pledge_app.py: HTTP and one INSERT)")
     p.add_argument("--short", action="store_true",
                    help="one server, 2-second phases, small seed and pgbench (about 30 s)")
     args = p.parse_args(argv)
