@@ -35,8 +35,9 @@ fuzz: $(STAMP) ## schemathesis at length against a real server (FUZZ_EXAMPLES, F
 	MISSIONLINK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MISSIONLINK_FUZZ_STEPS=$(FUZZ_STEPS) \
 	MISSIONLINK_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
 
-lint: $(STAMP) ## ruff on src and tests
+lint: $(STAMP) ## ruff on src and tests, and the import contracts of pyproject.toml (lint-imports)
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports --no-logo
 
 typecheck: $(STAMP) ## mypy --strict on src
 	$(BIN)/mypy src

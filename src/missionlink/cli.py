@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # exits 0 rather than "killed by SIGTERM". Before uvicorn starts it just exits.
     signal.signal(signal.SIGTERM, _exit_quietly)
     uvicorn.run(
-        "missionlink.api.asgi:create_from_env",
+        "missionlink.asgi:create_from_env",
         factory=True,
         # uvicorn's protocol plus deadlines for slow senders and stalled readers.
         http=DeadlineHttpProtocol,

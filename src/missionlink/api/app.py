@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from fastapi import FastAPI
@@ -69,9 +69,18 @@ async def _keep_clock_calibrated(container: Container) -> None:
         await asyncio.sleep(CALIBRATE_SECONDS)
 
 
-def create_app(container: Container, *, run_worker: bool = False,
+class BackgroundWorker(Protocol):
+    """What the app runs in its lifespan: the outbox worker of the embedded default."""
+
+    async def run_forever(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def create_app(container: Container, *, worker: BackgroundWorker | None = None,
                fast_path: bool = True) -> FastAPI:
-    """Build the app; with ``run_worker`` the outbox worker runs inside this process.
+    """Build the app; with a ``worker`` (wired by :mod:`missionlink.asgi`) the outbox worker
+    runs inside this process.
 
     ``fast_path`` puts :mod:`missionlink.api.fast_money` and :mod:`missionlink.api.fast_path`
     in front (off only to compare).
@@ -80,11 +89,7 @@ def create_app(container: Container, *, run_worker: bool = False,
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task: asyncio.Task[None] | None = None
-        worker = None
-        if run_worker:
-            from missionlink.workers.runner import Worker
-
-            worker = Worker(container)
+        if worker is not None:
             task = asyncio.create_task(worker.run_forever(), name="missionlink-worker")
         app.state.worker = worker
         clock_task = asyncio.create_task(_keep_clock_calibrated(container),

@@ -1,4 +1,7 @@
-"""ASGI entry point for uvicorn: ``missionlink.api.asgi:create_from_env``."""
+"""ASGI entry point for uvicorn: ``missionlink.asgi:create_from_env``.
+
+Wiring, like :mod:`missionlink.cli`: it builds the container and, unless a separate
+``missionlink worker`` runs, the in-process worker the app runs in its lifespan."""
 
 from __future__ import annotations
 
@@ -22,5 +25,9 @@ def create_from_env() -> FastAPI:
     # This process's own registry on an internal port (a port per process; see
     # observability/metrics_listener.py); /metrics on the public port stays too.
     metrics_listener.start_from_env(settings.api_metrics_port)
-    run_worker = os.environ.get("MISSIONLINK_SERVE_WORKER", "1") == "1"
-    return create_app(bootstrap.build(settings), run_worker=run_worker)
+    container = bootstrap.build(settings)
+    if os.environ.get("MISSIONLINK_SERVE_WORKER", "1") != "1":
+        return create_app(container)
+    from missionlink.workers.runner import Worker  # only where the worker runs
+
+    return create_app(container, worker=Worker(container))
