@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 
 from missionlink.adapters.db.core_tables import bets, missions, outbox, pledges, transfers
 from missionlink.bootstrap import Container
+from missionlink.domain import events as topics
 from missionlink.domain import ledger as L
 from missionlink.domain.clock import FrozenClock
-from missionlink.services import outbox as topics
 from missionlink.services import reconcile
 from missionlink.workers.runner import Worker
 from tests.helpers import Actor, make_user, propose, settle_all, top_up, wallet

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from missionlink.adapters.db.core_tables import outbox
 from missionlink.bootstrap import Container
+from missionlink.domain import events as topics
 from missionlink.migrations.runner import alembic_config
-from missionlink.services import outbox as topics
 from tests.helpers import make_user, propose, top_up
 
 

@@ -29,10 +29,10 @@ from missionlink.adapters.db.core_tables import (
     wallets,
 )
 from missionlink.bootstrap import Container
+from missionlink.domain import events as topics
 from missionlink.domain import ledger as L
 from missionlink.domain.clock import FrozenClock
 from missionlink.domain.missions import Status
-from missionlink.services import outbox as topics
 from missionlink.services.missions import expire_due
 from missionlink.services.pledges import PostgresPledgeDesk, TransactionalPledgeDesk
 from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up

@@ -52,7 +52,7 @@ from missionlink.observability.http import (
     request_id_of,
 )
 from missionlink.services import channels
-from missionlink.services.mission_queries import get_mission
+from missionlink.services.mission_views import get_mission
 from missionlink.services.read_model import Entry
 
 #: Refusals and outages before a stream's first byte: the app answers them as it always does.

@@ -34,10 +34,11 @@ from missionlink.adapters.broker.inprocess import Broker
 from missionlink.api import overlay_stream, stream_gate
 from missionlink.api.overlay_stream import channel_topic, frame, resume_point
 from missionlink.bootstrap import Container
+from missionlink.domain import events
+from missionlink.domain.timestamps import iso
 from missionlink.observability.metrics import SSE_EVENTS
-from missionlink.services import outbox
 from missionlink.services import overlay as overlay_service
-from missionlink.services.mission_queries import get_mission, iso
+from missionlink.services.mission_views import get_mission
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def encode(event: dict[str, Any]) -> Frame | None:
     if not isinstance(kind, str) or kind in _PRIVATE_TYPES:
         return None
     mission_id = event.get("mission_id")
-    pledge_id = event.get("pledge_id") if kind == outbox.PLEDGE_CREATED else None
+    pledge_id = event.get("pledge_id") if kind == events.PLEDGE_CREATED else None
     event_id = f"p{int(pledge_id)}" if pledge_id is not None else None
     return Frame(frame(event, event_id).encode(),
                  int(mission_id) if mission_id is not None else None,

@@ -21,9 +21,10 @@ from typing import Any
 
 from missionlink.api import stream_gate
 from missionlink.bootstrap import Container
+from missionlink.domain import events
 from missionlink.observability.metrics import SSE_EVENTS
-from missionlink.services import outbox, read_model
 from missionlink.services import overlay as overlay_service
+from missionlink.services import read_model
 
 HEARTBEAT_SECONDS = 15.0
 LIVE_REFRESH_SECONDS = 10.0
@@ -118,7 +119,7 @@ class OverlayStream:
         return frames
 
     def _render(self, event: dict[str, Any]) -> str | None:
-        if event.get("type") == outbox.PLEDGE_CREATED:
+        if event.get("type") == events.PLEDGE_CREATED:
             pledge_id = int(event.get("pledge_id") or 0)
             if pledge_id in self._replayed:
                 return None

@@ -16,7 +16,17 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from missionlink.api.openapi_links import add_links
-from missionlink.domain.errors import DomainError, RateLimited
+from missionlink.api.stream_gate import StreamsFull
+from missionlink.domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    IdempotencyMismatch,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+)
 from missionlink.observability.http import (
     REQUEST_ID_HEADER,
     report_unhandled,
@@ -77,6 +87,29 @@ def internal_error(request_id: str) -> JSONResponse:
     )
 
 
+#: The HTTP status of each kind of error; a subclass answers as its nearest listed ancestor
+#: (``InsufficientFunds`` as ``Conflict``), anything unlisted as 400.
+HTTP_STATUS: dict[type[DomainError], int] = {
+    DomainError: 400,
+    InvalidInput: 422,
+    IdempotencyMismatch: 422,
+    NotAuthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    RateLimited: 429,
+    StreamsFull: 503,
+}
+
+
+def status_of(exc: DomainError) -> int:
+    for kind in type(exc).__mro__:
+        status = HTTP_STATUS.get(kind)
+        if status is not None:
+            return status
+    return 400
+
+
 def domain_problem(exc: DomainError) -> JSONResponse:
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
@@ -85,9 +118,10 @@ def domain_problem(exc: DomainError) -> JSONResponse:
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
         extra["retry_after"] = exc.retry_after
-    if exc.status == 401:
+    status = status_of(exc)
+    if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return problem(exc.status, exc.code, exc.title, exc.detail, headers=headers, **extra)
+    return problem(status, exc.code, exc.title, exc.detail, headers=headers, **extra)
 
 
 #: A database or the broker not answering (down, restarting, a pool, lock or statement

@@ -98,7 +98,6 @@ class TooManyStreams(RateLimited):
 
 class StreamsFull(DomainError):
     code = "streams-full"
-    status = 503
     title = "Too many live streams on this server"
 
 

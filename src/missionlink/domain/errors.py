@@ -1,11 +1,12 @@
-"""Domain errors: each has a stable code (listed in docs/errors.md) and an HTTP status."""
+"""Domain errors: each has a stable code (listed in docs/errors.md) and a title.
+
+How each is answered over HTTP is the API's business (``api/problems.py::HTTP_STATUS``)."""
 
 from __future__ import annotations
 
 
 class DomainError(Exception):
     code = "error"
-    status = 400
     title = "Bad request"
 
     def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
@@ -16,31 +17,26 @@ class DomainError(Exception):
 
 class InvalidInput(DomainError):
     code = "invalid-input"
-    status = 422
     title = "Invalid input"
 
 
 class NotAuthenticated(DomainError):
     code = "not-authenticated"
-    status = 401
     title = "Not authenticated"
 
 
 class Forbidden(DomainError):
     code = "forbidden"
-    status = 403
     title = "Forbidden"
 
 
 class NotFound(DomainError):
     code = "not-found"
-    status = 404
     title = "Not found"
 
 
 class Conflict(DomainError):
     code = "conflict"
-    status = 409
     title = "Conflict"
 
 
@@ -76,13 +72,11 @@ class IdempotencyInProgress(Conflict):
 
 class IdempotencyMismatch(DomainError):
     code = "idempotency-key-reused"
-    status = 422
     title = "Idempotency-Key reused with a different request"
 
 
 class RateLimited(DomainError):
     code = "rate-limited"
-    status = 429
     title = "Too many requests"
     #: Which limit refused: signup, login, pledge, post, stream or other (a metric label).
     limit = "other"

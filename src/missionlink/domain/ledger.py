@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from missionlink.domain.errors import InsufficientFunds
+
 KRW = "KRW"
 PTS = "PTS"
 
@@ -57,3 +59,9 @@ KRW_PER_POINT = 100
 def points_for_pledged(amount: int) -> int:
     """Points earned by pledging: one per ``KRW_PER_POINT`` KRW, rounded down."""
     return amount // KRW_PER_POINT
+
+
+def insufficient_funds(currency: str, amount: int) -> InsufficientFunds:
+    """The refusal of a debit larger than the wallet's balance, in the domain's words."""
+    what = "cash" if currency == KRW else "points"
+    return InsufficientFunds(f"not enough {what} in the wallet for {amount}")

@@ -13,7 +13,7 @@ from missionlink.adapters.db.board_tables import comments, posts
 from missionlink.adapters.db.core_tables import channels, members
 from missionlink.domain import board as rules
 from missionlink.domain.errors import InvalidInput, NotFound
-from missionlink.services.mission_queries import iso
+from missionlink.domain.timestamps import iso
 
 
 def post_out(row: Row[Any], comment_count: int) -> dict[str, Any]:

@@ -8,11 +8,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from missionlink.adapters.db import journal
 from missionlink.adapters.db.core_tables import channels, members, wallets
 from missionlink.adapters.db.sql import insert_ignore
 from missionlink.config import Settings
 from missionlink.domain.ledger import PLATFORM_POINTS_ACCOUNT, PTS, TransferKind, user_points
-from missionlink.services import ledger
 
 DEFAULT_ACCEPT_TIMEOUT_SECONDS = 3600
 
@@ -40,7 +40,7 @@ async def open_member(
         return False
     await insert_ignore(conn, wallets, {"user_id": user_id, "cash_balance": 0, "points_balance": 0})
     if settings.signup_points > 0:
-        await ledger.post(
+        await journal.post(
             conn,
             kind=TransferKind.signup_bonus,
             currency=PTS,
@@ -50,7 +50,7 @@ async def open_member(
             now=now,
             transfer_id=f"signup_bonus:{user_id}",
         )
-        await ledger.credit_wallet(conn, user_id, PTS, settings.signup_points)
+        await journal.credit_wallet(conn, user_id, PTS, settings.signup_points)
     if role == "streamer":
         await insert_ignore(
             conn,

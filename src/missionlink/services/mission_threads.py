@@ -11,7 +11,7 @@ from missionlink.adapters.db.board_tables import comments, posts
 from missionlink.adapters.db.core_tables import missions
 from missionlink.adapters.db.sql import insert_ignore
 from missionlink.domain import board as rules
-from missionlink.services.mission_queries import totals
+from missionlink.services.mission_views import totals
 
 
 def thread_body(description: str, mission_id: int) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from missionlink.adapters.db import journal, outbox
 from missionlink.adapters.db.core_tables import (
     TOTAL_SHARDS,
     channels,
@@ -27,8 +28,8 @@ from missionlink.domain.errors import (
     ProposalBlocked,
 )
 from missionlink.domain.missions import RESULT_STATUS, TERMINAL, Action, Status, check_action
-from missionlink.services import ledger, outbox
-from missionlink.services.mission_queries import get_mission, iso, view_of
+from missionlink.domain.timestamps import iso
+from missionlink.services.mission_views import get_mission, view_of
 
 DAY = timedelta(hours=24)
 #: A pledge's journal transfer is ``pledge:{pledge id}``; reconcile looks it up by that id.
@@ -158,13 +159,13 @@ async def _record_pledge(
     conn: AsyncConnection, mission_id: int, streamer_id: int, user_id: int, amount: int,
     now: datetime,
 ) -> dict[str, Any]:
-    await ledger.debit_wallet(conn, user_id, L.KRW, amount)
+    await journal.debit_wallet(conn, user_id, L.KRW, amount)
     pledge_id = await conn.scalar(
         insert(pledges)
         .values(mission_id=mission_id, user_id=user_id, amount=amount, created_at=now)
         .returning(pledges.c.id)
     )
-    await ledger.post(
+    await journal.post(
         conn,
         kind=L.TransferKind.pledge,
         currency=L.KRW,

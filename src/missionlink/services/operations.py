@@ -39,8 +39,8 @@ from missionlink.adapters.db.core_tables import (
 )
 from missionlink.domain.errors import NotFound
 from missionlink.domain.missions import OPEN, Status
+from missionlink.domain.timestamps import iso
 from missionlink.observability import metrics
-from missionlink.services.mission_queries import iso
 
 Kind = Literal["event", "email"]
 _ID = re.compile(r"(?:(event|email):)?([0-9]{1,18})", re.ASCII)

@@ -12,18 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import channels, members, missions, pledges
 from missionlink.config import Settings
+from missionlink.domain import events
 from missionlink.domain.errors import NotFound
 from missionlink.domain.missions import Status, effective_status
-from missionlink.services import outbox
-from missionlink.services.mission_queries import iso, totals, view_of
+from missionlink.domain.timestamps import iso
+from missionlink.services.mission_views import totals, view_of
 
 OPEN_MISSIONS_SHOWN = 20
 #: On reconnect (``Last-Event-ID``), pledges missed this recently are replayed as alerts.
 REPLAY_SECONDS = 300
 REPLAY_MAX = 50
 MISSION_TOPICS = frozenset(
-    {outbox.MISSION_CREATED, outbox.MISSION_ACCEPTED, outbox.MISSION_ENDED,
-     outbox.MISSION_SETTLED}
+    {events.MISSION_CREATED, events.MISSION_ACCEPTED, events.MISSION_ENDED,
+     events.MISSION_SETTLED}
 )
 
 
@@ -171,7 +172,7 @@ async def missed_pledges(
     )
     return [
         {
-            "type": outbox.PLEDGE_CREATED,
+            "type": events.PLEDGE_CREATED,
             "mission_id": r.mission_id,
             "streamer_id": streamer_id,
             "pledge_id": r.id,
@@ -200,7 +201,7 @@ async def overlay_event(
         event["title"] = row.title
         if topic in MISSION_TOPICS:
             event["mission"] = (await _cards(conn, [row], now))[0]
-    if topic == outbox.PLEDGE_CREATED:
+    if topic == events.PLEDGE_CREATED:
         event["display_name"] = await conn.scalar(
             select(members.c.display_name).where(members.c.user_id == payload.get("user_id"))
         )

@@ -30,14 +30,17 @@ from sqlalchemy import Row, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from missionlink.adapters.db import outbox
 from missionlink.adapters.db.core_tables import TOTAL_SHARDS
 from missionlink.adapters.db.engine import RETRYABLE_SQLSTATES, Database, is_retryable
 from missionlink.config import Settings
+from missionlink.domain import ledger
 from missionlink.domain import ledger as L
 from missionlink.domain.missions import OPEN, Action, Status, check_action
-from missionlink.services import idempotency, ledger, missions, outbox
+from missionlink.domain.timestamps import iso
+from missionlink.services import idempotency, missions
 from missionlink.services.idempotency import StoredResponse
-from missionlink.services.mission_queries import iso, view_of
+from missionlink.services.mission_views import view_of
 
 CREATED = 201
 

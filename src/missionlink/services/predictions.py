@@ -8,13 +8,14 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from missionlink.adapters.db import journal, outbox
 from missionlink.adapters.db.core_tables import bets, missions, wallets
 from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.domain.errors import Conflict, InvalidInput, NotFound
 from missionlink.domain.missions import Action, check_action
-from missionlink.services import ledger, outbox
-from missionlink.services.mission_queries import iso, view_of
+from missionlink.domain.timestamps import iso
+from missionlink.services.mission_views import view_of
 from missionlink.services.missions import lock_shared
 
 SIDES = ("success", "failure")
@@ -53,7 +54,7 @@ async def place_bet(
     ).first()
     if existing is not None and existing.side != side:
         raise Conflict(f"you already bet on {existing.side}; one side per mission")
-    await ledger.debit_wallet(conn, user_id, L.PTS, points)
+    await journal.debit_wallet(conn, user_id, L.PTS, points)
     if existing is None:
         bet_id = await conn.scalar(
             insert(bets)
@@ -73,7 +74,7 @@ async def place_bet(
             )
             or 0
         )
-    await ledger.post(
+    await journal.post(
         conn,
         kind=L.TransferKind.bet,
         currency=L.PTS,

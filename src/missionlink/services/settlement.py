@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from missionlink.adapters.db import journal, outbox
 from missionlink.adapters.db.core_tables import (
     bets,
     email_jobs,
@@ -33,7 +34,6 @@ from missionlink.adapters.db.core_tables import (
 )
 from missionlink.domain import ledger as L
 from missionlink.domain.missions import EARNS_PLEDGE_POINTS, Status
-from missionlink.services import ledger, outbox
 
 _TRANSFER_COLS = ["id", "kind", "currency", "from_account", "to_account", "amount",
                   "mission_id", "created_at"]
@@ -90,12 +90,12 @@ async def _payout(conn: AsyncConnection, m: Any, now: datetime) -> None:
     fee = L.fee_for(total, m.fee_bps)
     payout = total - fee
     if payout > 0:
-        await ledger.post(conn, kind=L.TransferKind.payout, currency=L.KRW,
+        await journal.post(conn, kind=L.TransferKind.payout, currency=L.KRW,
                           from_account=L.escrow(m.id), to_account=L.user_cash(m.streamer_id),
                           amount=payout, now=now, mission_id=m.id, transfer_id=f"payout:{m.id}")
-        await ledger.credit_wallet(conn, m.streamer_id, L.KRW, payout)
+        await journal.credit_wallet(conn, m.streamer_id, L.KRW, payout)
     if fee > 0:
-        await ledger.post(conn, kind=L.TransferKind.fee, currency=L.KRW,
+        await journal.post(conn, kind=L.TransferKind.fee, currency=L.KRW,
                           from_account=L.escrow(m.id), to_account=L.PLATFORM_FEE_ACCOUNT,
                           amount=fee, now=now, mission_id=m.id, transfer_id=f"fee:{m.id}")
 
@@ -205,7 +205,7 @@ async def _settle_bets(
         or 0
     )
     if total - paid > 0:
-        await ledger.post(conn, kind=L.TransferKind.bet_dust, currency=L.PTS,
+        await journal.post(conn, kind=L.TransferKind.bet_dust, currency=L.PTS,
                           from_account=L.stake_pool(mission_id),
                           to_account=L.PLATFORM_POINTS_ACCOUNT, amount=total - paid, now=now,
                           mission_id=mission_id, transfer_id=f"bet_dust:{mission_id}")

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from missionlink.adapters.db import journal
 from missionlink.adapters.db.core_tables import topups, transfers, wallets
 from missionlink.adapters.db.engine import Database
 from missionlink.adapters.payments.providers import PaymentIntent, WebhookEvent
@@ -17,8 +18,7 @@ from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.domain.cursors import decode_opaque, encode_opaque
 from missionlink.domain.errors import InvalidInput, NotFound
-from missionlink.services import ledger
-from missionlink.services.mission_queries import iso
+from missionlink.domain.timestamps import iso
 
 MIN_TOPUP = 1000
 
@@ -36,7 +36,7 @@ def check_topup_amount(settings: Settings, amount: int) -> None:
 
 
 async def _complete(conn: AsyncConnection, topup: Any, provider: str, now: datetime) -> None:
-    await ledger.post(
+    await journal.post(
         conn,
         kind=L.TransferKind.topup,
         currency=L.KRW,
@@ -46,7 +46,7 @@ async def _complete(conn: AsyncConnection, topup: Any, provider: str, now: datet
         now=now,
         transfer_id=f"topup:{topup.id}",
     )
-    await ledger.credit_wallet(conn, topup.user_id, L.KRW, topup.amount)
+    await journal.credit_wallet(conn, topup.user_id, L.KRW, topup.amount)
 
 
 def topup_out(row: Any) -> dict[str, Any]:

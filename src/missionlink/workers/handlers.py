@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.bootstrap import Container
-from missionlink.services import mission_threads, outbox, overlay, read_model, settlement
+from missionlink.domain import events
+from missionlink.services import mission_threads, overlay, read_model, settlement
 
 Handler = Callable[[AsyncConnection, dict[str, Any], Container], Awaitable[None]]
 
@@ -48,16 +49,16 @@ async def post_board_result(
 
 #: topic -> (handler name, handler); names are recorded per event in processed_events.
 HANDLERS: dict[str, list[tuple[str, Handler]]] = {
-    outbox.MISSION_ENDED: [
-        ("settlement", settle_mission), ("broadcast", broadcast_as(outbox.MISSION_ENDED))
+    events.MISSION_ENDED: [
+        ("settlement", settle_mission), ("broadcast", broadcast_as(events.MISSION_ENDED))
     ],
-    outbox.MISSION_CREATED: [
-        ("board_thread", open_board_thread), ("broadcast", broadcast_as(outbox.MISSION_CREATED))
+    events.MISSION_CREATED: [
+        ("board_thread", open_board_thread), ("broadcast", broadcast_as(events.MISSION_CREATED))
     ],
-    outbox.MISSION_ACCEPTED: [("broadcast", broadcast_as(outbox.MISSION_ACCEPTED))],
-    outbox.MISSION_SETTLED: [
-        ("board_thread", post_board_result), ("broadcast", broadcast_as(outbox.MISSION_SETTLED))
+    events.MISSION_ACCEPTED: [("broadcast", broadcast_as(events.MISSION_ACCEPTED))],
+    events.MISSION_SETTLED: [
+        ("board_thread", post_board_result), ("broadcast", broadcast_as(events.MISSION_SETTLED))
     ],
-    outbox.PLEDGE_CREATED: [("broadcast", broadcast_as(outbox.PLEDGE_CREATED))],
-    outbox.BET_PLACED: [("broadcast", broadcast_as(outbox.BET_PLACED))],
+    events.PLEDGE_CREATED: [("broadcast", broadcast_as(events.PLEDGE_CREATED))],
+    events.BET_PLACED: [("broadcast", broadcast_as(events.BET_PLACED))],
 }

@@ -19,10 +19,10 @@ from missionlink.adapters.db.core_tables import (
     transfers,
 )
 from missionlink.bootstrap import Container
+from missionlink.domain import events as topics
 from missionlink.domain import ledger as L
 from missionlink.domain.missions import Status
 from missionlink.observability import metrics
-from missionlink.services import outbox as topics
 from missionlink.services.reconcile import check_measured
 
 #: Database gauges are sampled at most this often (each sample is a few aggregate reads).

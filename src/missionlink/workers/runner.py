@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from missionlink.adapters.db.core_tables import dead_letters, outbox, processed_events
 from missionlink.bootstrap import CALIBRATE_SECONDS, Container, build, calibrate_clock
 from missionlink.config import Env, Settings
+from missionlink.domain import events
 from missionlink.observability import metrics, tracing
 from missionlink.observability.logging import configure
 from missionlink.services import idempotency, missions
-from missionlink.services import outbox as outbox_topics
 from missionlink.services.notices import WAKE_CHANNEL
 from missionlink.workers import emails
 from missionlink.workers.handlers import HANDLERS
@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 
 
 #: Handled events logged at INFO (settlement and its result); the rest at DEBUG.
-_LOGGED_TOPICS = frozenset({outbox_topics.MISSION_ENDED, outbox_topics.MISSION_SETTLED})
+_LOGGED_TOPICS = frozenset({events.MISSION_ENDED, events.MISSION_SETTLED})
 
 
 def backoff(attempts: int) -> timedelta:

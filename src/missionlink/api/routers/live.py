@@ -15,7 +15,7 @@ from missionlink.api.params import PathId
 from missionlink.api.problems import MEDIA_TYPE, Problem
 from missionlink.api.stream_gate import GatedStream, Slot, StreamGate, gate_of
 from missionlink.services import channels
-from missionlink.services.mission_queries import get_mission
+from missionlink.services.mission_views import get_mission
 
 router = APIRouter(tags=["live"])
 

@@ -18,7 +18,7 @@ from missionlink.api.schemas.core import BetIn, MissionIn, PledgeIn, ResultIn
 from missionlink.bootstrap import Container
 from missionlink.domain.missions import Action, Status
 from missionlink.services import idempotency, missions, predictions, read_model
-from missionlink.services.mission_queries import get_mission, list_backers, list_missions
+from missionlink.services.mission_views import get_mission, list_backers, list_missions
 from missionlink.services.read_model import Loaded
 
 router = APIRouter(prefix="/api/v1/missions", tags=["missions"])

@@ -24,8 +24,9 @@ from missionlink.bootstrap import Container
 from missionlink.domain.board import SEARCH, check_search
 from missionlink.domain.errors import InvalidInput, NotFound
 from missionlink.domain.missions import Status
+from missionlink.domain.timestamps import iso
 from missionlink.services import board, channels, predictions
-from missionlink.services.mission_queries import get_mission, iso, list_backers, list_missions
+from missionlink.services.mission_views import get_mission, list_backers, list_missions
 
 router = APIRouter(include_in_schema=False)
 router.mount("/static", StaticFiles(packages=[("missionlink.web", "static")]), name="static")

@@ -13,13 +13,20 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import outbox
+from missionlink.domain.events import (
+    BET_PLACED,
+    MISSION_ACCEPTED,
+    MISSION_CREATED,
+    MISSION_ENDED,
+    MISSION_SETTLED,
+    PLEDGE_CREATED,
+)
 
-MISSION_CREATED = "mission.created"
-MISSION_ACCEPTED = "mission.accepted"
-MISSION_ENDED = "mission.ended"
-MISSION_SETTLED = "mission.settled"
-PLEDGE_CREATED = "pledge.created"
-BET_PLACED = "bet.placed"
+#: The topics, beside ``emit`` for the code that writes them.
+__all__ = [
+    "BET_PLACED", "MISSION_ACCEPTED", "MISSION_CREATED", "MISSION_ENDED", "MISSION_SETTLED",
+    "PLEDGE_CREATED", "emit",
+]
 
 
 async def emit(conn: AsyncConnection, topic: str, payload: dict[str, Any], now: datetime) -> None:

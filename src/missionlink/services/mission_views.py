@@ -1,4 +1,4 @@
-"""Read side of missions: the API's mission shape, lists and backers."""
+"""Mission views (the read side): the API's mission shape, lists and backers."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from missionlink.adapters.db.core_tables import members, mission_totals, missions, pledges
 from missionlink.domain.errors import NotFound
 from missionlink.domain.missions import MissionView, Status, effective_status
+from missionlink.domain.timestamps import iso
 
 
 def view_of(row: Row[Any]) -> MissionView:
@@ -24,10 +25,6 @@ def view_of(row: Row[Any]) -> MissionView:
         deadline_at=row.deadline_at,
         accepted_at=row.accepted_at,
     )
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def mission_out(

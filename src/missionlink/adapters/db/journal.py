@@ -1,4 +1,4 @@
-"""Journal primitives: post a transfer, move a wallet balance; always inside a transaction."""
+"""The journal writer: post a transfer, move a wallet balance; always inside a transaction."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import transfers, wallets
-from missionlink.domain.errors import InsufficientFunds
-from missionlink.domain.ledger import KRW
+from missionlink.domain.ledger import KRW, insufficient_funds
 
 
 def new_transfer_id(kind: str) -> str:
@@ -62,11 +61,6 @@ async def debit_wallet(conn: AsyncConnection, user_id: int, currency: str, amoun
     if row is None:
         raise insufficient_funds(currency, amount)
     return int(row[0])
-
-
-def insufficient_funds(currency: str, amount: int) -> InsufficientFunds:
-    what = "cash" if currency == KRW else "points"
-    return InsufficientFunds(f"not enough {what} in the wallet for {amount}")
 
 
 async def credit_wallet(conn: AsyncConnection, user_id: int, currency: str, amount: int) -> int:
