@@ -51,7 +51,7 @@ async def make_user(container: Container, role: str = "viewer", *, name: str | N
         )
     assert user_id is not None
     async with container.core_db.begin() as conn:
-        await open_member(conn, settings=container.settings, user_id=user_id,
+        await open_member(conn, defaults=container.member_defaults, user_id=user_id,
                           display_name=display, role=role, now=now)
     token = container.tokens.issue(user_id, role, now)
     return Actor(user_id, email, {"Authorization": f"Bearer {token}"}, display)

@@ -21,6 +21,8 @@ from missionlink.adapters.security.tokens import TokenService, load_or_create_ke
 from missionlink.config import Settings
 from missionlink.domain.clock import Clock, ReferenceClock, SystemClock
 from missionlink.observability import metrics, tracing
+from missionlink.services.identity import Accounts
+from missionlink.services.members import MemberDefaults
 from missionlink.services.notices import CommitNotices
 from missionlink.services.pledges import PledgeDesk, make_pledge_desk
 from missionlink.services.read_model import ReadCache
@@ -46,6 +48,27 @@ class Container:
     pledges: PledgeDesk
     #: What committed effects tell the other replicas and the worker, coalesced.
     notices: CommitNotices
+
+    @property
+    def member_defaults(self) -> MemberDefaults:
+        s = self.settings
+        return MemberDefaults.within(signup_points=s.signup_points, min_pledge=s.min_pledge,
+                                     max_mission_seconds=s.max_mission_seconds)
+
+    @property
+    def accounts(self) -> Accounts:
+        """The identity use cases' ports and limits (read afresh: tests swap a port)."""
+        s = self.settings
+        return Accounts(
+            identity_db=self.identity_db, core_db=self.core_db, passwords=self.passwords,
+            tokens=self.tokens, sessions=self.sessions, limiter=self.limiter, clock=self.clock,
+            members=self.member_defaults,
+            signups_per_minute=s.rate_limit_signups_per_minute,
+            login_failures=s.rate_limit_login_failures,
+            login_max_delay_seconds=s.rate_limit_login_max_delay_seconds,
+            refresh_token_seconds=s.refresh_token_seconds,
+            access_token_seconds=s.access_token_seconds,
+        )
 
     async def close(self) -> None:
         await self.read_cache.close()

@@ -9,10 +9,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from missionlink.config import Settings
+
+if TYPE_CHECKING:
+    from missionlink.services.reconcile import Report
 
 
 def _settings() -> Settings:
@@ -99,17 +103,54 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reconcile(_: argparse.Namespace) -> int:
-    from missionlink.services.reconcile import run_report
+async def _reconcile(settings: Settings) -> Report:
+    from missionlink.adapters.db.engine import Database, Timeouts
+    from missionlink.services.reconcile import check_measured
 
-    report = asyncio.run(run_report(_settings()))
+    db = Database(settings.core_url, timeouts=Timeouts.of(settings))
+    try:
+        async with db.read() as conn:
+            return await check_measured(conn)
+    finally:
+        await db.dispose()
+
+
+def cmd_reconcile(_: argparse.Namespace) -> int:
+    report = asyncio.run(_reconcile(_settings()))
     print(report.render())
     return 0 if report.ok else 1
 
 
-def cmd_admin_create(args: argparse.Namespace) -> int:
-    from missionlink.services.identity_cli import create_admin
+async def create_admin(settings: Settings, *, email: str, password: str, display_name: str) -> int:
+    """Create an admin in the identity database and their member records in the core (the
+    only way to make an admin account)."""
+    from missionlink import bootstrap
+    from missionlink.domain.errors import DomainError
+    from missionlink.services import identity
 
+    if settings.embedded:
+        # Like `serve`, bring the embedded SQLite default up to date on first use.
+        from missionlink.migrations.runner import upgrade_all
+
+        await asyncio.to_thread(upgrade_all, settings)
+    container = bootstrap.build(settings)
+    try:
+        user = await identity.register(
+            container.accounts,
+            email=email,
+            password=password,
+            display_name=display_name,
+            role="admin",
+            language="ko",
+        )
+    except DomainError as exc:
+        raise SystemExit(f"missionlink: cannot create the admin: {exc.detail}") from exc
+    finally:
+        await container.close()
+    return user.id
+
+
+def cmd_admin_create(args: argparse.Namespace) -> int:
     password = args.password or os.environ.get("MISSIONLINK_ADMIN_PASSWORD")
     if not password:
         import getpass

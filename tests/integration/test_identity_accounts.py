@@ -13,7 +13,7 @@ from missionlink import cli
 from missionlink.adapters.db.core_tables import members, wallets
 from missionlink.adapters.db.identity_tables import users
 from missionlink.bootstrap import Container
-from missionlink.services.identity_cli import create_admin
+from missionlink.cli import create_admin
 
 PASSWORD = "correct horse battery"
 

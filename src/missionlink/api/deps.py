@@ -45,7 +45,7 @@ async def verify_token(container: Container, token: str) -> AccessClaims:
     sessions = container.sessions
     if not sessions.started:
         # Once per process: hear of ended sessions before trusting any access token.
-        await sessions.start(lambda: identity.recent_revocations(container))
+        await sessions.start(lambda: identity.recent_revocations(container.accounts))
     return container.tokens.verify(token)
 
 

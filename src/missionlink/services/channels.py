@@ -9,7 +9,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import channels, members
-from missionlink.config import Settings
 from missionlink.domain.errors import InvalidInput, NotFound
 
 LIVE_SECONDS = 45
@@ -33,21 +32,21 @@ async def get_settings(conn: AsyncConnection, streamer_id: int) -> dict[str, Any
 
 
 async def update_settings(
-    conn: AsyncConnection, *, settings: Settings, streamer_id: int, changes: dict[str, Any],
-    now: datetime,
+    conn: AsyncConnection, *, streamer_id: int, changes: dict[str, Any], now: datetime,
+    min_pledge: int, max_pledge: int, max_mission_seconds: int,
 ) -> dict[str, Any]:
     if "min_mission_amount" in changes:
         amount = changes["min_mission_amount"]
-        if not settings.min_pledge <= amount <= settings.max_pledge:
+        if not min_pledge <= amount <= max_pledge:
             raise InvalidInput(
-                f"min_mission_amount must be between {settings.min_pledge} and "
-                f"{settings.max_pledge}"
+                f"min_mission_amount must be between {min_pledge} and "
+                f"{max_pledge}"
             )
     if "accept_timeout_seconds" in changes:
         timeout = changes["accept_timeout_seconds"]
-        if not 60 <= timeout <= settings.max_mission_seconds:
+        if not 60 <= timeout <= max_mission_seconds:
             raise InvalidInput(
-                f"accept_timeout_seconds must be between 60 and {settings.max_mission_seconds}"
+                f"accept_timeout_seconds must be between 60 and {max_mission_seconds}"
             )
     row = (
         await conn.execute(

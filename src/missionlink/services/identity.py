@@ -16,8 +16,12 @@ from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from missionlink.adapters.db.engine import Database
 from missionlink.adapters.db.identity_tables import refresh_tokens, users
-from missionlink.bootstrap import Container
+from missionlink.adapters.security.rate_limit import RateLimiter
+from missionlink.adapters.security.revocations import SessionRevocations
+from missionlink.adapters.security.tokens import TokenService
+from missionlink.domain.clock import Clock
 from missionlink.domain.errors import DuplicateEmail, InvalidInput, NotAuthenticated, RateLimited
 from missionlink.domain.identity import (
     LANGUAGES,
@@ -29,7 +33,7 @@ from missionlink.domain.identity import (
     login_key,
     normalize_email,
 )
-from missionlink.services.members import member_exists, open_member
+from missionlink.services.members import MemberDefaults, member_exists, open_member
 
 SIGNUP_WINDOW_SECONDS = 60
 LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
@@ -39,6 +43,27 @@ ADDRESS_FAILURE_FACTOR = 4
 LOGIN_DELAY_BASE_SECONDS = 1
 BAD_CREDENTIALS = "wrong email or password"
 BAD_REFRESH = "the refresh token is unknown, expired, spent or revoked"
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """What the identity use cases work with, wired in ``bootstrap``: the identity database
+    (users, sessions), the core one (a user's member records), the account ports and limits."""
+
+    identity_db: Database
+    core_db: Database
+    passwords: PasswordHasher
+    tokens: TokenService
+    sessions: SessionRevocations
+    limiter: RateLimiter
+    clock: Clock
+    members: MemberDefaults
+    signups_per_minute: int
+    #: Failed logins per account in the window before the progressive delay (0: no limit).
+    login_failures: int
+    login_max_delay_seconds: int
+    refresh_token_seconds: int
+    access_token_seconds: int
 
 
 @dataclass(frozen=True)
@@ -93,7 +118,7 @@ def _view(row: Any) -> UserView:
 
 
 async def signup(
-    c: Container,
+    a: Accounts,
     *,
     email: str,
     password: str,
@@ -103,21 +128,21 @@ async def signup(
     client: str,
 ) -> UserView:
     """Register a viewer or streamer; signups are rate limited per client address."""
-    await c.limiter.hit(
+    await a.limiter.hit(
         f"signup:{client}",
-        limit=c.settings.rate_limit_signups_per_minute,
+        limit=a.signups_per_minute,
         window=SIGNUP_WINDOW_SECONDS,
         what="signups from this address",
     )
     if role not in PUBLIC_ROLES:
         raise InvalidInput("role: must be 'viewer' or 'streamer'")
     return await register(
-        c, email=email, password=password, display_name=display_name, role=role, language=language
+        a, email=email, password=password, display_name=display_name, role=role, language=language
     )
 
 
 async def register(
-    c: Container, *, email: str, password: str, display_name: str, role: str, language: str
+    a: Accounts, *, email: str, password: str, display_name: str, role: str, language: str
 ) -> UserView:
     """Create the user in the identity database, then their member records in the core."""
     stored, key = normalize_email(email)
@@ -127,8 +152,8 @@ async def register(
         raise InvalidInput(f"role: unknown role {role!r}")
     if language not in LANGUAGES:
         raise InvalidInput("language: must be 'ko' or 'en'")
-    password_hash = await asyncio.to_thread(c.passwords.hash, password)
-    now = c.clock.now()
+    password_hash = await asyncio.to_thread(a.passwords.hash, password)
+    now = a.clock.now()
     values = {
         "email": stored,
         "email_normalized": key,
@@ -139,32 +164,32 @@ async def register(
         "created_at": now,
     }
     try:
-        async with c.identity_db.begin() as conn:
+        async with a.identity_db.begin() as conn:
             result = await conn.execute(insert(users).values(**values).returning(users.c.id))
             user_id = int(result.scalar_one())
     except IntegrityError as exc:
         raise DuplicateEmail(f"{stored} is already registered") from exc
-    await _open_member(c, user_id=user_id, display_name=name, role=role, now=now)
+    await _open_member(a, user_id=user_id, display_name=name, role=role, now=now)
     return UserView(user_id, stored, name, role, language)
 
 
 async def _open_member(
-    c: Container, *, user_id: int, display_name: str, role: str, now: datetime
+    a: Accounts, *, user_id: int, display_name: str, role: str, now: datetime
 ) -> None:
     async def work(conn: AsyncConnection) -> bool:
         return await open_member(
             conn,
-            settings=c.settings,
+            defaults=a.members,
             user_id=user_id,
             display_name=display_name,
             role=role,
             now=now,
         )
 
-    await c.core_db.transaction(work)
+    await a.core_db.transaction(work)
 
 
-async def login(c: Container, *, email: str, password: str, client: str) -> TokenPair:
+async def login(a: Accounts, *, email: str, password: str, client: str) -> TokenPair:
     """Check the credentials and open a new session (a new refresh-token family).
 
     Failures are counted per account, per address and per (account, address), so that a
@@ -173,9 +198,9 @@ async def login(c: Container, *, email: str, password: str, client: str) -> Toke
     the account's progressive delay, and they wait before their password is checked, so
     a 429 says nothing about the password.
     """
-    limit = c.settings.rate_limit_login_failures
+    limit = a.login_failures
     if limit <= 0:
-        return await _check_credentials(c, email=email, password=password)
+        return await _check_credentials(a, email=email, password=password)
     key = login_key(email)
     account = key or email.strip().lower()[:320]
     window = LOGIN_FAILURE_WINDOW_SECONDS
@@ -183,7 +208,7 @@ async def login(c: Container, *, email: str, password: str, client: str) -> Toke
     by_address = f"login-fail:address:{client}"
     # Length-prefixed: neither an email nor an IPv6 address can forge another pair's key.
     by_pair = f"login-fail:pair:{len(client)}:{client}:{account}"
-    wait = await c.limiter.retry_after(
+    wait = await a.limiter.retry_after(
         by_address, limit=limit * ADDRESS_FAILURE_FACTOR, window=window
     )
     if wait is not None:
@@ -191,19 +216,19 @@ async def login(c: Container, *, email: str, password: str, client: str) -> Toke
             f"too many failed logins from this address; retry in {wait} s", retry_after=wait,
             limit="login",
         )
-    failed_here = await c.limiter.count(by_pair, window=window) > 0
+    failed_here = await a.limiter.count(by_pair, window=window) > 0
     # Counted before the check, so parallel tries cannot all slip under the budget; a
     # success clears it again.
-    await c.limiter.hit(
+    await a.limiter.hit(
         by_pair, limit=limit, window=window, what="failed logins on this account from here"
     )
     if failed_here:
-        wait = await c.limiter.pace(
+        wait = await a.limiter.pace(
             by_account,
             after=limit,
             window=window,
             base=LOGIN_DELAY_BASE_SECONDS,
-            cap=c.settings.rate_limit_login_max_delay_seconds,
+            cap=a.login_max_delay_seconds,
         )
         if wait is not None:
             raise RateLimited(
@@ -211,56 +236,56 @@ async def login(c: Container, *, email: str, password: str, client: str) -> Toke
                 limit="login",
             )
     try:
-        pair = await _check_credentials(c, email=email, password=password)
+        pair = await _check_credentials(a, email=email, password=password)
     except NotAuthenticated:
-        await c.limiter.record(by_address, window=window)
+        await a.limiter.record(by_address, window=window)
         if not failed_here:  # ``pace`` counted it already otherwise
-            await c.limiter.record(by_account, window=window)
+            await a.limiter.record(by_account, window=window)
         raise
-    await c.limiter.reset(by_pair)
-    await c.limiter.reset(by_account)
+    await a.limiter.reset(by_pair)
+    await a.limiter.reset(by_account)
     return pair
 
 
-async def _check_credentials(c: Container, *, email: str, password: str) -> TokenPair:
+async def _check_credentials(a: Accounts, *, email: str, password: str) -> TokenPair:
     key = login_key(email)
-    row = await _find_user(c, key) if key else None
+    row = await _find_user(a, key) if key else None
     stored = row.password_hash if row is not None else None
     # Always run argon2, known email or not, so response times don't reveal accounts.
-    verified = await asyncio.to_thread(_verify, c.passwords, stored, password)
+    verified = await asyncio.to_thread(_verify, a.passwords, stored, password)
     if row is None or not verified:
         raise NotAuthenticated(BAD_CREDENTIALS)
-    now = c.clock.now()
-    await _rehash_if_needed(c, row.id, row.password_hash, password)
-    await _repair_member(c, row, now)
-    async with c.identity_db.begin() as conn:
-        return await _issue_pair(c, conn, user_id=row.id, role=row.role, family_id=None, now=now)
+    now = a.clock.now()
+    await _rehash_if_needed(a, row.id, row.password_hash, password)
+    await _repair_member(a, row, now)
+    async with a.identity_db.begin() as conn:
+        return await _issue_pair(a, conn, user_id=row.id, role=row.role, family_id=None, now=now)
 
 
-async def _find_user(c: Container, key: str) -> Any:
-    async with c.identity_db.read() as conn:
+async def _find_user(a: Accounts, key: str) -> Any:
+    async with a.identity_db.read() as conn:
         return (await conn.execute(select(users).where(users.c.email_normalized == key))).first()
 
 
-async def _rehash_if_needed(c: Container, user_id: int, stored: str, password: str) -> None:
+async def _rehash_if_needed(a: Accounts, user_id: int, stored: str, password: str) -> None:
     """Upgrade a hash made with older argon2 parameters while the password is at hand."""
-    if not c.passwords.check_needs_rehash(stored):
+    if not a.passwords.check_needs_rehash(stored):
         return
-    fresh = await asyncio.to_thread(c.passwords.hash, password)
-    async with c.identity_db.begin() as conn:
+    fresh = await asyncio.to_thread(a.passwords.hash, password)
+    async with a.identity_db.begin() as conn:
         await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=fresh))
 
 
-async def _repair_member(c: Container, row: Any, now: datetime) -> None:
+async def _repair_member(a: Accounts, row: Any, now: datetime) -> None:
     """Create the core records if a crash came between the two databases at signup."""
-    async with c.core_db.read() as conn:
+    async with a.core_db.read() as conn:
         if await member_exists(conn, row.id):
             return
-    await _open_member(c, user_id=row.id, display_name=row.display_name, role=row.role, now=now)
+    await _open_member(a, user_id=row.id, display_name=row.display_name, role=row.role, now=now)
 
 
 async def _issue_pair(
-    c: Container,
+    a: Accounts,
     conn: AsyncConnection,
     *,
     user_id: int,
@@ -277,24 +302,24 @@ async def _issue_pair(
             user_id=user_id,
             token_hash=hash_refresh_token(token),
             issued_at=now,
-            expires_at=now + timedelta(seconds=c.settings.refresh_token_seconds),
+            expires_at=now + timedelta(seconds=a.refresh_token_seconds),
         )
     )
     return TokenPair(
         # The family is the session: ending it ends every access token issued in it.
-        access_token=c.tokens.issue(user_id, role, now, session_id=family_id),
+        access_token=a.tokens.issue(user_id, role, now, session_id=family_id),
         refresh_token=token,
-        expires_in=c.settings.access_token_seconds,
+        expires_in=a.access_token_seconds,
     )
 
 
-async def refresh(c: Container, *, refresh_token: str) -> TokenPair:
+async def refresh(a: Accounts, *, refresh_token: str) -> TokenPair:
     """Spend a refresh token for a new pair; a spent one presented again revokes its family."""
-    now = c.clock.now()
+    now = a.clock.now()
     digest = hash_refresh_token(refresh_token)
     rt = refresh_tokens
     ended: set[str] = set()
-    async with c.identity_db.begin() as conn:
+    async with a.identity_db.begin() as conn:
         # One conditional UPDATE: of two concurrent refreshes only one can spend the token.
         spent = await conn.execute(
             update(rt)
@@ -312,24 +337,24 @@ async def refresh(c: Container, *, refresh_token: str) -> TokenPair:
             role = await conn.scalar(select(users.c.role).where(users.c.id == row.user_id))
             if role is not None:
                 return await _issue_pair(
-                    c, conn, user_id=row.user_id, role=role, family_id=row.family_id, now=now
+                    a, conn, user_id=row.user_id, role=role, family_id=row.family_id, now=now
                 )
         else:
             reused = (rt.c.token_hash == digest) & rt.c.spent_at.is_not(None)
             ended = await _revoke_family(conn, reused, now)
     # After the commit: a replica that hears of it then finds the family revoked too.
-    await c.sessions.revoke(ended)
+    await a.sessions.revoke(ended)
     raise NotAuthenticated(BAD_REFRESH)
 
 
-async def logout(c: Container, *, user_id: int, refresh_token: str) -> None:
+async def logout(a: Accounts, *, user_id: int, refresh_token: str) -> None:
     """End the session the refresh token belongs to, if it is the caller's."""
     digest = hash_refresh_token(refresh_token)
     rt = refresh_tokens
-    async with c.identity_db.begin() as conn:
+    async with a.identity_db.begin() as conn:
         mine = (rt.c.token_hash == digest) & (rt.c.user_id == user_id)
-        ended = await _revoke_family(conn, mine, c.clock.now())
-    await c.sessions.revoke(ended)
+        ended = await _revoke_family(conn, mine, a.clock.now())
+    await a.sessions.revoke(ended)
 
 
 async def _revoke_family(
@@ -347,28 +372,28 @@ async def _revoke_family(
     return {str(f) for f in result.scalars()}
 
 
-async def recent_revocations(c: Container) -> list[tuple[str, float]]:
+async def recent_revocations(a: Accounts) -> list[tuple[str, float]]:
     """Sessions ended within one access-token lifetime, with when their tokens expire.
 
     Read once when a process starts without a shared store, so that a restart does not
     bring logged-out access tokens back to life.
     """
-    ttl = c.settings.access_token_seconds
-    since = c.clock.now() - timedelta(seconds=ttl)
+    ttl = a.access_token_seconds
+    since = a.clock.now() - timedelta(seconds=ttl)
     rt = refresh_tokens
     query = (
         select(rt.c.family_id, func.max(rt.c.revoked_at))
         .where(rt.c.revoked_at >= since)
         .group_by(rt.c.family_id)
     )
-    async with c.identity_db.read() as conn:
+    async with a.identity_db.read() as conn:
         rows = (await conn.execute(query)).all()
     return [(str(family), ended.timestamp() + ttl) for family, ended in rows]
 
 
-async def profile(c: Container, *, user_id: int) -> UserView:
+async def profile(a: Accounts, *, user_id: int) -> UserView:
     """The caller's account; 401 when the token outlived the account."""
-    async with c.identity_db.read() as conn:
+    async with a.identity_db.read() as conn:
         row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
     if row is None:
         raise NotAuthenticated("the account of this token no longer exists")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,7 +18,6 @@ from missionlink.adapters.db.core_tables import (
     pledges,
 )
 from missionlink.adapters.db.sql import upsert_add
-from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.domain.errors import (
     Conflict,
@@ -36,7 +35,26 @@ DAY = timedelta(hours=24)
 PLEDGE_TRANSFER_PREFIX = f"{L.TransferKind.pledge.value}:"
 
 
-def check_pledge_amount(settings: Settings, amount: int) -> None:
+class MissionLimits(Protocol):
+    """The configured limits the mission rules read (``config.Settings`` has them all)."""
+
+    @property
+    def min_pledge(self) -> int: ...
+    @property
+    def max_pledge(self) -> int: ...
+    @property
+    def min_mission_seconds(self) -> int: ...
+    @property
+    def max_mission_seconds(self) -> int: ...
+    @property
+    def proposal_cooldown_seconds(self) -> int: ...
+    @property
+    def cancel_limit_per_day(self) -> int: ...
+    @property
+    def platform_fee_bps(self) -> int: ...
+
+
+def check_pledge_amount(settings: MissionLimits, amount: int) -> None:
     if not settings.min_pledge <= amount <= settings.max_pledge:
         raise InvalidInput(
             f"amount must be between {settings.min_pledge} and {settings.max_pledge} KRW"
@@ -44,7 +62,7 @@ def check_pledge_amount(settings: Settings, amount: int) -> None:
 
 
 async def _check_proposal_allowed(
-    conn: AsyncConnection, settings: Settings, creator_id: int, streamer_id: int, now: datetime
+    conn: AsyncConnection, settings: MissionLimits, creator_id: int, streamer_id: int, now: datetime
 ) -> None:
     cooldown = timedelta(seconds=settings.proposal_cooldown_seconds)
     last_refused = await conn.scalar(
@@ -81,7 +99,7 @@ async def _check_proposal_allowed(
 async def create_mission(
     conn: AsyncConnection,
     *,
-    settings: Settings,
+    settings: MissionLimits,
     now: datetime,
     creator_id: int,
     streamer_id: int,
@@ -217,7 +235,7 @@ async def _record_pledge(
 async def pledge(
     conn: AsyncConnection,
     *,
-    settings: Settings,
+    settings: MissionLimits,
     now: datetime,
     user_id: int,
     mission_id: int,

@@ -11,7 +11,6 @@ from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import channels, members, missions, pledges
-from missionlink.config import Settings
 from missionlink.domain import events
 from missionlink.domain.errors import NotFound
 from missionlink.domain.missions import Status, effective_status
@@ -28,8 +27,8 @@ MISSION_TOPICS = frozenset(
 )
 
 
-def overlay_url(settings: Settings, token: str) -> str:
-    return settings.public_url.rstrip("/") + "/overlay/" + token
+def overlay_url(public_url: str, token: str) -> str:
+    return public_url.rstrip("/") + "/overlay/" + token
 
 
 def new_token() -> str:

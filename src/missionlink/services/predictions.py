@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db import journal, outbox
 from missionlink.adapters.db.core_tables import bets, missions, wallets
-from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.domain.errors import Conflict, InvalidInput, NotFound
 from missionlink.domain.missions import Action, check_action
@@ -24,7 +23,7 @@ SIDES = ("success", "failure")
 async def place_bet(
     conn: AsyncConnection,
     *,
-    settings: Settings,
+    bet_window_seconds: int,
     now: datetime,
     user_id: int,
     mission_id: int,
@@ -37,7 +36,7 @@ async def place_bet(
         raise InvalidInput("points must be a positive integer")
     row = await lock_shared(conn, mission_id)
     check_action(
-        view_of(row), Action.bet, user_id, now, bet_window_seconds=settings.bet_window_seconds
+        view_of(row), Action.bet, user_id, now, bet_window_seconds=bet_window_seconds
     )
     # One user's bets on one mission run one at a time: without the wallet row's lock, two
     # first bets at once both found no bet, and the second insert broke the one-bet-per-

@@ -32,8 +32,6 @@ from missionlink.adapters.db.core_tables import (
     transfers,
     wallets,
 )
-from missionlink.adapters.db.engine import Database, Timeouts
-from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.observability import metrics
 from missionlink.services.missions import PLEDGE_TRANSFER_PREFIX
@@ -197,10 +195,3 @@ async def check_measured(conn: AsyncConnection) -> Report:
     return report
 
 
-async def run_report(settings: Settings) -> Report:
-    db = Database(settings.core_url, timeouts=Timeouts.of(settings))
-    try:
-        async with db.read() as conn:
-            return await check_measured(conn)
-    finally:
-        await db.dispose()

@@ -14,7 +14,6 @@ from missionlink.adapters.db import journal
 from missionlink.adapters.db.core_tables import topups, transfers, wallets
 from missionlink.adapters.db.engine import Database
 from missionlink.adapters.payments.providers import PaymentIntent, WebhookEvent
-from missionlink.config import Settings
 from missionlink.domain import ledger as L
 from missionlink.domain.cursors import decode_opaque, encode_opaque
 from missionlink.domain.errors import InvalidInput, NotFound
@@ -30,9 +29,9 @@ async def balances(conn: AsyncConnection, user_id: int) -> dict[str, int]:
     return {"cash_balance": row.cash_balance, "points_balance": row.points_balance}
 
 
-def check_topup_amount(settings: Settings, amount: int) -> None:
-    if not MIN_TOPUP <= amount <= settings.max_topup:
-        raise InvalidInput(f"amount must be between {MIN_TOPUP} and {settings.max_topup} KRW")
+def check_topup_amount(amount: int, *, max_topup: int) -> None:
+    if not MIN_TOPUP <= amount <= max_topup:
+        raise InvalidInput(f"amount must be between {MIN_TOPUP} and {max_topup} KRW")
 
 
 async def _complete(conn: AsyncConnection, topup: Any, provider: str, now: datetime) -> None:

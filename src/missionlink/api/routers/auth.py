@@ -111,7 +111,7 @@ def _pair_out(pair: identity.TokenPair) -> TokenPairOut:
 async def signup(body: SignupIn, container: Deps, client: ClientAddress) -> UserOut:
     """Create a viewer or streamer account (admins come from ``missionlink admin create``)."""
     user = await identity.signup(
-        container,
+        container.accounts,
         email=body.email,
         password=body.password,
         display_name=body.display_name,
@@ -127,7 +127,8 @@ async def login(
     body: LoginIn, container: Deps, client: ClientAddress, response: Response, cookie: CookieMode
 ) -> TokenPairOut:
     """Exchange email and password for an access token and a refresh token."""
-    pair = await identity.login(container, email=body.email, password=body.password, client=client)
+    pair = await identity.login(container.accounts, email=body.email, password=body.password,
+                                client=client)
     if cookie:
         _set_refresh_cookie(response, pair.refresh_token, container.settings.refresh_token_seconds)
     return _pair_out(pair)
@@ -143,7 +144,7 @@ async def refresh(
 ) -> TokenPairOut:
     """Spend a refresh token for a new pair; reusing a spent one revokes its session."""
     token, from_cookie = _presented_token(body, ml_refresh)
-    pair = await identity.refresh(container, refresh_token=token)
+    pair = await identity.refresh(container.accounts, refresh_token=token)
     # A token that came from the cookie must be replaced there, or the next refresh would
     # present the spent one and revoke the session.
     if cookie or from_cookie:
@@ -162,7 +163,7 @@ async def logout(
 ) -> Response:
     """Revoke the session of the refresh token and clear the cookie."""
     token, _ = _presented_token(body, ml_refresh)
-    await identity.logout(container, user_id=user.user_id, refresh_token=token)
+    await identity.logout(container.accounts, user_id=user.user_id, refresh_token=token)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(
         REFRESH_COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict"
@@ -173,5 +174,5 @@ async def logout(
 @router.get("/api/v1/me")
 async def me(user: CurrentUser, container: Deps) -> UserOut:
     """The caller's account."""
-    view = await identity.profile(container, user_id=user.user_id)
+    view = await identity.profile(container.accounts, user_id=user.user_id)
     return UserOut.model_validate(view, from_attributes=True)

@@ -160,8 +160,8 @@ async def bet(
 ) -> JSONResponse:
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await predictions.place_bet(
-            conn, settings=c.settings, now=c.clock.now(), user_id=user.user_id,
-            mission_id=mission_id, side=body.side, points=body.points,
+            conn, bet_window_seconds=c.settings.bet_window_seconds, now=c.clock.now(),
+            user_id=user.user_id, mission_id=mission_id, side=body.side, points=body.points,
         )
 
     return await run_effect(request, c, user_id=user.user_id, key=key, work=work,

@@ -57,7 +57,7 @@ def _presence(request: Request) -> Presence:
 async def my_overlay(user: CurrentStreamer, c: Deps) -> dict[str, Any]:
     async with c.core_db.read() as conn:
         token = await overlay.token_of(conn, user.user_id)
-    return {"url": overlay.overlay_url(c.settings, token)}
+    return {"url": overlay.overlay_url(c.settings.public_url, token)}
 
 
 @router.post("/api/v1/streamers/me/overlay/rotate", tags=["streamers"])
@@ -66,7 +66,7 @@ async def rotate_overlay(user: CurrentStreamer, c: Deps) -> dict[str, Any]:
         token = await overlay.rotate(conn, user.user_id, c.clock.now())
     # Open streams on the old token end now, on every API process.
     await c.broker.publish(channel_topic(user.user_id), {"type": ROTATED})
-    return {"url": overlay.overlay_url(c.settings, token)}
+    return {"url": overlay.overlay_url(c.settings.public_url, token)}
 
 
 @router.get("/overlay/{token}", response_class=HTMLResponse, include_in_schema=False)

@@ -50,8 +50,9 @@ async def update_settings(
         raise InvalidInput("settings may not be set to null")
     async with c.core_db.begin() as conn:
         updated = await channels.update_settings(
-            conn, settings=c.settings, streamer_id=user.user_id, changes=changes,
-            now=c.clock.now(),
+            conn, streamer_id=user.user_id, changes=changes, now=c.clock.now(),
+            min_pledge=c.settings.min_pledge, max_pledge=c.settings.max_pledge,
+            max_mission_seconds=c.settings.max_mission_seconds,
         )
     await c.read_cache.announce(c.broker, {read_model.DIRECTORY_TAG,
                                            read_model.channel_tag(user.user_id)})

@@ -70,7 +70,7 @@ async def _csv(c: Deps, user_id: int) -> AsyncIterator[str]:
 async def create_topup(
     body: TopupIn, request: Request, user: CurrentUser, c: Deps, key: IdempotencyKey
 ) -> JSONResponse:
-    wallet.check_topup_amount(c.settings, body.amount)
+    wallet.check_topup_amount(body.amount, max_topup=c.settings.max_topup)
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         intent = await c.payments.start(user_id=user.user_id, amount=body.amount)
