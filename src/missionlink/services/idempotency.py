@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import idempotency_keys
 from missionlink.adapters.db.engine import Database
-from missionlink.adapters.db.sql import insert_ignore
+from missionlink.adapters.db.sql import dialect_of, insert_ignore
 from missionlink.domain.errors import IdempotencyInProgress, IdempotencyMismatch
 
 LOCK_NOT_AVAILABLE = "55P03"
@@ -101,13 +101,11 @@ async def run(
 async def _claim(
     conn: AsyncConnection, user_id: int, key: str, fp: str, now: datetime, ttl: int
 ) -> StoredResponse | None:
-    postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        await conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{KEY_WAIT}'")
+    dialect = dialect_of(conn)
+    await dialect.set_local(conn, "lock_timeout", f"'{KEY_WAIT}'")
     row_values = {"user_id": user_id, "key": key, "fingerprint": fp, "created_at": now}
     inserted = await insert_ignore(conn, idempotency_keys, row_values)
-    if postgres:
-        await conn.exec_driver_sql("SET LOCAL lock_timeout = DEFAULT")
+    await dialect.set_local(conn, "lock_timeout", "DEFAULT")
     if inserted:
         return None
     row = (

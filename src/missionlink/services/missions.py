@@ -17,7 +17,7 @@ from missionlink.adapters.db.core_tables import (
     missions,
     pledges,
 )
-from missionlink.adapters.db.sql import upsert_add
+from missionlink.adapters.db.sql import dialect_of, upsert_add
 from missionlink.domain import ledger as L
 from missionlink.domain.errors import (
     Conflict,
@@ -158,11 +158,9 @@ async def create_mission(
 
 async def lock_shared(conn: AsyncConnection, mission_id: int) -> Any:
     """The mission row, locked for pledges and bets."""
-    # KEY SHARE: pledges never block each other, but a terminal transition (FOR UPDATE)
-    # waits for in-flight pledges and they, in turn, see its result.
-    stmt = select(missions).where(missions.c.id == mission_id)
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(read=True, key_share=True)
+    # Pledges never block each other, but a terminal transition (FOR UPDATE) waits for
+    # in-flight pledges and they, in turn, see its result.
+    stmt = dialect_of(conn).share_key(select(missions).where(missions.c.id == mission_id))
     row = (await conn.execute(stmt)).first()
     if row is None:
         raise mission_not_found(mission_id)
@@ -294,9 +292,7 @@ async def expire_due(conn: AsyncConnection, now: datetime, limit: int = 500) -> 
         (missions.c.deadline_at <= now)
         | ((missions.c.status == Status.pending.value) & (missions.c.accept_by <= now)),
     ).order_by(missions.c.id).limit(limit)
-    if conn.dialect.name == "postgresql":
-        overdue = overdue.with_for_update(skip_locked=True)
-    rows = list(await conn.execute(overdue))
+    rows = list(await conn.execute(dialect_of(conn).claim(overdue)))
     for r in rows:
         await conn.execute(
             update(missions)

@@ -32,6 +32,7 @@ from missionlink.adapters.db.core_tables import (
     transfers,
     wallets,
 )
+from missionlink.adapters.db.sql import dialect_of
 from missionlink.domain import ledger as L
 from missionlink.observability import metrics
 from missionlink.services.missions import PLEDGE_TRANSFER_PREFIX
@@ -183,8 +184,7 @@ async def check_measured(conn: AsyncConnection) -> Report:
     ``DB_STATEMENT_TIMEOUT_MS``: its transaction gets ``RECONCILE_STATEMENT_TIMEOUT``.
     """
     started = time.monotonic()
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{RECONCILE_STATEMENT_TIMEOUT}'")
+    await dialect_of(conn).set_local(conn, "statement_timeout", f"'{RECONCILE_STATEMENT_TIMEOUT}'")
     report = await check(conn)
     metrics.RECONCILE_DURATION.set(time.monotonic() - started)
     metrics.RECONCILE_OK.set(1 if report.ok else 0)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import email_jobs, missions, transfers
 from missionlink.adapters.db.identity_tables import users
+from missionlink.adapters.db.sql import dialect_of
 from missionlink.adapters.email.senders import MailerUnavailable
 from missionlink.bootstrap import Container
 from missionlink.domain import ledger as L
@@ -42,9 +43,7 @@ async def _claim(conn: AsyncConnection, now: datetime, limit: int,
         .order_by(email_jobs.c.id)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(await conn.execute(stmt))
+    rows = list(await conn.execute(dialect_of(conn).claim(stmt)))
     if rows:
         await conn.execute(
             update(email_jobs)

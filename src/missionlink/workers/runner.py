@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import dead_letters, outbox, processed_events
+from missionlink.adapters.db.sql import dialect_of
 from missionlink.bootstrap import CALIBRATE_SECONDS, Container, build, calibrate_clock
 from missionlink.config import Env, Settings
 from missionlink.domain import events
@@ -112,9 +113,7 @@ class Worker:
                 .order_by(outbox.c.id)
                 .limit(limit)
             )
-            if conn.dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            events = list(await conn.execute(stmt))
+            events = list(await conn.execute(dialect_of(conn).claim(stmt)))
             handled = 0
             succeeded: list[tuple[str, dict[str, Any]]] = []
             for event in events:

@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from missionlink.adapters.db.sql import OPTION, PostgresDialect, SqliteDialect
+
 T = TypeVar("T")
 
 #: SQLSTATEs worth retrying: serialization failure and deadlock.
@@ -119,7 +121,8 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 
 def _sqlite_engine(url: str, size: int, *, pool_timeout: float = 30) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=size,
-                                 max_overflow=0, pool_timeout=pool_timeout)
+                                 max_overflow=0, pool_timeout=pool_timeout,
+                                 execution_options={OPTION: SqliteDialect()})
     _sqlite_setup(engine)
     return engine
 
@@ -143,6 +146,8 @@ def make_engine(url: str, *, pool_size: int = 10,
         pool_timeout=10,
         pool_recycle=1800,
         connect_args=connect_args,
+        # Where the two databases differ, the engine's connections carry the strategy.
+        execution_options={OPTION: PostgresDialect()},
     )
     _ping_when_idle(engine)
     return engine
