@@ -14,7 +14,8 @@ from missionlink.domain.identity import (
     login_key,
     normalize_email,
 )
-from missionlink.services.identity import _verify, hash_refresh_token
+from missionlink.services.identity import _verify
+from missionlink.services.sessions import hash_refresh_token
 
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 

@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from missionlink.adapters.security.tokens import AccessClaims
 from missionlink.bootstrap import Container
 from missionlink.domain.errors import Forbidden, NotAuthenticated
-from missionlink.services import identity
+from missionlink.services.sessions import recent_revocations
 
 
 async def get_container(request: Request) -> Container:
@@ -45,7 +45,7 @@ async def verify_token(container: Container, token: str) -> AccessClaims:
     sessions = container.sessions
     if not sessions.started:
         # Once per process: hear of ended sessions before trusting any access token.
-        await sessions.start(lambda: identity.recent_revocations(container.accounts))
+        await sessions.start(lambda: recent_revocations(container.accounts))
     return container.tokens.verify(token)
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Cookie, Depends, Header, Query, Request, Re
 from missionlink.api.deps import ClientAddress, CurrentUser, Deps
 from missionlink.api.schemas.identity import LoginIn, RefreshIn, SignupIn, TokenPairOut, UserOut
 from missionlink.domain.errors import Forbidden, InvalidInput
-from missionlink.services import identity
+from missionlink.services import identity, sessions
 
 router = APIRouter(tags=["auth"])
 
@@ -99,7 +99,7 @@ def _presented_token(body: RefreshIn | None, cookie: str | None) -> tuple[str, b
     raise InvalidInput("refresh_token: required in the body or the ml_refresh cookie")
 
 
-def _pair_out(pair: identity.TokenPair) -> TokenPairOut:
+def _pair_out(pair: sessions.TokenPair) -> TokenPairOut:
     return TokenPairOut(
         access_token=pair.access_token,
         refresh_token=pair.refresh_token,
@@ -144,7 +144,7 @@ async def refresh(
 ) -> TokenPairOut:
     """Spend a refresh token for a new pair; reusing a spent one revokes its session."""
     token, from_cookie = _presented_token(body, ml_refresh)
-    pair = await identity.refresh(container.accounts, refresh_token=token)
+    pair = await sessions.refresh(container.accounts, refresh_token=token)
     # A token that came from the cookie must be replaced there, or the next refresh would
     # present the spent one and revoke the session.
     if cookie or from_cookie:
@@ -163,7 +163,7 @@ async def logout(
 ) -> Response:
     """Revoke the session of the refresh token and clear the cookie."""
     token, _ = _presented_token(body, ml_refresh)
-    await identity.logout(container.accounts, user_id=user.user_id, refresh_token=token)
+    await sessions.logout(container.accounts, user_id=user.user_id, refresh_token=token)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(
         REFRESH_COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="strict"
