@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     max_mission_seconds: int = Field(default=604_800, ge=60)
     signup_points: int = Field(default=1000, ge=0)
     bet_window_seconds: int = Field(default=120, ge=0)
+    #: How long after its deadline the result of an accepted mission may still be declared
+    #: (no pledges or bets meanwhile); fixed per mission at creation. 0 turns it off.
+    result_grace_seconds: int = Field(default=600, ge=0)
     proposal_cooldown_seconds: int = Field(default=300, ge=0)
     cancel_limit_per_day: int = Field(default=5, ge=1)
 

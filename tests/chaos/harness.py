@@ -406,7 +406,8 @@ async def check(conn: asyncpg.Connection, history: History, inbox: Inbox,
         return Counter({int(r["id"]): int(r["weight"]) if "weight" in r else 1 for r in rows})
 
     mission_rows = await conn.fetch(
-        "SELECT id, creator_id, status, settlement, accept_by, deadline_at FROM missions")
+        "SELECT id, creator_id, status, settlement, accept_by, deadline_at,"
+        " coalesce(result_by, deadline_at) AS result_by, accepted_at FROM missions")
     tables = {
         "topups": ids(await conn.fetch(
             "SELECT id FROM topups WHERE user_id = ANY($1::bigint[])", list(users))),
@@ -433,6 +434,10 @@ async def check(conn: asyncpg.Connection, history: History, inbox: Inbox,
                 m["accept_by"] is None or m["accept_by"] > now):
             problems.append(f"mission {m['id']}: expired before its deadline "
                             f"{m['deadline_at']:%H:%M:%S} and acceptance time")
+        if (m["status"] == "expired" and m["accepted_at"] is not None
+                and m["result_by"] > now):
+            problems.append(f"mission {m['id']}: accepted, expired before its result_by "
+                            f"{m['result_by']:%H:%M:%S}")
         if m["status"] in ("pending", "accepted"):
             problems.append(f"mission {m['id']}: still {m['status']} after the run")
         elif m["settlement"] != "settled":

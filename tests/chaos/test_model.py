@@ -71,6 +71,7 @@ SIGNUP_POINTS = 1000
 BET_WINDOW = 120
 ACCEPT_TIMEOUT = 3600  # a channel's default acceptance timeout
 COOLDOWN = 300
+RESULT_GRACE = 600
 CANCEL_LIMIT = 5
 DAY = 86_400
 KRW_PER_POINT = 100
@@ -80,6 +81,7 @@ OVERRIDES: dict[str, object] = {
     "platform_fee_bps": FEE_BPS, "min_pledge": MIN_PLEDGE, "max_pledge": MAX_PLEDGE,
     "min_mission_seconds": MIN_SECONDS, "signup_points": SIGNUP_POINTS,
     "bet_window_seconds": BET_WINDOW, "proposal_cooldown_seconds": COOLDOWN,
+    "result_grace_seconds": RESULT_GRACE,
     "cancel_limit_per_day": CANCEL_LIMIT, "idempotency_ttl_seconds": IDEMPOTENCY_TTL,
     # Every read from the database: the model's clock jumps, a cached read would lag it.
     "read_cache_max_entries": 0,
@@ -105,8 +107,19 @@ class Mission:
     pledges: list[tuple[int, int]] = field(default_factory=list)
     bets: dict[int, tuple[str, int]] = field(default_factory=dict)
 
-    def overdue(self, now: datetime) -> bool:
+    @property
+    def result_by(self) -> datetime:
+        return self.deadline + timedelta(seconds=RESULT_GRACE)
+
+    def closed(self, now: datetime) -> bool:
+        """No more pledges, bets, accept or reject."""
         return now >= self.deadline or (self.status == "pending" and now >= self.accept_by)
+
+    def overdue(self, now: datetime) -> bool:
+        """Expired: an accepted mission only once the grace period for its result is over."""
+        if self.status == "accepted":
+            return now >= self.result_by
+        return self.closed(now)
 
     def effective(self, now: datetime) -> str:
         return "expired" if self.status in OPEN and self.overdue(now) else self.status
@@ -152,7 +165,7 @@ def check_action(m: Mission, action: str, actor: int, now: datetime) -> None:
         raise Refused(403, "forbidden")
     if m.status not in ACTIONS[action]:
         raise Refused(409, "invalid-state")
-    if m.overdue(now):
+    if m.overdue(now) if action in ("success", "failure") else m.closed(now):
         raise Refused(409, "deadline-passed")
     if (action == "bet" and m.status == "accepted" and m.accepted_at is not None
             and (now - m.accepted_at).total_seconds() >= BET_WINDOW):
@@ -525,10 +538,11 @@ def build_machine(backend: Backend) -> type[RuleBasedStateMachine]:
             self.clock.advance(seconds)
 
         @precondition(lambda self: any(m.status in OPEN for m in self.model.missions.values()))
-        @rule(which=st.integers(0, 50), edge=st.sampled_from(["deadline", "accept_by"]),
+        @rule(which=st.integers(0, 50), edge=st.sampled_from(["deadline", "accept_by", "result_by"]),
               nudge=st.sampled_from([-0.000001, 0.0, 0.000001]))
         def advance_to_an_edge(self, which: int, edge: str, nudge: float) -> None:
-            """Move the clock to (or a microsecond around) an open mission's deadline."""
+            """Move the clock to (or a microsecond around) an open mission's deadline,
+            acceptance timeout or end of the grace period for its result."""
             open_ = [m for m in self.model.missions.values() if m.status in OPEN]
             m = open_[which % len(open_)]
             at = getattr(m, edge) + timedelta(seconds=nudge)

@@ -1,6 +1,7 @@
 """Races (F7), in-process on SQLite and PostgreSQL: one Idempotency-Key sent twice at once
 on every kind of effect, many pledges and proposals emptying one wallet across missions,
-a result or an acceptance against the deadline in both orders with the expiry sweep, and
+a result against ``result_by`` (the deadline plus the grace period) or an acceptance
+against the deadline in both orders with the expiry sweep, and
 cancel against accept (and reject) at once.
 
 ``tests/integration/test_concurrency.py`` already covers top-ups and pledges with one key,
@@ -335,14 +336,16 @@ async def _sweep(container: Container) -> int:
 
 @pytest.mark.parametrize("offset", [0.0, 0.000001])
 @pytest.mark.parametrize("order", ["result-first", "worker-first", "together"])
-async def test_a_result_at_or_past_the_deadline_loses_to_the_expiry(
+async def test_a_result_at_or_past_result_by_loses_to_the_expiry(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock,
     offset: float, order: str,
 ) -> None:
-    """At the deadline (``now >= deadline_at``) and after it the mission has expired: the
-    result is refused whichever runs first, the backer is refunded once."""
+    """At ``result_by`` (the deadline plus the grace period) and after it the mission has
+    expired: the result is refused whichever runs first, the backer is refunded once."""
     streamer, viewer, m = await _accepted_mission(client, container)
-    clock.advance(600 + offset)
+    grace = container.settings.result_grace_seconds
+    assert grace > 0
+    clock.advance(600 + grace + offset)
 
     async def declare() -> httpx.Response:
         return await client.post(f"{API}/missions/{m['id']}/result",
@@ -368,12 +371,18 @@ async def test_a_result_at_or_past_the_deadline_loses_to_the_expiry(
     assert (await wallet(client, streamer))["cash_balance"] == 0
 
 
+@pytest.mark.parametrize("after_deadline", [-0.000001, 0.0, 1.0, "result_by-1us"])
 @pytest.mark.parametrize("order", ["result-first", "worker-first", "together"])
-async def test_a_result_a_microsecond_before_the_deadline_wins(
-    client: httpx.AsyncClient, container: Container, clock: FrozenClock, order: str
+async def test_a_result_before_result_by_wins_over_the_expiry(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock, order: str,
+    after_deadline: float | str,
 ) -> None:
+    """Up to a microsecond before ``result_by``, at or past the deadline too (the grace
+    period), the result stands and the sweep leaves the mission alone."""
     streamer, viewer, m = await _accepted_mission(client, container)
-    clock.advance(600 - 0.000001)
+    grace = container.settings.result_grace_seconds
+    clock.advance(600 + (grace - 0.000001 if after_deadline == "result_by-1us"
+                         else float(after_deadline)))
 
     async def declare() -> httpx.Response:
         return await client.post(f"{API}/missions/{m['id']}/result",
@@ -389,7 +398,7 @@ async def test_a_result_a_microsecond_before_the_deadline_wins(
         r, swept = await asyncio.gather(declare(), _sweep(container))
     assert r.status_code == 200, r.text
     assert swept == 0
-    clock.advance(3600)  # the deadline passes after the result: nothing more happens
+    clock.advance(3600)  # result_by passes after the result: nothing more happens
     assert await _sweep(container) == 0
     await _finish(container)
     final = await _status(client, m["id"])
@@ -417,6 +426,9 @@ async def test_accept_against_the_acceptance_timeout(
         assert r.status_code == 200 and swept == 0 and final["status"] == "accepted"
         assert final["settlement"] is None
         clock.advance(3601)  # past the deadline (two hours after the proposal)
+        assert await _sweep(container) == 0  # the grace period for the result
+        assert (await _status(client, m["id"]))["status"] == "accepted"
+        clock.advance(container.settings.result_grace_seconds)  # past result_by
         assert await _sweep(container) == 1
         await _finish(container)
         assert (await _status(client, m["id"]))["status"] == "expired"

@@ -144,7 +144,7 @@ async def test_pending_mission_expires_after_acceptance_timeout(
     await assert_ledger_ok(container)
 
 
-async def test_accepted_mission_expires_at_deadline_and_result_after_is_refused(
+async def test_accepted_mission_expires_at_result_by_and_result_after_is_refused(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
     streamer = await make_user(container, "streamer")
@@ -152,11 +152,15 @@ async def test_accepted_mission_expires_at_deadline_and_result_after_is_refused(
     await top_up(client, a, 20_000)
     m = await propose(client, a, streamer, duration=600)
     await client.post(f"/api/v1/missions/{m['id']}/accept", headers=streamer.headers)
-    clock.advance(600)
+    clock.advance(600 + container.settings.result_grace_seconds)
+    assert (await client.get(f"/api/v1/missions/{m['id']}")).json()["status"] == "expired"
     r = await client.post(f"/api/v1/missions/{m['id']}/result", json={"outcome": "success"},
                           headers=streamer.headers)
     assert r.status_code == 409
+    assert r.json()["type"].endswith("/deadline-passed")
     await settle_all(container)
+    got = (await client.get(f"/api/v1/missions/{m['id']}")).json()
+    assert got["status"] == "expired" and got["settlement"] == "settled"
     assert (await wallet(client, a)) == {"cash_balance": 20_000, "points_balance": SIGNUP_POINTS}
     await assert_ledger_ok(container)
 

@@ -134,6 +134,28 @@ async def test_the_cache_never_hides_an_expiry(
     assert {m["id"]: m for m in listed}[mission["id"]]["status"] == "expired"
 
 
+async def test_the_cache_keeps_an_accepted_mission_until_result_by(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    """In the grace period for its result an accepted mission still reads ``accepted``; it
+    turns ``expired`` at ``result_by``, not at its deadline, with nothing written."""
+    _freeze_ttl(container.read_cache)
+    streamer, creator = await make_user(container, "streamer"), await make_user(container)
+    await top_up(client, creator, 100_000)
+    mission = await propose(client, creator, streamer)
+    path = f"/api/v1/missions/{mission['id']}"
+    assert (await _read(client, path))["status"] == "pending"
+    r = await client.post(f"{path}/accept", headers=streamer.headers)
+    assert r.status_code == 200, r.text
+    assert (await _read(client, path))["status"] == "accepted"
+    clock.advance(3600)  # the deadline: the result may still be declared
+    assert (await _read(client, path))["status"] == "accepted"
+    clock.advance(container.settings.result_grace_seconds - 1)
+    assert (await _read(client, path))["status"] == "accepted"
+    clock.advance(1)
+    assert (await _read(client, path))["status"] == "expired"
+
+
 async def test_etag_and_not_modified(client: httpx.AsyncClient, container: Container) -> None:
     mission, backer = await _mission(client, container)
     path = f"/api/v1/missions/{mission['id']}"

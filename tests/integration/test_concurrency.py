@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from missionlink.bootstrap import Container
 from missionlink.domain.clock import FrozenClock
@@ -46,8 +47,14 @@ async def test_two_requests_with_one_idempotency_key_take_effect_once(
     await assert_ledger_ok(container)
 
 
-async def test_a_result_racing_the_deadline_has_one_winner(
-    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+@pytest.mark.parametrize(("after_deadline", "wins"), [
+    (-0.001, True),  # before the deadline
+    (1.0, True),  # a second late: within the grace period
+    ("result_by", False),  # the grace period is over: the mission expires
+])
+async def test_a_result_racing_the_expiry_has_one_winner(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock,
+    after_deadline: float | str, wins: bool,
 ) -> None:
     from missionlink.services.missions import expire_due
 
@@ -56,23 +63,32 @@ async def test_a_result_racing_the_deadline_has_one_winner(
     await top_up(client, a, 10_000)
     m = await propose(client, a, streamer, amount=10_000, duration=600, title="race")
     await client.post(f"/api/v1/missions/{m['id']}/accept", headers=streamer.headers)
-    clock.advance(599.999)
+    grace = container.settings.result_grace_seconds
+    clock.advance(600 + (grace if after_deadline == "result_by" else float(after_deadline)))
 
     async def sweep() -> int:
         async with container.core_db.begin() as conn:
             return await expire_due(conn, clock.now())
 
-    result, _ = await asyncio.gather(
+    result, swept = await asyncio.gather(
         client.post(f"/api/v1/missions/{m['id']}/result", json={"outcome": "success"},
                     headers=streamer.headers),
         sweep(),
     )
-    assert result.status_code == 200
     await settle_all(container)
     final = (await client.get(f"/api/v1/missions/{m['id']}")).json()
-    assert final["status"] == "succeeded" and final["settlement"] == "settled"
-    assert (await wallet(client, streamer))["cash_balance"] == 9_000
-    assert (await wallet(client, a))["cash_balance"] == 0
+    if wins:
+        assert result.status_code == 200, result.text
+        assert swept == 0
+        assert final["status"] == "succeeded" and final["settlement"] == "settled"
+        assert (await wallet(client, streamer))["cash_balance"] == 9_000
+        assert (await wallet(client, a))["cash_balance"] == 0
+    else:
+        assert result.status_code == 409, result.text
+        assert swept == 1
+        assert final["status"] == "expired" and final["settlement"] == "settled"
+        assert (await wallet(client, streamer))["cash_balance"] == 0
+        assert (await wallet(client, a))["cash_balance"] == 10_000
     await assert_ledger_ok(container)
 
 

@@ -111,6 +111,11 @@ async def _accepted_then_past_deadline(w: World) -> None:
     w.clock.advance(DURATION)
 
 
+async def _accepted_then_past_result_by(w: World) -> None:
+    await _accept(w)
+    w.clock.advance(DURATION + w.container.settings.result_grace_seconds)
+
+
 async def _creator_topped_up(w: World) -> None:
     await top_up(w.client, w.creator, 1_000)
 
@@ -166,6 +171,7 @@ def _state(detail: str) -> str:
 
 
 EXPIRED = "the mission's deadline has passed; it has expired"
+CLOSED = "the mission's deadline has passed: pledges and bets are closed"
 OWN = "a streamer cannot pledge to or bet on their own channel's missions"
 BOUNDS = "amount must be between 1000 and 1000000 KRW"
 REUSED = "this Idempotency-Key was already used with a different request body or path"
@@ -184,8 +190,10 @@ CASES = [
       for status, arrange in [("rejected", _reject), ("cancelled", _cancel),
                               ("succeeded", _result("success")), ("failed", _result("failure")),
                               ("expired", _swept_as_expired)]),
-    Case("accepted mission past its deadline", 409, "deadline-passed", EXPIRED,
-         arrange=_accepted_then_past_deadline, reads="expired"),
+    Case("accepted mission in the grace period for its result", 409, "deadline-passed",
+         CLOSED, arrange=_accepted_then_past_deadline, reads="accepted"),
+    Case("accepted mission past result_by", 409, "deadline-passed", CLOSED,
+         arrange=_accepted_then_past_result_by, reads="expired"),
     Case("pending mission past its acceptance window", 409, "deadline-passed", EXPIRED,
          arrange=_past_acceptance_window, reads="expired"),
     Case("streamer on their own channel", 403, "forbidden", OWN, actor="streamer"),

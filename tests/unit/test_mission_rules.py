@@ -41,6 +41,7 @@ class Limits:
     proposal_cooldown_seconds: int = 3_600
     cancel_limit_per_day: int = 5
     platform_fee_bps: int = 1_000
+    result_grace_seconds: int = 600
 
 
 LIMITS = Limits()

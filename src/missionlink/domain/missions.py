@@ -62,19 +62,32 @@ class MissionView:
     accept_by: datetime
     deadline_at: datetime
     accepted_at: datetime | None
+    #: Until when the result of an accepted mission may be declared: ``deadline_at`` plus
+    #: the grace period (``RESULT_GRACE_SECONDS``) in force when the mission was created.
+    result_by: datetime
+
+
+def closes_at(m: MissionView) -> datetime:
+    """When pledges, bets, accept and reject stop: the deadline, or the acceptance timeout
+    while the mission is pending."""
+    if m.status == Status.pending:
+        return min(m.accept_by, m.deadline_at)
+    return m.deadline_at
+
+
+def expires_at(m: MissionView) -> datetime:
+    """When an open mission reads ``expired``: an accepted one only once the time to declare
+    its result (``result_by``) is over, a pending one when it closes."""
+    if m.status == Status.accepted:
+        return max(m.result_by, m.deadline_at)
+    return closes_at(m)
 
 
 def effective_status(m: MissionView, now: datetime) -> Status:
-    """The status a reader sees: an open mission past its deadline reads ``expired``."""
-    if m.status in OPEN and is_overdue(m, now):
+    """The status a reader sees: an open mission past its expiry reads ``expired``."""
+    if m.status in OPEN and now >= expires_at(m):
         return Status.expired
     return m.status
-
-
-def is_overdue(m: MissionView, now: datetime) -> bool:
-    if now >= m.deadline_at:
-        return True
-    return m.status == Status.pending and now >= m.accept_by
 
 
 def check_action(
@@ -91,8 +104,7 @@ def check_action(
         raise Forbidden("a streamer cannot pledge to or bet on their own channel's missions")
     if m.status not in _ALLOWED_FROM[action]:
         raise InvalidState(f"cannot {action.value} a mission that is {m.status.value}")
-    if m.status in OPEN and is_overdue(m, now):
-        raise DeadlinePassed("the mission's deadline has passed; it has expired")
+    _check_time(m, action, now)
     if (
         action is Action.bet
         and m.status == Status.accepted
@@ -100,3 +112,19 @@ def check_action(
         and (now - m.accepted_at).total_seconds() >= bet_window_seconds
     ):
         raise InvalidState("betting closed when the bet window after acceptance ended")
+
+
+def _check_time(m: MissionView, action: Action, now: datetime) -> None:
+    if m.status not in OPEN:
+        return
+    if action in {Action.succeed, Action.fail}:
+        # The grace period: the result may still be declared until result_by.
+        if now >= expires_at(m):
+            raise DeadlinePassed("the time to declare the result has passed; it has expired")
+        return
+    # Only the deadline and the acceptance timeout decide these (never result_by), so the
+    # PostgreSQL pledge function, which knows no result_by, refuses with the same words.
+    if now >= closes_at(m):
+        if m.status == Status.pending:
+            raise DeadlinePassed("the mission's deadline has passed; it has expired")
+        raise DeadlinePassed("the mission's deadline has passed: pledges and bets are closed")

@@ -24,7 +24,14 @@ def view_of(row: Row[Any]) -> MissionView:
         accept_by=row.accept_by,
         deadline_at=row.deadline_at,
         accepted_at=row.accepted_at,
+        result_by=result_by(row),
     )
+
+
+def result_by(row: Row[Any]) -> datetime:
+    """Until when the result may be declared; NULL in the table means no grace period."""
+    value: datetime = row.result_by or row.deadline_at
+    return value
 
 
 def mission_out(
@@ -45,6 +52,7 @@ def mission_out(
         "created_at": iso(row.created_at),
         "accept_by": iso(row.accept_by),
         "deadline_at": iso(row.deadline_at),
+        "result_by": iso(result_by(row)),
         "accepted_at": iso(row.accepted_at),
         "ended_at": iso(row.ended_at),
         "settlement": row.settlement,
@@ -92,16 +100,23 @@ async def get_mission(conn: AsyncConnection, mission_id: int, now: datetime) -> 
     return mission_out(row, total, count, now)
 
 
-def _status_filter(status: Status, now: datetime) -> Any:
-    overdue = or_(
-        missions.c.deadline_at <= now,
-        and_(missions.c.status == Status.pending.value, missions.c.accept_by <= now),
+def overdue_filter(now: datetime) -> Any:
+    """Open missions that read ``expired`` at ``now`` (``domain.missions.expires_at``)."""
+    # result_by >= deadline_at (a check; NULL reads as the deadline): the deadline term
+    # lets the status/deadline index narrow the accepted ones too.
+    return or_(
+        and_(missions.c.status == Status.pending.value,
+             or_(missions.c.deadline_at <= now, missions.c.accept_by <= now)),
+        and_(missions.c.status == Status.accepted.value,
+             missions.c.deadline_at <= now,
+             func.coalesce(missions.c.result_by, missions.c.deadline_at) <= now),
     )
+
+
+def _status_filter(status: Status, now: datetime) -> Any:
+    overdue = overdue_filter(now)
     if status is Status.expired:
-        return or_(
-            missions.c.status == Status.expired.value,
-            and_(missions.c.status.in_([Status.pending.value, Status.accepted.value]), overdue),
-        )
+        return or_(missions.c.status == Status.expired.value, overdue)
     if status in (Status.pending, Status.accepted):
         return and_(missions.c.status == status.value, ~overdue)
     return missions.c.status == status.value

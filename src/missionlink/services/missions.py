@@ -28,7 +28,7 @@ from missionlink.domain.errors import (
 )
 from missionlink.domain.missions import RESULT_STATUS, TERMINAL, Action, Status, check_action
 from missionlink.domain.timestamps import iso
-from missionlink.services.mission_views import get_mission, view_of
+from missionlink.services.mission_views import get_mission, overdue_filter, view_of
 
 DAY = timedelta(hours=24)
 #: A pledge's journal transfer is ``pledge:{pledge id}``; reconcile looks it up by that id.
@@ -50,6 +50,8 @@ class MissionLimits(Protocol):
     def proposal_cooldown_seconds(self) -> int: ...
     @property
     def cancel_limit_per_day(self) -> int: ...
+    @property
+    def result_grace_seconds(self) -> int: ...
     @property
     def platform_fee_bps(self) -> int: ...
 
@@ -142,6 +144,7 @@ async def create_mission(
             created_at=now,
             accept_by=accept_by,
             deadline_at=deadline,
+            result_by=deadline + timedelta(seconds=settings.result_grace_seconds),
         )
         .returning(missions.c.id)
     )
@@ -286,11 +289,11 @@ async def transition(
 
 
 async def expire_due(conn: AsyncConnection, now: datetime, limit: int = 500) -> int:
-    """Move open missions past their deadline (or acceptance timeout) to ``expired``."""
+    """Move open missions past their expiry to ``expired``: a pending one at its acceptance
+    timeout or deadline, an accepted one only at ``result_by`` (``domain.missions.expires_at``),
+    so none is settled while its result may still be declared."""
     overdue = select(missions.c.id, missions.c.streamer_id).where(
-        missions.c.status.in_([Status.pending.value, Status.accepted.value]),
-        (missions.c.deadline_at <= now)
-        | ((missions.c.status == Status.pending.value) & (missions.c.accept_by <= now)),
+        overdue_filter(now)
     ).order_by(missions.c.id).limit(limit)
     rows = list(await conn.execute(dialect_of(conn).claim(overdue)))
     for r in rows:

@@ -36,11 +36,10 @@ from missionlink.adapters.db.engine import RETRYABLE_SQLSTATES, Database, is_ret
 from missionlink.config import Settings
 from missionlink.domain import ledger
 from missionlink.domain import ledger as L
-from missionlink.domain.missions import OPEN, Action, Status, check_action
+from missionlink.domain.missions import OPEN, Action, MissionView, Status, check_action
 from missionlink.domain.timestamps import iso
 from missionlink.services import idempotency, missions
 from missionlink.services.idempotency import StoredResponse
-from missionlink.services.mission_views import view_of
 
 CREATED = 201
 
@@ -105,8 +104,8 @@ _DOMAIN_VALUES: dict[str, Any] = {
     "shards": TOTAL_SHARDS,
     "key_wait": idempotency.KEY_WAIT,
     "open_statuses": sorted(s.value for s in OPEN),
-    # ``domain.missions.is_overdue``: only a mission still awaiting acceptance times out
-    # at ``accept_by``.
+    # ``domain.missions.closes_at``: only a mission still awaiting acceptance times out
+    # at ``accept_by``; pledges close at the deadline whatever the result grace period.
     "awaiting_acceptance": Status.pending.value,
     "transfer_kind": L.TransferKind.pledge.value,
     "transfer_prefix": missions.PLEDGE_TRANSFER_PREFIX,
@@ -272,7 +271,7 @@ class PostgresPledgeDesk:
         if outcome == "funds":
             raise ledger.insufficient_funds(L.KRW, pledge.amount)
         if outcome == "refused":
-            check_action(view_of(row), Action.pledge, pledge.user_id, pledge.now)
+            check_action(_refused_view(row), Action.pledge, pledge.user_id, pledge.now)
         if outcome == "error" and row.error_state == idempotency.LOCK_NOT_AVAILABLE:
             raise idempotency.still_waiting()
         if outcome == "error":
@@ -282,6 +281,16 @@ class PostgresPledgeDesk:
         # have drifted apart, which the parity test exists to catch.
         raise RuntimeError(f"missionlink_place_pledges answered {outcome!r} for mission "
                            f"{pledge.mission_id}")
+
+
+def _refused_view(row: Row[Any]) -> MissionView:
+    """The mission as the function saw it. It returns no ``result_by``, which a pledge's
+    answer never depends on: pledges close at the deadline."""
+    return MissionView(
+        id=row.id, streamer_id=row.streamer_id, creator_id=row.creator_id,
+        status=Status(row.status), accept_by=row.accept_by, deadline_at=row.deadline_at,
+        accepted_at=row.accepted_at, result_by=row.deadline_at,
+    )
 
 
 class PledgeFailed(RuntimeError):

@@ -313,11 +313,12 @@ def _at(value: Any) -> datetime | None:
 
 def next_status_change(mission: dict[str, Any]) -> datetime | None:
     """When ``status`` of this API mission stops being true without any write: a pending
-    mission expires at its acceptance timeout or deadline, an accepted one at its deadline."""
+    mission expires at its acceptance timeout or deadline, an accepted one at ``result_by``
+    (its deadline plus the grace period for declaring the result)."""
     status = mission.get("status")
     deadline = _at(mission.get("deadline_at"))
     if status == "accepted":
-        return deadline
+        return _at(mission.get("result_by")) or deadline
     if status == "pending":
         moments = [t for t in (_at(mission.get("accept_by")), deadline) if t is not None]
         return min(moments) if moments else None

@@ -115,6 +115,9 @@ missions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("accept_by", UTCDateTime, nullable=False),
     Column("deadline_at", UTCDateTime, nullable=False),
+    # NULL: no grace period for the result (missions from before it, or rows written by a
+    # tool that does not know it); read as ``deadline_at`` everywhere.
+    Column("result_by", UTCDateTime, nullable=True),
     Column("accepted_at", UTCDateTime, nullable=True),
     Column("ended_at", UTCDateTime, nullable=True),
     Column("settlement", String(16), nullable=True),
@@ -125,6 +128,9 @@ missions = Table(
     ),
     CheckConstraint("streamer_id <> creator_id", name="not_own_channel"),
     CheckConstraint("fee_bps >= 0 AND fee_bps <= 10000", name="fee_bps"),
+    CheckConstraint(
+        "result_by IS NULL OR result_by >= deadline_at", name="result_by_after_deadline"
+    ),
     CheckConstraint(
         "(status IN ('pending', 'accepted')) = (settlement IS NULL)",
         name="settlement_when_terminal",
