@@ -103,7 +103,8 @@ def _limits(c: Container) -> dict[str, int]:
     s = c.settings
     return {"min_pledge": s.min_pledge, "max_pledge": s.max_pledge, "max_topup": s.max_topup,
             "min_mission_seconds": s.min_mission_seconds,
-            "max_mission_seconds": s.max_mission_seconds}
+            "max_mission_seconds": s.max_mission_seconds,
+            "result_grace_seconds": s.result_grace_seconds}
 
 
 def _not_found(request: Request) -> HTMLResponse:
@@ -130,19 +131,26 @@ def _parse(value: str | None) -> datetime | None:
 
 
 def with_times(m: dict[str, Any], c: Container) -> dict[str, Any]:
-    """Add ``ends_at`` (what the countdown runs to) and whether pledges and bets are open."""
+    """Add ``ends_at`` (what the countdown runs to) and what is still open at the server's
+    time: pledges and bets until the deadline (``accept_by`` while pending), the result of
+    an accepted mission until ``result_by``; ``in_grace`` between the two."""
     deadline, accept_by = _parse(m["deadline_at"]), _parse(m["accept_by"])
+    result_by = _parse(m.get("result_by")) or deadline
     accepted_at, now = _parse(m["accepted_at"]), c.clock.now()
-    ends = deadline
+    closes = deadline
     if m["status"] == Status.pending and accept_by and deadline:
-        ends = min(accept_by, deadline)
+        closes = min(accept_by, deadline)
+    is_open = m["status"] in (Status.pending, Status.accepted)
+    pledges_open = is_open and closes is not None and now < closes
+    result_open = m["status"] == Status.accepted and result_by is not None and now < result_by
+    in_grace = result_open and not pledges_open
     window = timedelta(seconds=c.settings.bet_window_seconds)
-    bets_open = m["status"] == Status.pending or (
-        m["status"] == Status.accepted and accepted_at is not None
-        and now < accepted_at + window
-    )
-    return {**m, "ends_at": iso(ends), "open": m["status"] in (Status.pending, Status.accepted),
-            "bets_open": bets_open}
+    bets_open = pledges_open and (m["status"] == Status.pending or (
+        accepted_at is not None and now < accepted_at + window))
+    return {**m, "ends_at": iso(result_by if in_grace else closes), "open": is_open,
+            "closes_at": iso(closes), "pledges_open": pledges_open,
+            "result_open": result_open, "in_grace": in_grace, "bets_open": bets_open,
+            "accept_by_is_deadline": accept_by == deadline}
 
 
 async def open_missions(c: Container, streamer_id: int) -> list[dict[str, Any]]:

@@ -332,6 +332,16 @@
       el.classList.toggle('over', left === 0);
       el.classList.toggle('soon', left > 0 && left < 300);
     }
+    // Buttons and forms that close at a moment (accept by, pledges close, result by) go
+    // away then, disabled too, so nobody clicks one the server would refuse.
+    for (const el of $$('[data-until]')) {
+      if (now < Date.parse(el.dataset.until)) continue;
+      el.classList.add('time-over');
+      for (const control of $$('button, input, select, textarea', el)) control.disabled = true;
+    }
+    for (const el of $$('[data-after]')) {
+      el.classList.toggle('time-come', now >= Date.parse(el.dataset.after));
+    }
   }
 
   /** Apply who-sees-what, local times and countdowns to freshly rendered HTML. */
