@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import structlog
 from sqlalchemy import insert
 
 from missionlink.adapters.db.identity_tables import users
 from missionlink.bootstrap import Container
+from missionlink.observability import logging as ml_logging
 from missionlink.services.members import open_member
 from missionlink.services.reconcile import check
 from missionlink.workers.runner import Worker
@@ -89,3 +95,21 @@ async def assert_ledger_ok(container: Container) -> None:
     async with container.core_db.read() as conn:
         report = await check(conn)
     assert report.ok, report.render()
+
+
+@contextlib.contextmanager
+def service_log_lines() -> Iterator[io.StringIO]:
+    """Every line, structlog's and the standard library's, as the deployed service writes
+    them (JSON, DEBUG and up); afterwards the suite's own logging (tests/conftest.py) is
+    back, so no later test renders structlog's default tracebacks, whose every-frame
+    locals can hold an event loop for seconds."""
+    out = io.StringIO()
+    before = structlog.get_config()
+    ml_logging.configure(json_logs=True, level=logging.DEBUG, file=out, cache=False)
+    try:
+        yield out
+    finally:
+        structlog.configure(**before)
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, ml_logging._StructlogHandler)]:
+            root.removeHandler(handler)

@@ -12,14 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from missionlink.bootstrap import Container
 from missionlink.observability import logging as ml_logging
 from tests.fakes import MemoryMailer
-from tests.helpers import settle_all
+from tests.helpers import service_log_lines, settle_all
 
 PASSWORDS = {"streamer": "streamer pass phrase 1", "fan": "fan pass phrase 22",
              "bettor": "bettor pass phrase 333"}
@@ -41,17 +40,9 @@ def settings_overrides() -> dict[str, object]:
 @pytest.fixture
 def log_lines(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
     """Every line, structlog's and the standard library's, as the service writes them."""
-    out = io.StringIO()
-    before = structlog.get_config()
-    ml_logging.configure(json_logs=True, level=logging.DEBUG, file=out, cache=False)
     caplog.set_level(logging.DEBUG)  # the root logger too, restored afterwards
-    try:
+    with service_log_lines() as out:
         yield out
-    finally:
-        structlog.configure(**before)  # the suite's own configuration (tests/conftest.py)
-        root = logging.getLogger()
-        for handler in [h for h in root.handlers if isinstance(h, ml_logging._StructlogHandler)]:
-            root.removeHandler(handler)
 
 
 async def _signup_and_login(client: httpx.AsyncClient, who: str, email: str,

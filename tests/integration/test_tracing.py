@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -14,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -23,11 +21,10 @@ from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from missionlink.domain.clock import FrozenClock
 from missionlink.migrations.runner import upgrade_all
-from missionlink.observability import logging as ml_logging
 from missionlink.observability import tracing
 from tests.conftest import make_settings
 from tests.fakes import MemoryMailer
-from tests.helpers import make_user, settle_all, top_up
+from tests.helpers import make_user, service_log_lines, settle_all, top_up
 
 
 @pytest.fixture
@@ -59,12 +56,8 @@ async def traced(spans: InMemorySpanExporter, tmp_path: Path, database_urls: dic
 
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    ml_logging.configure(json_logs=True, level=logging.DEBUG, file=out, cache=False)
-    try:
+    with service_log_lines() as out:
         yield out
-    finally:
-        structlog.reset_defaults()
 
 
 def _parsed(out: io.StringIO) -> list[dict[str, Any]]:
