@@ -859,7 +859,8 @@ STACK_CATEGORIES = [
     ("threadpool hop for sync dependencies", "Condition.notify"),
     ("new DB connections (pool overflow churn)", "AsyncAdapt_dbapi_connection.create"),
     ("new DB connections (pool overflow churn)", "connect_utils"),
-    ("pool_pre_ping (BEGIN; ; ROLLBACK per checkout)", "_async_ping"),
+    ("connection ping at checkout (each one before 243ff89; now after 1 s idle)",
+     "_async_ping"),
     ("access log + request log line", "(logging/"),
     ("access log + request log line", "(structlog/"),
 ]
