@@ -113,6 +113,11 @@ def create_app(container: Container, *, worker: BackgroundWorker | None = None,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # Traces come from observability/tracing.py alone (one server span per request,
+        # made in front of the front layer too); FastAPI's own would add a second set, and
+        # its check for a configured provider costs every request CPU.
+        telemetry={"tracing": False, "metrics": False, "logs": False,
+                   "operation_spans": False, "auto_configure": False},
     )
     app.state.container = container
     problems.install(app)

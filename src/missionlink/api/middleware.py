@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -142,6 +141,8 @@ class LastResortMiddleware:
 DEFAULT_HTML_CSP = ("default-src 'none'; base-uri 'none'; form-action 'none'; "
                     "frame-ancestors 'none'")
 HSTS = "max-age=31536000; includeSubDomains"
+_HSTS = HSTS.encode("latin-1")
+_DEFAULT_HTML_CSP = DEFAULT_HTML_CSP.encode("latin-1")
 #: Money and identity live under these; their responses are never stored by any cache.
 PRIVATE_PATHS = ("/api/v1/wallet", "/api/v1/auth", "/api/v1/me", "/api/v1/payments")
 
@@ -201,6 +202,34 @@ class SecurityHeadersMiddleware:
             return True
         return carries_credentials(scope, self.auth_cookies)
 
+    def _headers(self, given: Iterable[tuple[bytes, bytes]],
+                 private: bool) -> list[tuple[bytes, bytes]]:
+        """``given`` (lower-case names, as ASGI has them) with this layer's headers."""
+        headers = list(given)
+        names = {name for name, _ in headers}
+        if b"x-content-type-options" not in names:
+            headers.append((b"x-content-type-options", b"nosniff"))
+        if b"referrer-policy" not in names:
+            headers.append((b"referrer-policy", b"no-referrer"))
+        if private:
+            if b"cache-control" in names:  # the first one becomes no-store, others go
+                at = next(n for n, (name, _) in enumerate(headers) if name == b"cache-control")
+                headers[at + 1:] = [h for h in headers[at + 1:] if h[0] != b"cache-control"]
+                headers[at] = (b"cache-control", b"no-store")
+            else:
+                headers.append((b"cache-control", b"no-store"))
+        if self.hsts and b"strict-transport-security" not in names:
+            headers.append((b"strict-transport-security", _HSTS))
+        if b"content-security-policy" not in names:
+            for name, value in headers:
+                if name == b"content-type":
+                    if value.lower().startswith(b"text/html"):
+                        headers.append((b"content-security-policy", _DEFAULT_HTML_CSP))
+                        if b"x-frame-options" not in names:
+                            headers.append((b"x-frame-options", b"DENY"))
+                    break
+        return headers
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -209,18 +238,8 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": list(message.get("headers", ()))}
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                if private:
-                    headers["Cache-Control"] = "no-store"
-                if self.hsts:
-                    headers.setdefault("Strict-Transport-Security", HSTS)
-                html = headers.get("content-type", "").lower().startswith("text/html")
-                if html and "content-security-policy" not in headers:
-                    headers["Content-Security-Policy"] = DEFAULT_HTML_CSP
-                    headers.setdefault("X-Frame-Options", "DENY")
+                message = {**message, "headers": self._headers(message.get("headers", ()),
+                                                                private)}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

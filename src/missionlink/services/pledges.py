@@ -19,14 +19,14 @@ against both.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
 import structlog
-from sqlalchemy import Row, text
+from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -92,14 +92,10 @@ class TransactionalPledgeDesk:
         )
 
 
-_PLACE = text(
-    "SELECT * FROM missionlink_place_pledges("
-    ":missions, :users, :amounts, :nows, :keys, :fingerprints, :key_expired_befores, "
-    ":from_accounts, :to_accounts, :created_ats, :shards, :key_wait, :open_statuses, "
-    ":awaiting_acceptance, :transfer_kind, :transfer_prefix, :currency, :topic, "
-    ":created_status, :request_ids)"
-)
-#: The values the function would otherwise have to spell out itself.
+#: The per-pledge arrays of one call, in the function's order.
+_COLUMNS = ("missions", "users", "amounts", "nows", "keys", "fingerprints",
+            "key_expired_befores", "from_accounts", "to_accounts", "created_ats")
+#: The values the function would otherwise have to spell out itself, in its order.
 _DOMAIN_VALUES: dict[str, Any] = {
     "shards": TOTAL_SHARDS,
     "key_wait": idempotency.KEY_WAIT,
@@ -113,10 +109,13 @@ _DOMAIN_VALUES: dict[str, Any] = {
     "topic": outbox.PLEDGE_CREATED,
     "created_status": CREATED,
 }
-#: The per-pledge arrays of one call, in the function's order.
-_COLUMNS = ("missions", "users", "amounts", "nows", "keys", "fingerprints",
-            "key_expired_befores", "from_accounts", "to_accounts", "created_ats",
-            "request_ids")
+#: After the domain values, one more array: each pledge's request id.
+_ARGUMENTS = (*_COLUMNS, *_DOMAIN_VALUES, "request_ids")
+#: Sent as the driver's own statement with positional parameters: no statement to compile
+#: and no named parameters to convert per batch.
+_PLACE = ("SELECT * FROM missionlink_place_pledges("
+          + ", ".join(f"${n}" for n in range(1, len(_ARGUMENTS) + 1)) + ")")
+_DOMAIN_ARGUMENTS = tuple(_DOMAIN_VALUES.values())
 #: A whole batch that PostgreSQL chose to abort (deadlock, serialization) is run again;
 #: nothing of it was committed. A single pledge aborted that way inside its batch (its
 #: block rolled back, its neighbours committed) goes into a later batch, as often.
@@ -176,8 +175,9 @@ class PostgresPledgeDesk:
         self._waiting.append(pledge)
         self._start_batches()
         try:
-            # A batch runs to its end whether or not this caller still waits for it.
-            row = await asyncio.shield(pledge.answer)
+            # A caller that goes away cancels only its answer: a batch runs to its end and
+            # skips answers already done.
+            row = await pledge.answer
         except asyncio.CancelledError:
             if pledge in self._waiting:  # not sent yet: nothing of it will be applied
                 self._waiting.remove(pledge)
@@ -242,14 +242,13 @@ class PostgresPledgeDesk:
         self._waiting[:0] = again
 
     async def _call(self, batch: list[_Pledge]) -> Sequence[Row[Any]]:
-        params = {**_DOMAIN_VALUES,
-                  **{name: list(values) for name, values
-                     in zip(_COLUMNS, zip(*(p.row for p in batch), strict=True), strict=True)}}
+        columns = [list(values) for values in zip(*(p.row for p in batch), strict=True)]
+        params = (*columns[:len(_COLUMNS)], *_DOMAIN_ARGUMENTS, columns[len(_COLUMNS)])
         for attempt in range(_BATCH_RETRIES + 1):
             try:
                 async with self.db.engine.connect() as conn:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    return (await conn.execute(_PLACE, params)).all()
+                    return (await conn.exec_driver_sql(_PLACE, params)).all()
             except DBAPIError as exc:
                 if attempt == _BATCH_RETRIES or not is_retryable(exc):
                     raise
@@ -260,7 +259,7 @@ class PostgresPledgeDesk:
     def _answer(pledge: _Pledge, row: Any) -> StoredResponse:
         outcome = row.outcome
         if outcome in ("created", "replay"):
-            return StoredResponse(row.status_code, json.loads(row.body),
+            return StoredResponse(row.status_code, orjson.loads(row.body),
                                   replayed=outcome == "replay")
         if outcome == "mismatch":
             raise idempotency.key_reused()

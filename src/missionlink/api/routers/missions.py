@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.api import read_cache
 from missionlink.api.deps import CurrentUser, Deps, IdempotencyKey, OptionalUser
-from missionlink.api.effects import respond, run_effect
+from missionlink.api.effects import request_path, respond, run_effect
 from missionlink.api.pagination import PageParams, encode_int
 from missionlink.api.params import PathId, QueryId
 from missionlink.api.read_cache import NOT_MODIFIED
@@ -91,7 +91,7 @@ async def pledge(
     await c.limiter.hit(f"pledge:{user.user_id}",
                         limit=c.settings.rate_limit_pledges_per_minute, window=60,
                         what="pledges")
-    fingerprint = idempotency.fingerprint(request.method, request.url.path,
+    fingerprint = idempotency.fingerprint(request.method, request_path(request),
                                           await request.body())
     stored = await c.pledges.place(
         now=c.clock.now(), user_id=user.user_id, mission_id=mission_id, amount=body.amount,
