@@ -26,9 +26,9 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     run = fast_money.FastMoney._run
 
     async def counting(self: fast_money.FastMoney, scope: Any, receive: Any,
-                       send: Any) -> None:
-        answered.append(scope[fast_money._ASKED][1])
-        await run(self, scope, receive, send)
+                       route: Any, mission_id: int, *rest: Any) -> Any:
+        answered.append(mission_id)
+        return await run(self, scope, receive, route, mission_id, *rest)
 
     monkeypatch.setattr(fast_money.FastMoney, "_run", counting)
     return answered

@@ -10,8 +10,9 @@ optional ``Idempotency-Key`` — is answered here, in front of the app, by calli
 route's own function with what FastAPI would have given it: the verified caller (the same
 token check), the model, the request with its body, the container and the key. So the
 rate limit, fingerprint, pledge port and ``effects`` are the route's, not a copy. The
-answer goes out through the same request-id and security-header layers, with the same
-problem documents, and is counted under the same route template.
+answer has the same problem documents and is counted under the same route template; the
+headers the app's layers would add (``Vary`` from CORS, the security headers, ``X-Request-Id``) are added
+here by the same rules and in the same order, without wrapping ``send`` in each layer.
 
 Anything else goes to the app, body included, untouched: no or a malformed
 ``Authorization``, a token that does not verify, an ``Origin`` (CORS answers it), a
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import structlog
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
@@ -48,7 +50,6 @@ from missionlink.api.schemas.core import BetIn, PledgeIn
 from missionlink.bootstrap import Container
 from missionlink.domain.errors import DomainError, NotAuthenticated
 from missionlink.observability.http import (
-    RequestIdMiddleware,
     record_request,
     report_unhandled,
     request_id_of,
@@ -58,8 +59,6 @@ MISSIONS = "/api/v1/missions/"
 #: ``{"side": "failure", "points": 1000000}`` is 38 bytes; anything near this long is not
 #: an ordinary request.
 MAX_BODY = 128
-#: Where the parsed request waits for the answering app, in the request's scope.
-_ASKED = "missionlink.money"
 _PASS_ON = frozenset({b"origin", b"transfer-encoding"})
 
 
@@ -105,8 +104,8 @@ class FastMoney:
         self.app = app
         self.container = container
         self.cors = cors
-        self._answer: ASGIApp = RequestIdMiddleware(SecurityHeadersMiddleware(
-            self._run, hsts=hsts, auth_cookies=auth_cookies))
+        # The app's own layers: their header rules, applied here in their order.
+        self._security = SecurityHeadersMiddleware(app, hsts=hsts, auth_cookies=auth_cookies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -147,41 +146,48 @@ class FastMoney:
                 claims = await verify_token(self.container, token)
             except Exception:
                 claims = None  # the app checks again and answers 401, 503 or 500 itself
-        if claims is None:
+        if claims is None or model is None:
             await self.app(scope, replay, send)
             return
-        scope[_ASKED] = (route, mission_id, model, claims, key)
+        request_id = request_id_of(scope)
         status = 500
-
-        async def counted(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self._answer(scope, _replaying(body, receive, more=False), counted)
+            with structlog.contextvars.bound_contextvars(request_id=request_id):
+                response = await self._run(scope, _replaying(body, receive, more=False),
+                                           route, mission_id, model, claims, key)
+            status = response.status_code
+            await self._send(scope, send, response, request_id)
         finally:
-            record_request("POST", route.template, status, started,
-                           request_id=request_id_of(scope))
+            record_request("POST", route.template, status, started, request_id=request_id)
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The route's function, behind the request-id and security-header layers."""
-        route, mission_id, model, claims, key = scope.pop(_ASKED)
-        response: Response
+    async def _run(self, scope: Scope, receive: Receive, route: MoneyRoute, mission_id: int,
+                   model: BaseModel, claims: AccessClaims, key: str | None) -> Response:
+        """The route's function, with the app's exception handling."""
         try:
-            response = await route.endpoint(
+            return await route.endpoint(
                 mission_id=mission_id, body=model, request=Request(scope, receive),
                 user=claims, c=self.container, key=key)
         except DomainError as exc:
-            response = domain_problem(exc)
+            return domain_problem(exc)
         except UNAVAILABLE as exc:
-            response = unavailable_problem(scope, exc, route.template)
+            return unavailable_problem(scope, exc, route.template)
         except Exception as exc:
             report_unhandled(scope, exc, route.template)
-            response = internal_error(request_id_of(scope))
-        # Inside the security headers, where the app's CORS layer sits.
-        await response(scope, receive, _vary_origin(send) if self.cors else send)
+            return internal_error(request_id_of(scope))
+
+    async def _send(self, scope: Scope, send: Send, response: Response,
+                    request_id: str) -> None:
+        """``response`` with the headers the app's layers add, in their order: Vary from
+        CORS, then the security headers, then the request id."""
+        headers = list(response.raw_headers)
+        if self.cors:
+            vary_on_origin(headers)
+        headers = self._security.headers_for(scope, headers)
+        headers = [item for item in headers if item[0] != b"x-request-id"]
+        headers.append((b"x-request-id", request_id.encode("latin-1")))
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
 
 
 def _model(route: MoneyRoute, body: bytes) -> BaseModel | None:
@@ -247,16 +253,3 @@ def _replaying(body: bytes, receive: Receive, *, more: bool,
         return await receive()
 
     return replay
-
-
-def _vary_origin(send: Send) -> Send:
-    """What Starlette's CORS layer adds to a response to a request without ``Origin``."""
-
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = list(message.get("headers", ()))
-            vary_on_origin(headers)
-            message = {**message, "headers": headers}
-        await send(message)
-
-    return sending

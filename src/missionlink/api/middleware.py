@@ -202,6 +202,12 @@ class SecurityHeadersMiddleware:
             return True
         return carries_credentials(scope, self.auth_cookies)
 
+    def headers_for(self, scope: Scope,
+                    given: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """What this layer makes of a response's headers (for a layer that answers in
+        front of it)."""
+        return self._headers(given, self._private(scope))
+
     def _headers(self, given: Iterable[tuple[bytes, bytes]],
                  private: bool) -> list[tuple[bytes, bytes]]:
         """``given`` (lower-case names, as ASGI has them) with this layer's headers."""

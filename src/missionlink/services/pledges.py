@@ -153,6 +153,7 @@ class PostgresPledgeDesk:
         self.max_running = settings.pledge_batch_concurrency
         self._waiting: list[_Pledge] = []
         self._running: set[asyncio.Task[None]] = set()
+        self._kicked = False
 
     async def place(
         self,
@@ -173,7 +174,11 @@ class PostgresPledgeDesk:
         pledge = _Pledge(row, user_id, mission_id, amount, now, key,
                          asyncio.get_running_loop().create_future())
         self._waiting.append(pledge)
-        self._start_batches()
+        if not self._kicked:
+            # On the loop's next turn, not now: the pledges whose requests were read in
+            # this turn join the batch instead of each starting one of their own.
+            self._kicked = True
+            asyncio.get_running_loop().call_soon(self._kick)
         try:
             # A caller that goes away cancels only its answer: a batch runs to its end and
             # skips answers already done.
@@ -183,6 +188,10 @@ class PostgresPledgeDesk:
                 self._waiting.remove(pledge)
             raise
         return self._answer(pledge, row)
+
+    def _kick(self) -> None:
+        self._kicked = False
+        self._start_batches()
 
     def _start_batches(self) -> None:
         while self._waiting and len(self._running) < self.max_running:
