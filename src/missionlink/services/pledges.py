@@ -139,9 +139,10 @@ class PostgresPledgeDesk:
 
     Pledges are applied in batches by ``missionlink_place_pledges`` (migration 0005): one
     autocommit statement, one round trip and one commit for the whole batch, each pledge
-    refused or failed on its own inside it. A pledge starts a batch at once while fewer
-    than ``pledge_batch_concurrency`` batches are running; otherwise it waits for the next
-    one, which takes up to ``pledge_batch_max`` waiting pledges. So a quiet server commits
+    refused or failed on its own inside it. A pledge starts a batch on the event loop's
+    next turn (with every pledge read in this turn) while fewer than
+    ``pledge_batch_concurrency`` batches are running; otherwise it waits for the next one,
+    which takes up to ``pledge_batch_max`` waiting pledges. So a quiet server commits
     each pledge alone, and a busy one commits many per round trip and per WAL flush.
     Each reply is given only after the batch's COMMIT.
     """
