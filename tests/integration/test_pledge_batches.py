@@ -197,3 +197,27 @@ async def test_a_pledge_whose_caller_left_before_its_batch_is_never_applied(
     assert desk._waiting == [] and not desk._running
     assert await _total(container, mission["id"]) == (base + 1_000, count + 1, rows + 1)
     await assert_ledger_ok(container)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"db_lock_timeout_ms": 300}])
+async def test_a_keyless_pledge_behind_a_locked_wallet_is_a_503_and_applies_nothing(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    _, mission = await _mission(client, container)
+    (fan,) = await _fans(client, container, 1, 5_000)
+    path = f"/api/v1/missions/{mission['id']}/pledges"
+    before = await _total(container, mission["id"])
+    async with container.core_db.engine.connect() as holder:
+        await holder.begin()
+        await holder.execute(text("SELECT 1 FROM wallets WHERE user_id = :u FOR UPDATE"),
+                             {"u": fan.id})
+        r = await client.post(path, json={"amount": 1_000}, headers=fan.headers)
+        await holder.rollback()
+    # Not "a request with this Idempotency-Key is still running": there is no key.
+    assert r.status_code == 503, r.text
+    assert r.headers["retry-after"] == "5"
+    assert r.json()["type"].endswith("/service-unavailable")
+    assert await _total(container, mission["id"]) == before
+    r = await client.post(path, json={"amount": 1_000}, headers=fan.headers)
+    assert r.status_code == 201, r.text
+    await assert_ledger_ok(container)

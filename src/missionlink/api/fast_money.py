@@ -11,8 +11,9 @@ route's own function with what FastAPI would have given it: the verified caller 
 token check), the model, the request with its body, the container and the key. So the
 rate limit, fingerprint, pledge port and ``effects`` are the route's, not a copy. The
 answer has the same problem documents and is counted under the same route template; the
-headers the app's layers would add (``Vary`` from CORS, the security headers, ``X-Request-Id``) are added
-here by the same rules and in the same order, without wrapping ``send`` in each layer.
+headers the app's layers would add (``Vary`` from CORS, the security headers,
+``X-Request-Id``) are added here by the same rules and in the same order, without wrapping
+``send`` in each layer.
 
 Anything else goes to the app, body included, untouched: no or a malformed
 ``Authorization``, a token that does not verify, an ``Origin`` (CORS answers it), a

@@ -34,6 +34,7 @@ from missionlink.observability.http import (
     route_template,
 )
 from missionlink.observability.metrics import DEPENDENCY_ERRORS, RATE_LIMITED, RATE_LIMITS
+from missionlink.services.pledges import PledgeBusy
 
 _log = structlog.get_logger(__name__)
 
@@ -133,6 +134,7 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     ConnectionError,
+    PledgeBusy,
 )
 UNAVAILABLE_RETRY_AFTER = 5
 

@@ -282,6 +282,11 @@ class PostgresPledgeDesk:
         if outcome == "refused":
             check_action(_refused_view(row), Action.pledge, pledge.user_id, pledge.now)
         if outcome == "error" and row.error_state == idempotency.LOCK_NOT_AVAILABLE:
+            if pledge.key is None:
+                # No key to wait for: a row it needed (its wallet, its mission) stayed
+                # locked past DB_LOCK_TIMEOUT_MS, and nothing of it was applied.
+                raise PledgeBusy(f"pledge to mission {pledge.mission_id} waited past the "
+                                 f"lock timeout and was not applied")
             raise idempotency.still_waiting()
         if outcome == "error":
             raise PledgeFailed(f"pledge to mission {pledge.mission_id} failed in the "
@@ -304,6 +309,11 @@ def _refused_view(row: Row[Any]) -> MissionView:
 
 class PledgeFailed(RuntimeError):
     """One pledge of a batch failed in the database; its neighbours are unaffected."""
+
+
+class PledgeBusy(RuntimeError):
+    """A pledge without a key waited for a locked row past the lock timeout and was not
+    applied: the database is busy (503, retry), not an idempotency conflict."""
 
 
 def make_pledge_desk(db: Database, settings: Settings) -> PledgeDesk:
