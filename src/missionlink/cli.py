@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from missionlink.config import Settings
+from missionlink.config import DEFAULT_HOST, DEFAULT_PORT, Settings, public_url_for
 
 if TYPE_CHECKING:
     from missionlink.services.reconcile import Report
@@ -27,6 +27,9 @@ def _settings() -> Settings:
         sys.exit(f"missionlink: invalid settings: {messages}")
 
 
+PUBLIC_URL_ENV = "MISSIONLINK_PUBLIC_URL"
+
+
 def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:
     sys.exit(0)
 
@@ -36,6 +39,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from missionlink.api.server import DeadlineHttpProtocol
 
+    # Absolute links (the overlay URL) point where this server listens unless PUBLIC_URL
+    # says otherwise; every process, and the in-process worker, reads it from here.
+    if not os.environ.get(PUBLIC_URL_ENV):
+        os.environ[PUBLIC_URL_ENV] = public_url_for(args.host, args.port)
     settings = _settings()
     if settings.embedded and args.workers > 1:
         print(
@@ -199,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API and web front end")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(func=cmd_serve)
 

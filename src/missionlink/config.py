@@ -26,6 +26,26 @@ class SmtpTls(StrEnum):
     none = "none"  # never TLS: a local catcher or a relay on a trusted network
 
 
+#: Where ``missionlink serve`` listens unless told otherwise (``--host``, ``--port``).
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def public_url_for(host: str, port: int) -> str:
+    """The ``PUBLIC_URL`` a server bound to ``host:port`` answers on when none is set.
+
+    A wildcard bind (``0.0.0.0``, ``::``, empty) is reached on this machine at the loopback
+    address; an IPv6 address is bracketed. Behind a domain, a proxy or a published port,
+    the address clients use differs: set ``PUBLIC_URL`` then.
+    """
+    host = host.strip().strip("[]")
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 (a bind address read, not bound)
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def normalize_database_url(url: str, password: str | None = None) -> str:
     """Turn cloud-style ``postgres://`` URLs into async driver URLs; inject a password."""
     from sqlalchemy.engine import make_url
@@ -96,7 +116,10 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=19_456, ge=8)
     argon2_parallelism: int = Field(default=1, ge=1)
 
-    public_url: str = "http://127.0.0.1:8000"
+    #: Base of absolute links (the overlay URL) and the origin trusted for cookie-mode
+    #: refresh. Unset (or empty), ``missionlink serve`` derives it from the address it
+    #: binds (``public_url_for``); anything else falls back to the default bind's.
+    public_url: str = public_url_for(DEFAULT_HOST, DEFAULT_PORT)
     payment_provider: str = "sandbox"
     payment_webhook_secret: str = ""
     payment_webhook_tolerance_seconds: int = Field(default=300, ge=1)
@@ -160,6 +183,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _empty_public_url_is_unset(cls, value: object) -> object:
+        return public_url_for(DEFAULT_HOST, DEFAULT_PORT) if value == "" else value
 
     @field_validator("smtp_ca_file", mode="before")
     @classmethod

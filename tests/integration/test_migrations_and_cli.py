@@ -92,7 +92,8 @@ def test_serve_refuses_several_workers_without_a_broker(tmp_path: Path) -> None:
 def test_make_run_default_serves_health_and_docs(tmp_path: Path) -> None:
     """`missionlink serve` on the embedded default migrates itself and answers."""
     port = _free_port()
-    env = {**os.environ, "MISSIONLINK_DATA_DIR": str(tmp_path / "var")}
+    env = {k: v for k, v in os.environ.items() if k != "MISSIONLINK_PUBLIC_URL"}
+    env["MISSIONLINK_DATA_DIR"] = str(tmp_path / "var")
     proc = subprocess.Popen([*MISSIONLINK, "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -110,6 +111,16 @@ def test_make_run_default_serves_health_and_docs(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200
         assert (tmp_path / "var" / "core.sqlite3").exists()
         assert (tmp_path / "var" / "identity.sqlite3").exists()
+        # With PUBLIC_URL unset, absolute links point where this server listens.
+        base = f"http://127.0.0.1:{port}"
+        account = {"email": "streamer@example.com", "password": "correct horse battery"}
+        r = httpx.post(f"{base}/api/v1/auth/signup", json={
+            **account, "display_name": "라면왕", "role": "streamer", "language": "ko"})
+        assert r.status_code == 201, r.text
+        token = httpx.post(f"{base}/api/v1/auth/login", json=account).json()["access_token"]
+        r = httpx.get(f"{base}/api/v1/streamers/me/overlay",
+                      headers={"Authorization": f"Bearer {token}"})
+        assert r.json()["url"].startswith(f"{base}/overlay/"), r.text
     finally:
         proc.terminate()
         proc.wait(timeout=20)

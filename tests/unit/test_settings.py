@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from missionlink.config import Settings, normalize_database_url
+from missionlink import cli
+from missionlink.config import Settings, normalize_database_url, public_url_for
 
 
 def test_prod_refuses_sqlite_generated_key_sandbox_no_broker_no_smtp() -> None:
@@ -30,6 +31,60 @@ def test_csv_lists_and_bounds() -> None:
         Settings(min_pledge=5000, max_pledge=1000)
     with pytest.raises(ValidationError):
         Settings(payment_provider="paypal")
+
+
+@pytest.mark.parametrize(("host", "port", "url"), [
+    ("127.0.0.1", 8000, "http://127.0.0.1:8000"),
+    ("127.0.0.1", 8123, "http://127.0.0.1:8123"),
+    ("0.0.0.0", 9000, "http://127.0.0.1:9000"),
+    ("", 9000, "http://127.0.0.1:9000"),
+    ("::", 9000, "http://127.0.0.1:9000"),
+    ("::1", 8080, "http://[::1]:8080"),
+    ("[::1]", 8080, "http://[::1]:8080"),
+    ("localhost", 8001, "http://localhost:8001"),
+    ("192.168.0.7", 8000, "http://192.168.0.7:8000"),
+])
+def test_public_url_is_derived_from_the_address_serve_binds(host: str, port: int,
+                                                           url: str) -> None:
+    assert public_url_for(host, port) == url
+
+
+def test_an_empty_public_url_is_the_default_binds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MISSIONLINK_PUBLIC_URL", "")
+    assert Settings().public_url == "http://127.0.0.1:8000"
+    monkeypatch.setenv("MISSIONLINK_PUBLIC_URL", "https://missionlink.example.com")
+    assert Settings().public_url == "https://missionlink.example.com"
+
+
+@pytest.mark.parametrize(("preset", "expected"), [
+    (None, "http://127.0.0.1:8123"),
+    ("", "http://127.0.0.1:8123"),
+    ("https://missionlink.example.com", "https://missionlink.example.com"),
+])
+def test_serve_sets_public_url_from_its_port_unless_one_is_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object, preset: str | None, expected: str
+) -> None:
+    """What `serve` hands its processes: the settings they build see the derived URL."""
+    import signal
+
+    import uvicorn
+
+    seen: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.append(Settings().public_url))
+    monkeypatch.setenv("MISSIONLINK_DATA_DIR", str(tmp_path))
+    for name in ("MISSIONLINK_SERVE_WORKER", "MISSIONLINK_SERVE_PROCESSES",
+                 "MISSIONLINK_SERVE_HOST"):
+        monkeypatch.setenv(name, "")  # restored afterwards; serve overwrites them
+    if preset is None:
+        monkeypatch.delenv("MISSIONLINK_PUBLIC_URL", raising=False)
+    else:
+        monkeypatch.setenv("MISSIONLINK_PUBLIC_URL", preset)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        assert cli.main(["serve", "--port", "8123"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert seen == [expected]
 
 
 def test_embedded_default_lives_under_data_dir(tmp_path: object) -> None:
