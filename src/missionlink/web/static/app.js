@@ -848,6 +848,241 @@
     loadOperations();
   }
 
+  /* ---------- live updates: the public streams of docs/live.md ---------- */
+
+  // The mission, channel and studio pages follow their stream: a pledge bumps the total at
+  // once, and the sections an event changes are re-rendered by the server (which escapes
+  // everything), at most once per LIVE_GAP_MS however hot the mission, never while the tab
+  // is hidden. EventSource resumes a dropped stream itself with Last-Event-ID; a refused
+  // one (429, 503) is reopened here after a backoff, and its snapshot catches the page up.
+  const LIVE_GAP_MS = 500;
+  const LIVE_LATE_MS = 3000; // a resume normally takes 2 s (retry: 2000): shown after this
+  const MISSION_SECTIONS = ['mission-card', 'pledge-box', 'backers', 'prediction'];
+  const live = { url: null, source: null, retry: 0, downTimer: null, shown: new Set(),
+    fresh: new Set(), pending: new Set(), timer: null, last: 0, running: false };
+
+  function liveUrl() {
+    const d = document.body.dataset;
+    if (PAGE === 'mission') return `${API}/missions/${d.missionId}/events`;
+    if (PAGE === 'channel') return `${API}/channels/${d.streamerId}/events`;
+    if (PAGE === 'studio' && me && me.role === 'streamer') return `${API}/channels/${me.id}/events`;
+    return null;
+  }
+
+  function liveState(on) {
+    const box = $('#live-status');
+    clearTimeout(live.downTimer);
+    live.downTimer = null;
+    if (!box) return;
+    const show = (up) => {
+      box.textContent = t(up ? 'live_on' : 'live_down');
+      box.classList.toggle('on', up);
+      box.classList.toggle('down', !up);
+      box.hidden = false;
+    };
+    if (on) show(true);
+    else live.downTimer = setTimeout(() => show(false), LIVE_LATE_MS);
+  }
+
+  /** A CSS selector that finds ``el`` again in a re-rendered copy of its section. */
+  function selectorOf(el) {
+    if (el.id) return `#${CSS.escape(el.id)}`;
+    let sel = el.tagName.toLowerCase();
+    for (const attr of ['data-action', 'data-op', 'data-mission', 'name', 'value']) {
+      const v = el.getAttribute(attr);
+      if (v !== null && (attr !== 'value' || el.type === 'radio')) sel += `[${attr}="${CSS.escape(v)}"]`;
+    }
+    const form = el.closest('form[data-form]');
+    return form ? `form[data-form="${CSS.escape(form.dataset.form)}"] ${sel}` : sel;
+  }
+
+  /** What a re-render must not lose: focus, typed values, the submission's key, errors. */
+  function keepState(root) {
+    if (!root) return null;
+    const active = document.activeElement;
+    const forms = $$('form[data-form]', root).map((form) => ({
+      name: form.dataset.form, key: form.dataset.idempotencyKey,
+      fields: $$('input[name], textarea[name], select[name]', form)
+        .filter((f) => (f.type === 'radio' || f.type === 'checkbox'
+          ? f.checked !== f.defaultChecked : f.type !== 'hidden' && f.value !== f.defaultValue))
+        .map((f) => ({ sel: selectorOf(f), value: f.value, checked: f.checked })),
+    }));
+    const errors = $$('.form-error', root).map((box) => (box.hidden ? null : box.cloneNode(true)));
+    return { id: root.id, focus: active && root.contains(active) ? selectorOf(active) : null,
+      forms, errors };
+  }
+
+  function restoreState(saved) {
+    const root = saved && document.getElementById(saved.id);
+    if (!root) return;
+    for (const f of saved.forms) {
+      const form = $(`form[data-form="${CSS.escape(f.name)}"]`, root);
+      if (!form) continue;
+      if (f.key) form.dataset.idempotencyKey = f.key;
+      for (const field of f.fields) {
+        const el = $(field.sel, root);
+        if (!el || el.disabled) continue;
+        if (el.type === 'radio' || el.type === 'checkbox') el.checked = field.checked;
+        else el.value = field.value;
+      }
+    }
+    const boxes = $$('.form-error', root);
+    if (boxes.length === saved.errors.length) {
+      saved.errors.forEach((copy, i) => { if (copy) boxes[i].replaceWith(copy); });
+    }
+    const again = saved.focus && $(saved.focus, root);
+    if (again && !again.disabled) again.focus({ preventScroll: true });
+  }
+
+  async function liveFlush() {
+    live.timer = null;
+    if (document.hidden) return; // shown again: visibilitychange flushes
+    const ids = [...live.pending];
+    live.pending.clear();
+    live.last = Date.now();
+    live.running = true;
+    const saved = ids.map((id) => keepState(document.getElementById(id)));
+    try {
+      if (PAGE === 'studio') await loadStudioMissions();
+      else await reloadSections(ids.filter((id) => id !== 'studio-missions'));
+      saved.forEach(restoreState);
+      for (const row of $$('#backers tr[data-pledge-id]')) {
+        const id = Number(row.dataset.pledgeId);
+        if (live.fresh.delete(id)) row.classList.add('fresh');
+      }
+      if (PAGE === 'mission' && ids.includes('prediction')) await loadMyBet();
+    } catch {
+      // Offline for a moment: the next event or snapshot reloads.
+    } finally {
+      live.running = false;
+      if (liveOver()) liveStop();
+      else if (live.pending.size) liveReload([]);
+    }
+  }
+
+  /** A settled mission changes no more: its page lets go of the stream. */
+  const liveOver = () => PAGE === 'mission' && $('#mission-card')?.dataset.settlement === 'settled';
+
+  function liveStop() {
+    live.source?.close();
+    live.source = null;
+    clearTimeout(live.downTimer);
+    const box = $('#live-status');
+    if (box) box.hidden = true;
+  }
+
+  /** Re-render these sections soon: bursts share one reload, one per LIVE_GAP_MS at most. */
+  function liveReload(ids) {
+    for (const id of ids) live.pending.add(id);
+    if (live.timer || live.running || !live.pending.size) return;
+    live.timer = setTimeout(liveFlush, Math.max(0, live.last + LIVE_GAP_MS - Date.now()));
+  }
+
+  /** The sections of this page that an event of ``type`` changes. */
+  function sectionsOf(type) {
+    const ended = type === 'mission.ended' || type === 'mission.settled';
+    if (PAGE === 'studio') return ['studio-missions'];
+    if (PAGE === 'channel') return ended ? ['open-missions', 'past-missions'] : ['open-missions'];
+    if (type === 'pledge.created') return ['mission-card', 'backers'];
+    if (type === 'bet.placed') return ['pools'];
+    return MISSION_SECTIONS;
+  }
+
+  function liveTotal(missionId, total) {
+    const els = PAGE === 'mission' ? $$('#mission-card .total[data-total]')
+      : $$(`.mission-card[data-mission-id="${Number(missionId)}"] .total[data-total]`);
+    for (const el of els) {
+      // Totals only grow, and replayed pledges carry older running totals.
+      if (total > Number(el.dataset.total)) {
+        el.dataset.total = String(total);
+        el.textContent = money(total);
+      }
+    }
+  }
+
+  /** The page shows something the snapshot does not (it changed since): re-render. */
+  function liveSnapshot(e) {
+    if (PAGE === 'mission') {
+      const m = e.mission;
+      const card = $('#mission-card');
+      if (!m || !card) return;
+      if (card.dataset.status !== m.status || card.dataset.settlement !== (m.settlement || '')
+          || Number(card.dataset.total) !== m.total_pledged
+          || Number(card.dataset.pledges) !== m.pledge_count) liveReload(MISSION_SECTIONS);
+      return;
+    }
+    const open = new Map((e.missions || []).map((m) => [String(m.id), m]));
+    const now = Date.now() + serverOffset;
+    const stale = $$('#open-missions .mission-card').some((card) => {
+      const m = open.get(card.dataset.missionId);
+      open.delete(card.dataset.missionId);
+      const total = $('.total[data-total]', card);
+      if (!m) return Date.parse(card.dataset.closes) > now; // ended since, or unknown
+      return m.status !== card.dataset.status || (total && Number(total.dataset.total) !== m.total_pledged);
+    });
+    if (stale || open.size) liveReload(sectionsOf('mission.ended'));
+  }
+
+  function onLive(message) {
+    let e;
+    try { e = JSON.parse(message.data); } catch { return; }
+    if (!e || typeof e.type !== 'string') return;
+    if (e.type === 'snapshot') { liveSnapshot(e); return; }
+    if (e.type === 'pledge.created') {
+      const id = Number(e.pledge_id);
+      if (live.shown.has(id)) return; // already on the page: a replay, or seen twice
+      live.shown.add(id);
+      live.fresh.add(id);
+      liveTotal(e.mission_id, Number(e.total_pledged));
+    } else if (e.type === 'mission.created' && PAGE === 'studio') {
+      toast(t('live_proposal', { title: String(e.title ?? '') }),
+        { href: `/missions/${Number(e.mission_id)}`, text: t('view_mission') });
+    } else if (e.type === 'bet.placed' && PAGE !== 'mission') return;
+    liveReload(sectionsOf(e.type));
+  }
+
+  function liveConnect() {
+    live.source?.close();
+    const source = live.source = new EventSource(live.url);
+    source.addEventListener('open', () => { live.retry = 0; liveState(true); });
+    source.addEventListener('message', onLive);
+    source.addEventListener('error', () => {
+      liveState(false);
+      // CONNECTING: the browser resumes by itself (Last-Event-ID). CLOSED: the server
+      // refused the stream (429, 503): open a new one after a backoff, never give up.
+      if (source.readyState !== EventSource.CLOSED || live.source !== source) return;
+      source.close();
+      const wait = Math.min(30000, 2000 * 2 ** Math.min(live.retry++, 4));
+      setTimeout(() => { if (live.source === source) liveConnect(); },
+        wait / 2 + Math.random() * wait / 2);
+    });
+  }
+
+  async function loadOverlayStatus() {
+    const box = $('#overlay-status');
+    if (!box || !me) return;
+    try {
+      const s = await api('GET', `/streamers/${me.id}`);
+      box.textContent = t(s.live ? 'overlay_connected' : 'overlay_not_connected');
+      box.classList.toggle('good', Boolean(s.live));
+      box.hidden = false;
+    } catch { /* shown on the next round */ }
+  }
+
+  function startLive() {
+    live.url = liveUrl();
+    if (!live.url || !('EventSource' in window) || liveOver()) return;
+    for (const row of $$('[data-pledge-id]')) live.shown.add(Number(row.dataset.pledgeId));
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden) liveReload([]);
+    });
+    liveConnect();
+    if (PAGE === 'studio') {
+      loadOverlayStatus();
+      setInterval(() => { if (!document.hidden) loadOverlayStatus(); }, 30000);
+    }
+  }
+
   const PAGES = {
     async wallet() {
       if (me) await Promise.all([loadBalances(), loadJournal()]);
@@ -883,6 +1118,7 @@
     decorate(document);
     setInterval(tick, 1000);
     document.body.dataset.ready = '1';
+    startLive();
     try {
       await PAGES[PAGE]?.();
     } catch (err) {
