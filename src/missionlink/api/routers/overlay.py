@@ -30,6 +30,22 @@ _templates = jinja2.Environment(
 _PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
             "X-Robots-Tag": "noindex, nofollow", "X-Content-Type-Options": "nosniff"}
 
+#: The page a browser gets for an overlay URL that no longer opens a channel.
+_GONE = {
+    "ko": {"title": "이 오버레이 주소는 더 이상 쓸 수 없습니다",
+           "why": "스트리머가 오버레이 주소를 새로 만들어 이 주소는 닫혔습니다(주소가 잘못 "
+                  "입력되었을 수도 있습니다).",
+           "what": "내 채널이라면 스튜디오에서 새 오버레이 주소를 복사해 OBS 브라우저 소스에 "
+                   "다시 넣어 주세요.",
+           "studio": "스튜디오에서 새 주소 복사하기", "brand": "MissionLink 오버레이"},
+    "en": {"title": "This overlay URL no longer works",
+           "why": "The streamer made a new overlay URL, so this one was closed (or it was "
+                  "mistyped).",
+           "what": "If this is your channel, copy the new overlay URL from the studio and "
+                   "paste it into your OBS browser source.",
+           "studio": "Copy the new URL in the studio", "brand": "MissionLink overlay"},
+}
+
 _LABELS = {
     "ko": {"missions": "진행 중인 미션", "won": "원", "pending": "수락 대기"},
     "en": {"missions": "Open missions", "won": " KRW", "pending": "awaiting accept"},
@@ -69,11 +85,73 @@ async def rotate_overlay(user: CurrentStreamer, c: Deps) -> dict[str, Any]:
     return {"url": overlay.overlay_url(c.settings.public_url, token)}
 
 
+def _weighted(header: str | None) -> list[tuple[str, float]]:
+    """``Accept`` or ``Accept-Language`` values with their ``q``, best first (stable)."""
+    found: list[tuple[str, float]] = []
+    for part in (header or "").split(","):
+        value, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, number = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(number)
+                except ValueError:
+                    q = 0.0
+        if value:
+            found.append((value.lower(), q))
+    return sorted(found, key=lambda pair: -pair[1])
+
+
+def wants_html(accept: str | None) -> bool:
+    """A browser (it names ``text/html``) rather than an API client; ``*/*`` alone and no
+    ``Accept`` at all read as an API client, which keeps getting problem+json."""
+    html = json = 0.0
+    for media, q in _weighted(accept):
+        if media in ("text/html", "application/xhtml+xml", "text/*"):
+            html = max(html, q)
+        elif media in ("application/json", MEDIA_TYPE, "application/*"):
+            json = max(json, q)
+    return html > 0 and html >= json
+
+
+def viewer_language(asked: str | None, accept_language: str | None) -> Literal["ko", "en"]:
+    """``?lang=`` first, then the browser's languages in order of preference; Korean."""
+    for tag, q in [(asked or "", 1.0), *_weighted(accept_language)]:
+        primary = tag.split("-")[0]
+        if q > 0 and primary == "ko":
+            return "ko"
+        if q > 0 and primary == "en":
+            return "en"
+    return "ko"
+
+
+def _gone_page(request: Request, lang: str | None) -> HTMLResponse:
+    """A readable 404 for a person who opened a rotated or unknown overlay URL."""
+    chosen = viewer_language(lang, request.headers.get("accept-language"))
+    nonce = secrets.token_urlsafe(16)
+    html = _templates.get_template("overlay_gone.html").render(
+        lang=chosen, words=_GONE[chosen], nonce=nonce)
+    csp = (f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return HTMLResponse(html, status_code=404, headers={
+        **_PRIVATE, "Content-Security-Policy": csp, "Content-Language": chosen,
+        "Vary": "Accept, Accept-Language"})
+
+
 @router.get("/overlay/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def overlay_page(
-    token: str, c: Deps, lang: Annotated[Literal["ko", "en"], Query()] = "ko"
+    token: str, request: Request, c: Deps,
+    lang: Annotated[Literal["ko", "en"] | None, Query()] = None,
 ) -> HTMLResponse:
-    streamer_id = await _channel(c, token)
+    try:
+        streamer_id = await _channel(c, token)
+    except NotFound:
+        # A person gets a page in their language; an API client keeps problem+json.
+        if wants_html(request.headers.get("accept")):
+            return _gone_page(request, lang)
+        raise
+    lang = lang or "ko"
     async with c.core_db.read() as conn:
         snap = await overlay.snapshot(conn, streamer_id, c.clock.now())
     nonce = secrets.token_urlsafe(16)
