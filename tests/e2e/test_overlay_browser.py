@@ -92,3 +92,30 @@ async def test_overlay_shows_missions_and_pops_an_alert_for_a_pledge(
         finally:
             await browser.close()
     assert not errors, errors
+
+
+@pytest.mark.parametrize(("locale", "heading"), [
+    ("ko-KR", "이 오버레이 주소는 더 이상 쓸 수 없습니다"),
+    ("en-US", "This overlay URL no longer works"),
+])
+async def test_a_rotated_out_overlay_url_opens_a_readable_page(
+    client: httpx.AsyncClient, container: Container, locale: str, heading: str
+) -> None:
+    streamer = await make_user(container, "streamer")
+    r = await client.get("/api/v1/streamers/me/overlay", headers=streamer.headers)
+    old = httpx.URL(r.json()["url"]).path
+    r = await client.post("/api/v1/streamers/me/overlay/rotate", headers=streamer.headers)
+    assert r.status_code == 200
+    async with live_server(create_app(container)) as base, playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = await browser.new_page(locale=locale, viewport={"width": 390, "height": 844})
+            response = await page.goto(base + old)
+            assert response is not None and response.status == 404
+            assert await page.locator("h1").inner_text() == heading
+            await page.click("main a")
+            await page.wait_for_url(f"{base}/studio?lang={locale[:2]}")
+        finally:
+            await browser.close()
