@@ -236,3 +236,28 @@ async def test_studio_and_channel_follow_the_channel_and_a_rejection_settles_liv
             state="detached", timeout=TIMEOUT_MS)
         assert browser.documents == [f"/studio?lang={lang}", f"/channels/{streamer.id}?lang={lang}",
                                      f"/missions/{second['id']}?lang={lang}"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"sse_max_per_address": 1}])
+async def test_a_refused_stream_is_reopened_and_the_page_says_so_meanwhile(
+    client: httpx.AsyncClient, container: Container, settings_overrides: dict[str, object]
+) -> None:
+    """A second page from the same address is refused (429): EventSource gives up, the page
+    does not; it says it is reconnecting, then follows the mission once a slot is free."""
+    streamer = await make_user(container, "streamer")
+    creator = await make_user(container, name="제안왕")
+    await top_up(client, creator, 100_000)
+    mission = await propose(client, creator, streamer, amount=10_000)
+    await settle_all(container)
+    async with browsing(create_app(container), "ko", PHONE) as browser:
+        first = await browser.page(f"/missions/{mission['id']}")
+        await _text(first, "#live-status.on", WORDS["ko"]["live"])
+        second = await browser.page(f"/missions/{mission['id']}")
+        await _text(second, "#live-status.down", "다시 연결하는 중")
+        await first.close()
+        await _text(second, "#live-status.on", WORDS["ko"]["live"])
+        await _pledge(client, creator, mission["id"], 3_000)
+        await settle_all(container)
+        await _text(second, "#mission-card .total", _won("ko", 13_000))
+        # The refusal reached the console as a failed request, not a script error.
+        browser.errors[:] = [e for e in browser.errors if "429" not in e]

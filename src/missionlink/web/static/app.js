@@ -852,14 +852,17 @@
 
   // The mission, channel and studio pages follow their stream: a pledge bumps the total at
   // once, and the sections an event changes are re-rendered by the server (which escapes
-  // everything), at most once per LIVE_GAP_MS however hot the mission, never while the tab
+  // everything), at most once per LIVE_GAP_MS (LIVE_BUSY_MS while events keep coming: a hot
+  // mission's viewers each fetch its page at most every 2 s), never while the tab
   // is hidden. EventSource resumes a dropped stream itself with Last-Event-ID; a refused
   // one (429, 503) is reopened here after a backoff, and its snapshot catches the page up.
   const LIVE_GAP_MS = 500;
+  const LIVE_BUSY_MS = 2000; // once the page re-rendered LIVE_BUSY_AFTER times in 10 s
+  const LIVE_BUSY_AFTER = 5;
   const LIVE_LATE_MS = 3000; // a resume normally takes 2 s (retry: 2000): shown after this
   const MISSION_SECTIONS = ['mission-card', 'pledge-box', 'backers', 'prediction'];
   const live = { url: null, source: null, retry: 0, downTimer: null, shown: new Set(),
-    fresh: new Set(), pending: new Set(), timer: null, last: 0, running: false };
+    fresh: new Set(), pending: new Set(), timer: null, last: 0, recent: [], running: false };
 
   function liveUrl() {
     const d = document.body.dataset;
@@ -940,6 +943,8 @@
     const ids = [...live.pending];
     live.pending.clear();
     live.last = Date.now();
+    live.recent = live.recent.filter((at) => live.last - at < 10000);
+    live.recent.push(live.last);
     live.running = true;
     const saved = ids.map((id) => keepState(document.getElementById(id)));
     try {
@@ -975,7 +980,10 @@
   function liveReload(ids) {
     for (const id of ids) live.pending.add(id);
     if (live.timer || live.running || !live.pending.size) return;
-    live.timer = setTimeout(liveFlush, Math.max(0, live.last + LIVE_GAP_MS - Date.now()));
+    const gap = live.recent.length >= LIVE_BUSY_AFTER ? LIVE_BUSY_MS : LIVE_GAP_MS;
+    // A little jitter, so the viewers of one event do not all ask at the same moment.
+    live.timer = setTimeout(liveFlush,
+      Math.max(0, live.last + gap - Date.now()) + Math.random() * 250);
   }
 
   /** The sections of this page that an event of ``type`` changes. */
