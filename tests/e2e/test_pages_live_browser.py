@@ -261,3 +261,50 @@ async def test_a_refused_stream_is_reopened_and_the_page_says_so_meanwhile(
         await _text(second, "#mission-card .total", _won("ko", 13_000))
         # The refusal reached the console as a failed request, not a script error.
         browser.errors[:] = [e for e in browser.errors if "429" not in e]
+
+
+async def test_a_burst_shares_few_reloads_and_a_reload_keeps_what_the_viewer_types(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    streamer = await make_user(container, "streamer")
+    creator = await make_user(container, name="제안왕")
+    fans = [await make_user(container, name=f"팬{n}") for n in range(3)]
+    viewer = await make_user(container, name="보는이")
+    for who in (creator, *fans, viewer):
+        await top_up(client, who, 200_000)
+    mission = await propose(client, creator, streamer, amount=10_000)
+    mid = mission["id"]
+    await settle_all(container)
+    token = viewer.headers["Authorization"].removeprefix("Bearer ")
+    async with browsing(create_app(container), "ko", DESKTOP, token=token) as browser:
+        page = await browser.page(f"/missions/{mid}")
+        await _text(page, "#live-status.on", WORDS["ko"]["live"])
+        refetches: list[str] = []
+        page.on("request", lambda r: refetches.append(r.url)
+                if r.resource_type == "fetch" and f"/missions/{mid}" in r.url
+                and not r.url.endswith("/events") and "/api/" not in r.url else None)
+
+        # The viewer is typing an amount when the streamer accepts: the pledge section is
+        # re-rendered, and the typed amount and the focus stay.
+        amount = page.locator("form[data-form=pledge] input[name=amount]")
+        await amount.fill("7000")
+        r = await client.post(f"/api/v1/missions/{mid}/accept", headers=streamer.headers)
+        assert r.status_code == 200, r.text
+        await settle_all(container)
+        await _text(page, "#mission-card .badge", "수락됨")
+        assert await amount.input_value() == "7000"
+        assert await page.evaluate("document.activeElement.name") == "amount"
+        assert refetches, "the accepted mission was re-rendered from the server"
+
+        # Thirty pledges at once: the total follows each, the page is fetched a few times.
+        refetches.clear()
+        for n in range(30):
+            await _pledge(client, fans[n % 3], mid, 1_000)
+        await settle_all(container)
+        await _text(page, "#mission-card .total", _won("ko", 40_000))
+        await page.locator("#backers tbody tr").nth(30).wait_for(timeout=TIMEOUT_MS)
+        await page.wait_for_timeout(1_000)
+        assert 1 <= len(refetches) <= 4, refetches
+        rows = await page.locator("#backers tbody tr").count()
+        assert rows == 31  # each pledge once
+        assert await amount.input_value() == "7000"
