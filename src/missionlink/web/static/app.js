@@ -954,6 +954,7 @@
       for (const row of $$('#backers tr[data-pledge-id]')) {
         const id = Number(row.dataset.pledgeId);
         if (live.fresh.delete(id)) row.classList.add('fresh');
+        live.shown.add(id); // on the page already: its event, if it comes, changes nothing
       }
       if (PAGE === 'mission' && ids.includes('prediction')) await loadMyBet();
     } catch {
