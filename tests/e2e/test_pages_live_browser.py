@@ -308,3 +308,35 @@ async def test_a_burst_shares_few_reloads_and_a_reload_keeps_what_the_viewer_typ
         rows = await page.locator("#backers tbody tr").count()
         assert rows == 31  # each pledge once
         assert await amount.input_value() == "7000"
+
+
+@pytest.mark.parametrize(("lang", "viewport", "outcome"), [
+    ("en", PHONE, "failure"), ("ko", DESKTOP, "expired")], ids=_ids)
+async def test_a_failed_or_expired_mission_page_ends_on_its_settled_state(
+    client: httpx.AsyncClient, container: Container, clock: Any, lang: str,
+    viewport: dict[str, int], outcome: str,
+) -> None:
+    final = {"ko": {"failure": "실패", "expired": "만료"},
+             "en": {"failure": "Failed", "expired": "Expired"}}[lang][outcome]
+    streamer = await make_user(container, "streamer")
+    creator = await make_user(container, name="제안왕")
+    await top_up(client, creator, 100_000)
+    mission = await propose(client, creator, streamer, amount=10_000, duration=600)
+    mid = mission["id"]
+    r = await client.post(f"/api/v1/missions/{mid}/accept", headers=streamer.headers)
+    assert r.status_code == 200, r.text
+    await settle_all(container)
+    async with browsing(create_app(container), lang, viewport) as browser:
+        page = await browser.page(f"/missions/{mid}?lang={lang}")
+        await _text(page, "#live-status.on", WORDS[lang]["live"])
+        if outcome == "failure":
+            r = await client.post(f"/api/v1/missions/{mid}/result", headers=streamer.headers,
+                                  json={"outcome": "failure"})
+            assert r.status_code == 200, r.text
+        else:  # past the result deadline: the worker's sweep expires and refunds it
+            clock.advance(600 + container.settings.result_grace_seconds + 1)
+        await settle_all(container)
+        await _text(page, "#mission-card .badge", WORDS[lang]["settled"])
+        await _text(page, "#mission-card .badge", final)
+        assert await page.locator("#mission-card", has_text=WORDS[lang]["pending"]).count() == 0
+        assert browser.documents == [f"/missions/{mid}?lang={lang}"]
