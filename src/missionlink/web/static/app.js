@@ -893,7 +893,8 @@
     let sel = el.tagName.toLowerCase();
     for (const attr of ['data-action', 'data-op', 'data-mission', 'name', 'value']) {
       const v = el.getAttribute(attr);
-      if (v !== null && (attr !== 'value' || el.type === 'radio')) sel += `[${attr}="${CSS.escape(v)}"]`;
+      if (v === null || (attr === 'value' && el.type !== 'radio')) continue;
+      sel += `[${attr}="${CSS.escape(v)}"]`;
     }
     const form = el.closest('form[data-form]');
     return form ? `form[data-form="${CSS.escape(form.dataset.form)}"] ${sel}` : sel;
@@ -910,7 +911,8 @@
           ? f.checked !== f.defaultChecked : f.type !== 'hidden' && f.value !== f.defaultValue))
         .map((f) => ({ sel: selectorOf(f), value: f.value, checked: f.checked })),
     }));
-    const errors = $$('.form-error', root).map((box) => (box.hidden ? null : box.cloneNode(true)));
+    const errors = $$('.form-error', root)
+      .map((box) => (box.hidden ? null : box.cloneNode(true)));
     return { id: root.id, focus: active && root.contains(active) ? selectorOf(active) : null,
       forms, errors };
   }
@@ -1027,7 +1029,8 @@
       open.delete(card.dataset.missionId);
       const total = $('.total[data-total]', card);
       if (!m) return Date.parse(card.dataset.closes) > now; // ended since, or unknown
-      return m.status !== card.dataset.status || (total && Number(total.dataset.total) !== m.total_pledged);
+      return m.status !== card.dataset.status
+        || (total && Number(total.dataset.total) !== m.total_pledged);
     });
     if (stale || open.size) liveReload(sectionsOf('mission.ended'));
   }
