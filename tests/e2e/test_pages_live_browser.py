@@ -303,8 +303,10 @@ async def test_a_burst_shares_few_reloads_and_a_reload_keeps_what_the_viewer_typ
         await settle_all(container)
         await _text(page, "#mission-card .total", _won("ko", 40_000))
         await page.locator("#backers tbody tr").nth(30).wait_for(timeout=TIMEOUT_MS)
-        await page.wait_for_timeout(1_000)
-        assert 1 <= len(refetches) <= 4, refetches
+        await page.wait_for_timeout(2_500)
+        # Without coalescing, one fetch per pledge (30); a loaded machine relays the burst
+        # over a few seconds, hence a few fetches rather than one.
+        assert 1 <= len(refetches) <= 6, refetches
         rows = await page.locator("#backers tbody tr").count()
         assert rows == 31  # each pledge once
         assert await amount.input_value() == "7000"
