@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -77,3 +78,42 @@ async def test_redis_pace_is_shared_between_replicas() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_redis_hits_of_one_turn_share_a_round_trip_and_keep_the_budget() -> None:
+    url = redis_test_url("the batched rate-limit test")
+    prefix = f"missionlink-test:{uuid.uuid4().hex}:"
+    limiter = RedisRateLimiter(url, prefix=prefix, clock=lambda: 1_000_000.0)
+    sent: list[int] = []
+    pipeline = limiter._redis.pipeline
+
+    def counting_pipeline(*args: object, **kwargs: object) -> object:
+        pipe = pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        async def counted(*a: object, **kw: object) -> object:
+            sent.append(len(pipe.command_stack))
+            return await execute(*a, **kw)
+
+        pipe.execute = counted
+        return pipe
+
+    limiter._redis.pipeline = counting_pipeline
+    try:
+        # A server that has never seen the script (or lost it): loaded, then run once.
+        limiter._hit.sha = "0" * 40
+        results = await asyncio.gather(
+            *(limiter.hit("pledge:7", limit=3, window=60, what="pledges") for _ in range(5)),
+            limiter.hit("pledge:8", limit=3, window=60, what="pledges"),
+            return_exceptions=True)
+        refused = [r for r in results if isinstance(r, RateLimited)]
+        assert results[:3] == [None, None, None] and results[5] is None
+        assert len(refused) == 2 and all(r.retry_after == 60 for r in refused)
+        assert sent == [6, 6]  # one pipeline, sent again after NOSCRIPT
+        assert await limiter.retry_after("pledge:7", limit=3, window=60) == 60
+        assert await limiter.retry_after("pledge:8", limit=2, window=60) is None
+        sent.clear()
+        await limiter.hit("pledge:9", limit=3, window=60, what="pledges")
+        assert sent == [1]
+    finally:
+        await limiter.close()
