@@ -10,13 +10,18 @@
 6. Completed top-ups equal what the provider clearing accounts paid out.
 7. A settled mission has one result email job per distinct backer and one for the streamer.
 8. Each mission's sharded running total equals the sum of its pledges.
+
+Each invariant is one function marked ``@invariant(name)``, run by ``check`` in the order
+it is defined; to add one, write another such function (it gets the shared ``Books``).
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from sqlalchemy import String, cast, func, literal, select, union_all
@@ -84,56 +89,101 @@ async def account_balances(conn: AsyncConnection) -> dict[tuple[str, str], int]:
     return {(a, c): int(s) for a, c, s in rows}
 
 
-async def check(conn: AsyncConnection) -> Report:
-    report = Report()
+#: A check reads the database (and the shared ``Books``) and returns its problems, one
+#: line each; an empty list means the invariant holds.
+Check = Callable[[AsyncConnection, "Books"], Awaitable[list[str]]]
+
+#: The invariants ``check`` runs, in order: (name shown in the report, check).
+CHECKS: list[tuple[str, Check]] = []
+
+
+def invariant(name: str) -> Callable[[Check], Check]:
+    """Add a check to ``CHECKS`` under ``name``; checks run in the order they are defined."""
+
+    def register(fn: Check) -> Check:
+        CHECKS.append((name, fn))
+        return fn
+
+    return register
+
+
+@dataclass(frozen=True)
+class Books:
+    """What several checks read, read once: every account's balance summed from the
+    journal, and each mission's pledged amount."""
+
+    balances: dict[tuple[str, str], int]
+    pledged: dict[int, Any]
+
+    @classmethod
+    async def read(cls, conn: AsyncConnection) -> Books:
+        balances = await account_balances(conn)
+        pledged = dict(
+            (await conn.execute(select(pledges.c.mission_id, func.sum(pledges.c.amount))
+                                .group_by(pledges.c.mission_id))).all()
+        )
+        return cls(balances=balances, pledged=pledged)
+
+
+@invariant("transfers are positive and between two accounts")
+async def transfers_are_well_formed(conn: AsyncConnection, books: Books) -> list[str]:
     bad = await conn.execute(
         select(transfers.c.id).where(
             (transfers.c.amount <= 0) | (transfers.c.from_account == transfers.c.to_account)
             | transfers.c.currency.not_in([L.KRW, L.PTS])
         )
     )
-    report.check("transfers are positive and between two accounts",
-                 [f"transfer {r[0]}" for r in bad])
-    balances = await account_balances(conn)
-    per_currency: dict[str, int] = defaultdict(int)
-    for (_, currency), amount in balances.items():
-        per_currency[currency] += amount
-    report.check("postings sum to zero per currency",
-                 [f"{c} sums to {s}" for c, s in per_currency.items() if s != 0])
-    report.check("accounts hold one currency",
-                 [f"{a} has {c}" for (a, c) in balances if _currency_of(a) != c])
+    return [f"transfer {r[0]}" for r in bad]
 
+
+@invariant("postings sum to zero per currency")
+async def postings_balance(conn: AsyncConnection, books: Books) -> list[str]:
+    per_currency: dict[str, int] = defaultdict(int)
+    for (_, currency), amount in books.balances.items():
+        per_currency[currency] += amount
+    return [f"{c} sums to {s}" for c, s in per_currency.items() if s != 0]
+
+
+@invariant("accounts hold one currency")
+async def one_currency_per_account(conn: AsyncConnection, books: Books) -> list[str]:
+    return [f"{a} has {c}" for (a, c) in books.balances if _currency_of(a) != c]
+
+
+@invariant("wallet balances equal their journal and are not negative")
+async def wallets_match_journal(conn: AsyncConnection, books: Books) -> list[str]:
     problems = []
     for w in await conn.execute(select(wallets)):
         for currency, cached, account in (
             (L.KRW, w.cash_balance, L.user_cash(w.user_id)),
             (L.PTS, w.points_balance, L.user_points(w.user_id)),
         ):
-            derived = balances.get((account, currency), 0)
+            derived = books.balances.get((account, currency), 0)
             if cached != derived or cached < 0:
                 problems.append(f"{account} cached {cached} but journal says {derived}")
-    report.check("wallet balances equal their journal and are not negative", problems)
+    return problems
 
-    pledged = dict(
-        (await conn.execute(select(pledges.c.mission_id, func.sum(pledges.c.amount))
-                            .group_by(pledges.c.mission_id))).all()
-    )
+
+@invariant("escrows hold their pledges until settled")
+async def escrows_hold_pledges(conn: AsyncConnection, books: Books) -> list[str]:
     staked = dict(
         (await conn.execute(select(bets.c.mission_id, func.sum(bets.c.points))
                             .group_by(bets.c.mission_id))).all()
     )
     problems = []
     for m in await conn.execute(select(missions.c.id, missions.c.settlement)):
-        escrow = balances.get((L.escrow(m.id), L.KRW), 0)
-        pool = balances.get((L.stake_pool(m.id), L.PTS), 0)
-        want_escrow = 0 if m.settlement == "settled" else int(pledged.get(m.id, 0))
+        escrow = books.balances.get((L.escrow(m.id), L.KRW), 0)
+        pool = books.balances.get((L.stake_pool(m.id), L.PTS), 0)
+        want_escrow = 0 if m.settlement == "settled" else int(books.pledged.get(m.id, 0))
         want_pool = 0 if m.settlement == "settled" else int(staked.get(m.id, 0))
         if escrow != want_escrow:
             problems.append(f"mission {m.id} escrow {escrow}, expected {want_escrow}")
         if pool != want_pool:
             problems.append(f"mission {m.id} stake pool {pool}, expected {want_pool}")
-    report.check("escrows hold their pledges until settled", problems)
+    return problems
 
+
+@invariant("every pledge is in the journal")
+async def pledges_in_journal(conn: AsyncConnection, books: Books) -> list[str]:
     missing = await conn.execute(
         select(pledges.c.id).where(
             ~select(transfers.c.id)
@@ -142,25 +192,32 @@ async def check(conn: AsyncConnection) -> Report:
             .exists()
         )
     )
-    report.check("every pledge is in the journal", [f"pledge {r[0]}" for r in missing])
+    return [f"pledge {r[0]}" for r in missing]
 
+
+@invariant("mission totals equal their pledges")
+async def totals_match_pledges(conn: AsyncConnection, books: Books) -> list[str]:
     sharded = dict(
         (await conn.execute(select(mission_totals.c.mission_id, func.sum(mission_totals.c.amount))
                             .group_by(mission_totals.c.mission_id))).all()
     )
-    report.check("mission totals equal their pledges",
-                 [f"mission {m}: total {sharded.get(m, 0)}, pledges {p}"
-                  for m, p in pledged.items() if int(sharded.get(m, 0)) != int(p)]
-                 + [f"mission {m}: total {t} without pledges"
-                    for m, t in sharded.items() if m not in pledged])
+    return ([f"mission {m}: total {sharded.get(m, 0)}, pledges {p}"
+             for m, p in books.pledged.items() if int(sharded.get(m, 0)) != int(p)]
+            + [f"mission {m}: total {t} without pledges"
+               for m, t in sharded.items() if m not in books.pledged])
 
+
+@invariant("completed top-ups match provider clearing")
+async def topups_match_clearing(conn: AsyncConnection, books: Books) -> list[str]:
     completed = int(await conn.scalar(
         select(func.coalesce(func.sum(topups.c.amount), 0)).where(topups.c.status == "completed")
     ) or 0)
-    clearing = sum(v for (a, _), v in balances.items() if a.startswith("provider:"))
-    report.check("completed top-ups match provider clearing",
-                 [] if completed == -clearing else [f"top-ups {completed}, clearing {clearing}"])
+    clearing = sum(v for (a, _), v in books.balances.items() if a.startswith("provider:"))
+    return [] if completed == -clearing else [f"top-ups {completed}, clearing {clearing}"]
 
+
+@invariant("settled missions email every backer and the streamer once")
+async def result_emails_queued(conn: AsyncConnection, books: Books) -> list[str]:
     expected_jobs = await conn.execute(
         select(missions.c.id, func.count(func.distinct(pledges.c.user_id)))
         .select_from(missions.outerjoin(pledges, pledges.c.mission_id == missions.c.id))
@@ -171,9 +228,16 @@ async def check(conn: AsyncConnection) -> Report:
         (await conn.execute(select(email_jobs.c.mission_id, func.count())
                             .group_by(email_jobs.c.mission_id))).all()
     )
-    report.check("settled missions email every backer and the streamer once",
-                 [f"mission {mid}: {jobs.get(mid, 0)} jobs for {n} backers"
-                  for mid, n in expected_jobs if jobs.get(mid, 0) != n + 1])
+    return [f"mission {mid}: {jobs.get(mid, 0)} jobs for {n} backers"
+            for mid, n in expected_jobs if jobs.get(mid, 0) != n + 1]
+
+
+async def check(conn: AsyncConnection) -> Report:
+    """Run every check in ``CHECKS`` and report each by name."""
+    report = Report()
+    books = await Books.read(conn)
+    for name, run in CHECKS:
+        report.check(name, await run(conn, books))
     return report
 
 
