@@ -42,6 +42,8 @@ def test_the_code_keeps_its_contracts() -> None:
         ("services/board.py", "import fastapi", "know nothing of HTTP"),
         ("api/routers/wallet.py", "from missionlink.adapters.db import core_tables",
          "never the tables"),
+        ("api/routers/wallet.py", "from missionlink.bootstrap import Container",
+         "never from the wiring"),
     ],
 )
 def test_a_forbidden_import_is_caught(tmp_path: Path, module: str, line: str,

@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the container, the caller, the client address.
+"""FastAPI dependencies: the app context (``context.AppContext``), the caller, the client
+address.
 
 All are ``async def`` although none awaits: FastAPI runs sync dependencies in a thread
 pool, a hop that costs more than the work itself on every request.
@@ -13,17 +14,17 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from missionlink.adapters.security.tokens import AccessClaims
-from missionlink.bootstrap import Container
+from missionlink.api.context import AppContext
 from missionlink.domain.errors import Forbidden, NotAuthenticated
 from missionlink.services.sessions import recent_revocations
 
 
-async def get_container(request: Request) -> Container:
-    container: Container = request.app.state.container
+async def get_container(request: Request) -> AppContext:
+    container: AppContext = request.app.state.container
     return container
 
 
-Deps = Annotated[Container, Depends(get_container)]
+Deps = Annotated[AppContext, Depends(get_container)]
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -40,7 +41,7 @@ def _bearer(request: Request) -> str | None:
     return bearer_token(request.headers.get("authorization"))
 
 
-async def verify_token(container: Container, token: str) -> AccessClaims:
+async def verify_token(container: AppContext, token: str) -> AccessClaims:
     """The claims of a bearer token, having heard of ended sessions first."""
     sessions = container.sessions
     if not sessions.started:

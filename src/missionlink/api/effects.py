@@ -10,8 +10,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from missionlink.api.context import AppContext
 from missionlink.api.problems import UNAVAILABLE
-from missionlink.bootstrap import Container
 from missionlink.observability.metrics import BROKER_MISSED
 from missionlink.services import idempotency, read_model
 
@@ -36,7 +36,7 @@ def request_path(request: Request) -> str:
 
 async def run_effect(
     request: Request,
-    container: Container,
+    container: AppContext,
     *,
     user_id: int,
     key: str | None,
@@ -63,7 +63,7 @@ async def run_effect(
 
 
 async def respond(
-    container: Container, stored: idempotency.StoredResponse, *, path: str | None = None
+    container: AppContext, stored: idempotency.StoredResponse, *, path: str | None = None
 ) -> JSONResponse:
     """The (possibly replayed) response; a new effect also wakes the worker.
 
@@ -80,7 +80,7 @@ async def respond(
 
 
 async def _after_commit(
-    container: Container, stored: idempotency.StoredResponse, path: str | None
+    container: AppContext, stored: idempotency.StoredResponse, path: str | None
 ) -> None:
     """Tell the read model and the worker. The effect has committed: a broker that does not
     answer must not turn it into an error, or a client retrying without a key would apply

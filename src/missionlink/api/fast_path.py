@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from missionlink.api import read_cache
+from missionlink.api.context import AppContext
 from missionlink.api.deps import client_address
 from missionlink.api.live_hub import LiveStream, hub_in
 from missionlink.api.middleware import (
@@ -42,7 +43,6 @@ from missionlink.api.params import parse_id
 from missionlink.api.problems import UNAVAILABLE, internal_error
 from missionlink.api.routers.live import STREAM_HEADERS, admit
 from missionlink.api.stream_gate import Slot, gate_in
-from missionlink.bootstrap import Container
 from missionlink.domain.errors import DomainError
 from missionlink.observability.http import (
     RequestIdMiddleware,
@@ -136,7 +136,7 @@ class FastPath:
     :func:`missionlink.api.app.create_app` builds, sharing its ``state`` (read model, live
     hub, stream gate)."""
 
-    def __init__(self, app: ASGIApp, *, state: State, container: Container, hsts: bool,
+    def __init__(self, app: ASGIApp, *, state: State, container: AppContext, hsts: bool,
                  cors: bool, auth_cookies: tuple[str, ...]) -> None:
         self.app = app
         self.state = state

@@ -32,8 +32,8 @@ from starlette.datastructures import State
 
 from missionlink.adapters.broker.inprocess import Broker
 from missionlink.api import overlay_stream, stream_gate
+from missionlink.api.context import AppContext
 from missionlink.api.overlay_stream import channel_topic, frame, resume_point
-from missionlink.bootstrap import Container
 from missionlink.domain import events
 from missionlink.domain.timestamps import iso
 from missionlink.observability.metrics import SSE_EVENTS
@@ -203,12 +203,12 @@ class LiveHub:
             topic.close()
 
 
-def hub_of(request: Request, c: Container) -> LiveHub:
+def hub_of(request: Request, c: AppContext) -> LiveHub:
     """The process's hub (one per application, created on first use)."""
     return hub_in(request.app.state, c)
 
 
-def hub_in(state: State, c: Container) -> LiveHub:
+def hub_in(state: State, c: AppContext) -> LiveHub:
     """The hub kept in an application's ``state``, for callers outside its routes."""
     hub: LiveHub | None = getattr(state, "live_hub", None)
     if hub is None:
@@ -227,7 +227,7 @@ class LiveStream:
     __slots__ = ("_beats", "_cursor", "_ends", "_left", "_replayed", "_topic", "_woken", "c",
                  "hub", "mission_id", "resume_after", "streamer_id")
 
-    def __init__(self, c: Container, hub: LiveHub, *, streamer_id: int,
+    def __init__(self, c: AppContext, hub: LiveHub, *, streamer_id: int,
                  mission_id: int | None, last_event_id: str | None) -> None:
         self.c = c
         self.hub = hub

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from missionlink.api import stream_gate
-from missionlink.bootstrap import Container
+from missionlink.api.context import AppContext
 from missionlink.domain import events
 from missionlink.observability.metrics import SSE_EVENTS
 from missionlink.services import overlay as overlay_service
@@ -68,7 +68,7 @@ class Presence:
     def forget(self, streamer_id: int) -> None:
         self._checked.pop(streamer_id, None)
 
-    async def still_valid(self, c: Container, streamer_id: int, token: str) -> bool:
+    async def still_valid(self, c: AppContext, streamer_id: int, token: str) -> bool:
         """Refresh ``live_at`` if due; False once ``token`` no longer opens the channel."""
         lock = self._locks.setdefault(streamer_id, asyncio.Lock())
         async with lock:
@@ -88,7 +88,7 @@ class Presence:
 
 class OverlayStream:
     def __init__(
-        self, c: Container, presence: Presence, *, streamer_id: int, token: str,
+        self, c: AppContext, presence: Presence, *, streamer_id: int, token: str,
         last_event_id: str | None,
     ) -> None:
         self.c = c

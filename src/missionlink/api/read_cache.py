@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Hashable
 
 from fastapi import Request, Response
 
-from missionlink.bootstrap import Container
+from missionlink.api.context import AppContext
 from missionlink.services.read_model import Entry, Loaded
 
 #: One second fresh at the edge, then served stale while the edge refetches: the origin
@@ -49,7 +49,7 @@ def respond(request: Request, entry: Entry) -> Response:
     return Response(entry.body, media_type="application/json", headers=headers)
 
 
-async def cached(request: Request, container: Container, key: Hashable,
+async def cached(request: Request, container: AppContext, key: Hashable,
                  load: Callable[[], Awaitable[Loaded]]) -> Response:
     """The public read ``key`` from this replica's read model, as an HTTP response."""
     cache = container.read_cache

@@ -19,9 +19,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import idempotency_keys
-from missionlink.adapters.db.engine import Database
 from missionlink.adapters.db.sql import dialect_of, insert_ignore
 from missionlink.domain.errors import IdempotencyInProgress, IdempotencyMismatch
+from missionlink.services.ports import Transactions
 
 LOCK_NOT_AVAILABLE = "55P03"
 #: How long a duplicate waits for the first request holding its key (PostgreSQL).
@@ -64,7 +64,7 @@ Work = Callable[[AsyncConnection], Awaitable[tuple[int, Any]]]
 
 
 async def run(
-    db: Database,
+    db: Transactions,
     *,
     user_id: int,
     key: str | None,

@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db import journal
 from missionlink.adapters.db.core_tables import topups, transfers, wallets
-from missionlink.adapters.db.engine import Database
 from missionlink.adapters.payments.providers import PaymentIntent, WebhookEvent
 from missionlink.domain import ledger as L
 from missionlink.domain.cursors import decode_opaque, encode_opaque
 from missionlink.domain.errors import InvalidInput, NotFound
 from missionlink.domain.timestamps import iso
+from missionlink.services.ports import Transactions
 
 MIN_TOPUP = 1000
 
@@ -175,7 +175,7 @@ CSV_FIELDS = ["id", "created_at", "kind", "currency", "amount", "account", "coun
               "mission_id"]
 
 
-async def stream_lines(db: Database, user_id: int) -> AsyncIterator[dict[str, Any]]:
+async def stream_lines(db: Transactions, user_id: int) -> AsyncIterator[dict[str, Any]]:
     """Every journal line of a user, newest first, streamed for the CSV receipt export."""
     stmt, accounts = _lines_stmt(user_id)
     async with db.connect_readonly() as conn:

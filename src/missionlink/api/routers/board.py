@@ -10,13 +10,13 @@ from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.security.tokens import AccessClaims
+from missionlink.api.context import AppContext
 from missionlink.api.deps import CurrentUser, Deps, IdempotencyKey
 from missionlink.api.effects import run_effect
 from missionlink.api.pagination import PageParams, encode_int
 from missionlink.api.params import PathId as Id
 from missionlink.api.schemas.board import CommentIn, PostIn, PostPatch
 from missionlink.api.schemas.text import optional_cleaner, schema
-from missionlink.bootstrap import Container
 from missionlink.domain.board import SEARCH, Actor
 from missionlink.domain.errors import InvalidInput
 from missionlink.services import board
@@ -27,7 +27,7 @@ def _actor(user: AccessClaims) -> Actor:
     return Actor(user_id=user.user_id, role=user.role)
 
 
-async def _count_post(c: Container, user: AccessClaims) -> None:
+async def _count_post(c: AppContext, user: AccessClaims) -> None:
     """Posts and comments share one per-user budget (RATE_LIMIT_POSTS_PER_MINUTE)."""
     await c.limiter.hit(f"post:{user.user_id}", limit=c.settings.rate_limit_posts_per_minute,
                         window=60, what="posts and comments")

@@ -9,13 +9,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.api import read_cache
+from missionlink.api.context import AppContext
 from missionlink.api.deps import CurrentUser, Deps, IdempotencyKey, OptionalUser
 from missionlink.api.effects import request_path, respond, run_effect
 from missionlink.api.pagination import PageParams, encode_int
 from missionlink.api.params import PathId, QueryId
 from missionlink.api.read_cache import NOT_MODIFIED
 from missionlink.api.schemas.core import BetIn, MissionIn, PledgeIn, ResultIn
-from missionlink.bootstrap import Container
 from missionlink.domain.missions import Action, Status
 from missionlink.services import idempotency, missions, predictions, read_model
 from missionlink.services.mission_views import get_mission, list_backers, list_missions
@@ -72,7 +72,7 @@ async def index(
 async def show(mission_id: PathId, request: Request) -> Response:
     # The container without ``Deps``: each dependency costs FastAPI a per-request pass that
     # the profile shows at about a tenth of this route's time.
-    c: Container = request.app.state.container
+    c: AppContext = request.app.state.container
 
     async def load() -> Loaded:
         async with c.core_db.read() as conn:

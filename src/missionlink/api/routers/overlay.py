@@ -10,11 +10,11 @@ import jinja2
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
+from missionlink.api.context import AppContext
 from missionlink.api.deps import ClientAddress, CurrentStreamer, Deps
 from missionlink.api.overlay_stream import ROTATED, OverlayStream, Presence, channel_topic
 from missionlink.api.problems import MEDIA_TYPE, Problem
 from missionlink.api.stream_gate import GatedStream, gate_of
-from missionlink.bootstrap import Container
 from missionlink.domain.errors import NotFound
 from missionlink.services import overlay
 
@@ -52,7 +52,7 @@ _LABELS = {
 }
 
 
-async def _channel(c: Container, token: str) -> int:
+async def _channel(c: AppContext, token: str) -> int:
     streamer_id = None
     if _TOKEN.fullmatch(token):
         async with c.core_db.read() as conn:

@@ -18,9 +18,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
+from missionlink.api.context import AppContext
 from missionlink.api.pagination import Page, encode_int
 from missionlink.api.params import parse_id
-from missionlink.bootstrap import Container
 from missionlink.domain.board import SEARCH, check_search
 from missionlink.domain.errors import InvalidInput, NotFound
 from missionlink.domain.missions import Status
@@ -73,8 +73,8 @@ def page_lang(request: Request) -> str:
     return "ko"
 
 
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
+def _container(request: Request) -> AppContext:
+    container: AppContext = request.app.state.container
     return container
 
 
@@ -99,7 +99,7 @@ def render(request: Request, template: str, *, status: int = 200, **ctx: Any) ->
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
-def _limits(c: Container) -> dict[str, int]:
+def _limits(c: AppContext) -> dict[str, int]:
     s = c.settings
     return {"min_pledge": s.min_pledge, "max_pledge": s.max_pledge, "max_topup": s.max_topup,
             "min_mission_seconds": s.min_mission_seconds,
@@ -130,7 +130,7 @@ def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def with_times(m: dict[str, Any], c: Container) -> dict[str, Any]:
+def with_times(m: dict[str, Any], c: AppContext) -> dict[str, Any]:
     """Add ``ends_at`` (what the countdown runs to) and what is still open at the server's
     time: pledges and bets until the deadline (``accept_by`` while pending), the result of
     an accepted mission until ``result_by``; ``in_grace`` between the two."""
@@ -153,7 +153,7 @@ def with_times(m: dict[str, Any], c: Container) -> dict[str, Any]:
             "accept_by_is_deadline": accept_by == deadline}
 
 
-async def open_missions(c: Container, streamer_id: int) -> list[dict[str, Any]]:
+async def open_missions(c: AppContext, streamer_id: int) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     async with c.core_db.read() as conn:
         for status in (Status.pending, Status.accepted):
