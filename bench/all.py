@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import sigterm_unwinds  # type: ignore[import-not-found]
+from benchkit.run import sigterm_unwinds  # type: ignore[import-not-found]
 
 HERE = Path(__file__).resolve().parent
 #: cheapest first, so a broken setup shows within seconds

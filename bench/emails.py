@@ -22,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from common import Broken, db_url, exit_code, free_port  # type: ignore[import-not-found]
+from benchkit.databases import db_url  # type: ignore[import-not-found]
+from benchkit.processes import free_port  # type: ignore[import-not-found]
+from benchkit.run import Broken, exit_code  # type: ignore[import-not-found]
 from settlement import ADMIN, admin  # type: ignore[import-not-found]
 from sqlalchemy import text
 

@@ -52,19 +52,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import (  # type: ignore[import-not-found]
-    Broken,
+from benchkit.databases import (  # type: ignore[import-not-found]
     admin_exec,
     admin_url,
     db_url,
     drop_databases,
-    free_port,
     redis_url,
+)
+from benchkit.processes import (  # type: ignore[import-not-found]
+    clean_env,
+    free_port,
     rss_mib,
-    say,
-    sigterm_unwinds,
+    spawn_group,
     stop_group,
 )
+from benchkit.run import Broken, say, sigterm_unwinds  # type: ignore[import-not-found]
+from benchkit.stats import percentile as nearest_rank  # type: ignore[import-not-found]
 
 PASSWORD = "bench-password-1"  # a throwaway account on a throwaway database
 CONNECT_CONCURRENCY = 64  # per server: a connection storm would only measure the backlog
@@ -84,8 +87,8 @@ def raise_fd_limit(needed: int) -> None:
 
 
 def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+    """Nearest rank by ``round`` (not ``ceil``), as the figures in bench/README.md were taken."""
+    return float(nearest_rank(values, q, round))
 
 
 class Viewer(asyncio.Protocol):
@@ -151,7 +154,7 @@ class Run:
                           "identity": f"ml_bench_live_{suffix}_identity"}
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MISSIONLINK_")}
+        env = clean_env()
         env.update({
             "MISSIONLINK_DATA_DIR": str(self.tmp / "var"),
             "MISSIONLINK_DATABASE_URL": db_url(self.admin, self.databases["core"]),
@@ -170,10 +173,8 @@ class Run:
         return env
 
     def spawn(self, name: str, *command: str) -> subprocess.Popen[bytes]:
-        with (self.tmp / f"{name}.log").open("wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "missionlink.cli", *command],
-                                    env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        proc = spawn_group([sys.executable, "-m", "missionlink.cli", *command], self.env(),
+                           self.tmp / f"{name}.log")
         self.procs.append(proc)
         return proc
 

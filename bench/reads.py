@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,17 +41,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import (  # type: ignore[import-not-found]
-    Broken,
-    admin_exec,
+from benchkit.databases import (  # type: ignore[import-not-found]
+    create_databases,
     drop_databases,
-    free_port,
     redis_url,
-    say,
-    stop_group,
 )
+from benchkit.machine import machine_facts  # type: ignore[import-not-found]
+from benchkit.processes import (  # type: ignore[import-not-found]
+    children,
+    clean_env,
+    free_port,
+    spawn_group,
+    stop_group,
+    wait_healthy,
+)
+from benchkit.profiling import find_py_spy, record_argv  # type: ignore[import-not-found]
+from benchkit.run import Broken, say, sigterm_unwinds  # type: ignore[import-not-found]
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 
 from missionlink.adapters.db.core_tables import channels, members, mission_totals, missions
 from missionlink.adapters.db.core_tables import pledges as pledge_rows
@@ -136,20 +139,14 @@ async def seed(settings: Settings) -> int:
 
 async def create_pg_databases(state: State) -> dict[str, str]:
     prefix = f"ml_bench_reads_{os.getpid()}_{secrets.token_hex(3)}"
-    urls = {}
-    for part in ("identity", "core"):
-        name = f"{prefix}_{part}"
-        await admin_exec(state.admin_url, f'CREATE DATABASE "{name}"')
-        state.pg_databases.append(name)
-        urls[part] = str(make_url(state.admin_url).set(database=name)
-                         .render_as_string(hide_password=False))
-    return urls
+    return dict(await create_databases(state.admin_url, prefix, ["identity", "core"],
+                                       state.pg_databases))
 
 
 # --- servers ----------------------------------------------------------------------------
 
 def server_env(data_dir: Path, urls: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MISSIONLINK_")}
+    env = clean_env()
     env.update({"MISSIONLINK_DATA_DIR": str(data_dir), "MISSIONLINK_SERVE_WORKER": "0",
                 "MISSIONLINK_METRICS_PORT": "0", "MISSIONLINK_ENV": "staging",
                 "MISSIONLINK_PUBLIC_URL": "http://127.0.0.1"})
@@ -164,9 +161,7 @@ def server_env(data_dir: Path, urls: dict[str, str]) -> dict[str, str]:
 def spawn(state: State, argv: list[str], env: dict[str, str], log_name: str
           ) -> subprocess.Popen[bytes]:
     """In its own session, so the whole process group (uvicorn's workers) can be ended."""
-    with (state.tmp / log_name).open("wb") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=state.tmp)
+    proc = spawn_group(argv, env, state.tmp / log_name, cwd=state.tmp)
     state.procs.append(proc)
     return proc
 
@@ -177,35 +172,6 @@ def stop(state: State, proc: subprocess.Popen[bytes]) -> None:
         state.procs.remove(proc)
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return found
-
-
-def tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-3000:]
-
-
-async def wait_ready(proc: subprocess.Popen[bytes], url: str, workers: int, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited:\n{tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(url)).status_code == 200 and (
-                        workers == 1 or len(children(proc.pid)) >= workers):
-                    return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"server not ready:\n{tail(log)}")
-
-
 async def start_missionlink(state: State, data_dir: Path, urls: dict[str, str], workers: int,
                             mission_id: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
@@ -214,7 +180,7 @@ async def start_missionlink(state: State, data_dir: Path, urls: dict[str, str], 
                          "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                  server_env(data_dir, urls), name)
     url = f"http://127.0.0.1:{port}/api/v1/missions/{mission_id}"
-    await wait_ready(proc, url, workers, state.tmp / name)
+    await wait_healthy(proc, url, workers=workers, log=state.tmp / name)
     return proc, url
 
 
@@ -228,10 +194,9 @@ async def start_bare(state: State, body: dict[str, Any], workers: int, mission_i
                          "127.0.0.1", "--port", str(port), "--workers", str(workers),
                          "--http", "httptools", "--loop", "auto", "--no-access-log",
                          "--log-level", "warning", "--app-dir", str(state.tmp)],
-                 {k: v for k, v in os.environ.items() if not k.startswith("MISSIONLINK_")},
-                 name)
+                 clean_env(), name)
     url = f"http://127.0.0.1:{port}/api/v1/missions/{mission_id}"
-    await wait_ready(proc, url, workers, state.tmp / name)
+    await wait_healthy(proc, url, workers=workers, log=state.tmp / name)
     return proc, url
 
 
@@ -267,11 +232,6 @@ def drive(url: str, args: argparse.Namespace) -> dict[str, float]:
     return wrk(url, threads=args.threads, connections=args.connections, seconds=args.duration)
 
 
-def py_spy() -> str | None:
-    beside = Path(sys.executable).parent / "py-spy"
-    return str(beside) if beside.exists() else shutil.which("py-spy")
-
-
 def profile(state: State, proc: subprocess.Popen[bytes], url: str, label: str,
             args: argparse.Namespace) -> dict[str, Any]:
     """py-spy samples the serving process while wrk drives it (not counted in the figures)."""
@@ -281,8 +241,7 @@ def profile(state: State, proc: subprocess.Popen[bytes], url: str, label: str,
     target = max(pids)  # uvicorn's worker when there is a supervisor, else the server
     raw = out_dir / f"{label}.txt"
     spy = subprocess.Popen(
-        [py_spy() or "py-spy", "record", "--pid", str(target), "--format", "raw", "--rate", "200",
-         "--duration", str(int(args.duration)), "--output", str(raw), "--nonblocking"],
+        record_argv(find_py_spy() or "py-spy", target, args.duration, raw),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)
     wrk(url, threads=args.threads, connections=args.connections, seconds=args.duration)
@@ -359,12 +318,7 @@ async def measure(state: State, args: argparse.Namespace, backend: str, workers:
 
 
 def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo
-                  if ln.startswith("model name")), platform.processor())
-    load = os.getloadavg()
-    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
-            "kernel": platform.release(), "loadavg_at_start": [round(x, 2) for x in load]}
+    return {**machine_facts(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 async def bench(state: State, args: argparse.Namespace) -> dict[str, Any]:
@@ -435,33 +389,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("bench/reads.py needs wrk (apt-get install wrk)")
-    if args.profile and py_spy() is None:
+    if args.profile and find_py_spy() is None:
         sys.exit("--profile needs py-spy (pip install py-spy)")
     state = State(tmp=Path(tempfile.mkdtemp(prefix="ml-bench-reads-")),
                   admin_url=os.environ.get("MISSIONLINK_BENCH_POSTGRES_URL", ""))
 
-    def on_signal(signum: int, _: Any) -> None:
-        raise KeyboardInterrupt(signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        results = asyncio.run(bench(state, args))
-        report(results)
-        if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=2))
-        problems = broken(results)
-        if problems:
-            raise Broken("; ".join(problems))
-        return 0
-    except Broken as exc:
-        print(f"bench: BROKEN RUN: {exc}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        for proc in list(state.procs):
-            stop(state, proc)
-        if state.pg_databases:
-            asyncio.run(drop_databases(state.admin_url, state.pg_databases))
-        shutil.rmtree(state.tmp, ignore_errors=True)
+    with sigterm_unwinds():
+        try:
+            results = asyncio.run(bench(state, args))
+            report(results)
+            if args.json:
+                Path(args.json).write_text(json.dumps(results, indent=2))
+            problems = broken(results)
+            if problems:
+                raise Broken("; ".join(problems))
+            return 0
+        except Broken as exc:
+            print(f"bench: BROKEN RUN: {exc}", file=sys.stderr, flush=True)
+            return 1
+        finally:
+            for proc in list(state.procs):
+                stop(state, proc)
+            if state.pg_databases:
+                asyncio.run(drop_databases(state.admin_url, state.pg_databases))
+            shutil.rmtree(state.tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,12 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from common import (  # type: ignore[import-not-found]
-    Broken,
+from benchkit.databases import (  # type: ignore[import-not-found]
     admin_exec,
     admin_url,
     db_url,
-    exit_code,
 )
+from benchkit.run import Broken, exit_code  # type: ignore[import-not-found]
 from sqlalchemy import func, select, text
 
 from missionlink.adapters.db.core_tables import email_jobs, transfers

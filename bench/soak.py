@@ -29,12 +29,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import random
 import re
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,13 +40,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from common import (  # type: ignore[import-not-found]
-    Broken,
-    exit_code,
+from benchkit.processes import (  # type: ignore[import-not-found]
+    clean_env,
     free_port,
+    log_tail,
     rss_mib,
+    spawn_group,
     stop_group,
+    wait_healthy,
 )
+from benchkit.run import Broken, exit_code  # type: ignore[import-not-found]
 from sqlalchemy import insert
 
 from missionlink.adapters.db.core_tables import channels, members, mission_totals, missions
@@ -194,7 +195,7 @@ async def bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as data:
         quiet = await seed_quiet(Path(data), args.quiet_missions)
         # Only the embedded default is soaked: none of the caller's MISSIONLINK_* settings.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MISSIONLINK_")}
+        env = clean_env()
         env.update({"MISSIONLINK_DATA_DIR": data,
                     "MISSIONLINK_RATE_LIMIT_SIGNUPS_PER_MINUTE": "0",
                     "MISSIONLINK_RATE_LIMIT_PLEDGES_PER_MINUTE": "0",
@@ -202,25 +203,16 @@ async def bench(args: argparse.Namespace) -> None:
         if args.read_cache_entries is not None:
             env["MISSIONLINK_READ_CACHE_MAX_ENTRIES"] = str(args.read_cache_entries)
         log_path = Path(data) / "serve.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(  # noqa: ASYNC220 - started once, before the load
-                [sys.executable, "-m", "missionlink.cli", "serve", "--host", "127.0.0.1",
-                 "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+        server = spawn_group(  # started once, before the load
+            [sys.executable, "-m", "missionlink.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port)], env, log_path)
         try:
             base = f"http://127.0.0.1:{port}"
+            try:
+                await wait_healthy(server, f"{base}/healthz", log=log_path)
+            except RuntimeError as exc:
+                raise Broken(str(exc)) from exc
             async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-                for _ in range(300):
-                    if server.poll() is not None:
-                        raise Broken(f"the server exited:\n{log_path.read_text()[-3000:]}")
-                    try:
-                        if (await client.get("/healthz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await asyncio.sleep(0.2)
-                else:
-                    raise Broken(f"the server did not start:\n{log_path.read_text()[-3000:]}")
                 streamer_id, streamer = await account(client, 0, "streamer")
                 fans = [(await account(client, n, "viewer"))[1] for n in range(1, 21)]
                 for fan in fans:
@@ -271,14 +263,14 @@ async def bench(args: argparse.Namespace) -> None:
             errors = sum(n for k, n in counts.items() if k.isdigit() and int(k) >= 500)
             if errors:
                 raise Broken(f"{errors} requests answered with a 5xx; server log:\n"
-                             f"{log_path.read_text(errors='replace')[-3000:]}")
+                             f"{log_tail(log_path)}")
             if not counts.get("loops"):
                 raise Broken("not one loop of traffic completed")
         except httpx.TransportError as exc:
             status = server.poll()
             raise Broken(f"the server stopped answering ({type(exc).__name__}); "
                          f"{'still running' if status is None else f'exit status {status}'}; "
-                         f"server log:\n{log_path.read_text(errors='replace')[-3000:]}") from exc
+                         f"server log:\n{log_tail(log_path)}") from exc
         finally:
             stop_group(server)
 
