@@ -19,12 +19,13 @@ from missionlink.domain.errors import Forbidden, NotAuthenticated
 from missionlink.services.sessions import recent_revocations
 
 
-async def get_container(request: Request) -> AppContext:
+async def app_context(request: Request) -> AppContext:
+    """What the app factory put in ``app.state.container`` (a ``bootstrap.Container``)."""
     container: AppContext = request.app.state.container
     return container
 
 
-Deps = Annotated[AppContext, Depends(get_container)]
+Deps = Annotated[AppContext, Depends(app_context)]
 
 
 def bearer_token(header: str | None) -> str | None:

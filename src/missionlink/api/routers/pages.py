@@ -73,7 +73,7 @@ def page_lang(request: Request) -> str:
     return "ko"
 
 
-def _container(request: Request) -> AppContext:
+def _context(request: Request) -> AppContext:
     container: AppContext = request.app.state.container
     return container
 
@@ -81,7 +81,7 @@ def _container(request: Request) -> AppContext:
 def render(request: Request, template: str, *, status: int = 200, **ctx: Any) -> HTMLResponse:
     lang = page_lang(request)
     strings = STRINGS[lang]
-    c = _container(request)
+    c = _context(request)
 
     def fmt(key: str, **values: Any) -> str:
         """``strings[key]`` with ``{name}`` filled in; ``key_one`` when ``n`` is 1."""
@@ -165,7 +165,7 @@ async def open_missions(c: AppContext, streamer_id: int) -> list[dict[str, Any]]
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> HTMLResponse:
-    c = _container(request)
+    c = _context(request)
     async with c.core_db.read() as conn:
         streamers, nxt = await channels.list_streamers(conn, now=c.clock.now(), limit=48,
                                                        after_id=_cursor(request))
@@ -209,7 +209,7 @@ async def operations_page(request: Request) -> HTMLResponse:
 
 @router.get("/channels/{streamer_id}", response_class=HTMLResponse)
 async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
-    c, sid = _container(request), parse_id(streamer_id)
+    c, sid = _context(request), parse_id(streamer_id)
     query = _search(request)
     if sid is None:
         return _not_found(request)
@@ -232,7 +232,7 @@ async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
 @router.get("/channels/{streamer_id}/open-missions", response_class=HTMLResponse)
 async def open_missions_fragment(request: Request, streamer_id: str) -> HTMLResponse:
     """The channel's open missions alone, for the studio page to load."""
-    c, sid = _container(request), parse_id(streamer_id)
+    c, sid = _context(request), parse_id(streamer_id)
     if sid is None:
         return _not_found(request)
     try:
@@ -247,7 +247,7 @@ async def open_missions_fragment(request: Request, streamer_id: str) -> HTMLResp
 
 @router.get("/posts/{post_id}", response_class=HTMLResponse)
 async def post_page(request: Request, post_id: str) -> HTMLResponse:
-    c, pid = _container(request), parse_id(post_id)
+    c, pid = _context(request), parse_id(post_id)
     if pid is None:
         return _not_found(request)
     try:
@@ -264,7 +264,7 @@ async def post_page(request: Request, post_id: str) -> HTMLResponse:
 
 @router.get("/missions/{mission_id}", response_class=HTMLResponse)
 async def mission_page(request: Request, mission_id: str) -> HTMLResponse:
-    c, mid = _container(request), parse_id(mission_id)
+    c, mid = _context(request), parse_id(mission_id)
     if mid is None:
         return _not_found(request)
     try:
