@@ -37,6 +37,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from missionlink.adapters.security.tokens import AccessClaims
+from missionlink.api.context import AppContext
 from missionlink.api.deps import IDEMPOTENCY_KEY_MAX, bearer_token, verify_token
 from missionlink.api.middleware import SecurityHeadersMiddleware, vary_on_origin
 from missionlink.api.params import INT64_END, parse_id
@@ -48,7 +49,6 @@ from missionlink.api.problems import (
 )
 from missionlink.api.routers import missions as routes
 from missionlink.api.schemas.core import BetIn, PledgeIn
-from missionlink.bootstrap import Container
 from missionlink.domain.errors import DomainError, NotAuthenticated
 from missionlink.observability.http import (
     record_request,
@@ -100,7 +100,7 @@ ROUTES: dict[str, MoneyRoute] = {
 class FastMoney:
     """Pure ASGI in front of ``app`` (the front layer and the FastAPI app behind it)."""
 
-    def __init__(self, app: ASGIApp, *, container: Container, hsts: bool, cors: bool,
+    def __init__(self, app: ASGIApp, *, container: AppContext, hsts: bool, cors: bool,
                  auth_cookies: tuple[str, ...]) -> None:
         self.app = app
         self.container = container

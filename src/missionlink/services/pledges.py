@@ -33,15 +33,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from missionlink.adapters.db import outbox
 from missionlink.adapters.db.core_tables import TOTAL_SHARDS
 from missionlink.adapters.db.engine import RETRYABLE_SQLSTATES, Database, is_retryable
-from missionlink.config import Settings
 from missionlink.domain import ledger
 from missionlink.domain import ledger as L
 from missionlink.domain.missions import OPEN, Action, MissionView, Status, check_action
 from missionlink.domain.timestamps import iso
 from missionlink.services import idempotency, missions
 from missionlink.services.idempotency import StoredResponse
+from missionlink.services.missions import MissionLimits
 
 CREATED = 201
+
+
+class PledgeSettings(MissionLimits, Protocol):
+    """What the pledge desks read of the configuration (``config.Settings`` has it all)."""
+
+    @property
+    def idempotency_ttl_seconds(self) -> int: ...
+    @property
+    def pledge_batch_max(self) -> int: ...
+    @property
+    def pledge_batch_concurrency(self) -> int: ...
 
 
 class PledgeDesk(Protocol):
@@ -62,7 +73,7 @@ class PledgeDesk(Protocol):
 class TransactionalPledgeDesk:
     """The portable pledge: ``idempotency.run`` around ``missions.pledge``."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: PledgeSettings) -> None:
         self.db = db
         self.settings = settings
 
@@ -147,7 +158,7 @@ class PostgresPledgeDesk:
     Each reply is given only after the batch's COMMIT.
     """
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: PledgeSettings) -> None:
         self.db = db
         self.settings = settings
         self.max_batch = settings.pledge_batch_max
@@ -316,7 +327,7 @@ class PledgeBusy(RuntimeError):
     applied: the database is busy (503, retry), not an idempotency conflict."""
 
 
-def make_pledge_desk(db: Database, settings: Settings) -> PledgeDesk:
+def make_pledge_desk(db: Database, settings: PledgeSettings) -> PledgeDesk:
     if db.is_postgres:
         return PostgresPledgeDesk(db, settings)
     return TransactionalPledgeDesk(db, settings)
