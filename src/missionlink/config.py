@@ -62,6 +62,11 @@ def normalize_database_url(url: str, password: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: The default ``PLEDGE_MESSAGE_BLOCKED_WORDS``.
+DEFAULT_BLOCKED_WORDS = ("시발", "씨발", "ㅅㅂ", "병신", "ㅂㅅ", "개새끼", "지랄", "좆",
+                         "fuck", "shit", "bitch", "asshole")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MISSIONLINK_", extra="ignore")
 
@@ -96,6 +101,10 @@ class Settings(BaseSettings):
     cancel_limit_per_day: int = Field(default=5, ge=1)
 
     cors_origins: Annotated[list[str], NoDecode] = []
+    #: Words masked with ``*`` in pledge messages (comma-separated, case-insensitive); the
+    #: default is a short list of common Korean and English insults.
+    pledge_message_blocked_words: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_BLOCKED_WORDS))
     rate_limit_signups_per_minute: int = Field(default=20, ge=0)
     #: Failed logins on one account (from any address) in 15 minutes before further tries
     #: from addresses that failed on it are slowed; also the budget of one address on one
@@ -177,7 +186,8 @@ class Settings(BaseSettings):
     sse_max_per_address: int = Field(default=50, ge=0)
     sse_max_per_process: int = Field(default=20_000, ge=0)
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "pledge_message_blocked_words",
+                     mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

@@ -132,7 +132,7 @@ async def test_refusals_read_the_same_through_either_route(
         r = await _same(client, normal, path, **kw)
         assert r.status_code in (401, 422), (kw, r.text)
     # A valid but unusual body (long, here) is the app's to answer.
-    r = await client.post(path, content=b" " * 200 + b'{"amount": 1000}',
+    r = await client.post(path, content=b" " * fast_money.MAX_BODY + b'{"amount": 1000}',
                           headers={**fan.headers, "Content-Type": "application/json"})
     assert r.status_code == 201
     assert served == []

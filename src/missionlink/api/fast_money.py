@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,9 +57,10 @@ from missionlink.observability.http import (
 )
 
 MISSIONS = "/api/v1/missions/"
-#: ``{"side": "failure", "points": 1000000}`` is 38 bytes; anything near this long is not
-#: an ordinary request.
-MAX_BODY = 128
+#: A pledge with a 100-character Korean message and ``"anonymous": true`` is about 360
+#: bytes; anything much longer is not an ordinary request.
+MAX_BODY = 512
+_PLEDGE_FIELDS = frozenset({"amount", "message", "anonymous"})
 _PASS_ON = frozenset({b"origin", b"transfer-encoding"})
 
 
@@ -68,9 +69,16 @@ def _in_range(value: object) -> bool:
 
 
 def _pledge_body(data: dict[str, Any]) -> BaseModel | None:
-    if data.keys() != {"amount"} or not _in_range(data["amount"]):
+    if data.keys() == {"amount"}:
+        if not _in_range(data["amount"]):
+            return None
+        return PledgeIn.model_construct(amount=data["amount"], message=None, anonymous=False)
+    if "amount" not in data or not data.keys() <= _PLEDGE_FIELDS:
         return None
-    return PledgeIn.model_construct(amount=data["amount"])
+    try:  # with a message: the model's own checks, and the app answers what they refuse
+        return PledgeIn.model_validate(data)
+    except ValidationError:
+        return None
 
 
 def _bet_body(data: dict[str, Any]) -> BaseModel | None:

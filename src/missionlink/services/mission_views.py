@@ -146,6 +146,19 @@ async def list_missions(
     return items, next_id
 
 
+def public_backer(user_id: int | None, display_name: str | None, *,
+                  anonymous: bool) -> dict[str, Any]:
+    """Who pledged, as the public sees it: nobody's name or id for an anonymous pledge."""
+    if anonymous:
+        return {"user_id": None, "display_name": None, "anonymous": True}
+    return {"user_id": user_id, "display_name": display_name, "anonymous": False}
+
+
+def public_message(message: str | None, *, hidden: bool) -> dict[str, Any]:
+    """A pledge's message as the public sees it: none once the streamer hid it."""
+    return {"message": None if hidden else message, "message_hidden": hidden}
+
+
 async def list_backers(
     conn: AsyncConnection, mission_id: int, *, limit: int, before_id: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
@@ -154,6 +167,7 @@ async def list_backers(
         raise NotFound(f"mission {mission_id} does not exist")
     stmt = (
         select(pledges.c.id, pledges.c.user_id, pledges.c.amount, pledges.c.created_at,
+               pledges.c.message, pledges.c.anonymous, pledges.c.message_hidden_at,
                members.c.display_name)
         .join(members, members.c.user_id == pledges.c.user_id)
         .where(pledges.c.mission_id == mission_id)
@@ -167,10 +181,10 @@ async def list_backers(
     items = [
         {
             "id": r.id,
-            "user_id": r.user_id,
-            "display_name": r.display_name,
+            **public_backer(r.user_id, r.display_name, anonymous=r.anonymous),
             "amount": r.amount,
             "created_at": iso(r.created_at),
+            **public_message(r.message, hidden=r.message_hidden_at is not None),
         }
         for r in page
     ]

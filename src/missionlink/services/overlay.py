@@ -15,7 +15,7 @@ from missionlink.domain import events
 from missionlink.domain.errors import NotFound
 from missionlink.domain.missions import Status, effective_status
 from missionlink.domain.timestamps import iso
-from missionlink.services.mission_views import totals, view_of
+from missionlink.services.mission_views import public_backer, public_message, totals, view_of
 
 OPEN_MISSIONS_SHOWN = 20
 #: On reconnect (``Last-Event-ID``), pledges missed this recently are replayed as alerts.
@@ -175,10 +175,10 @@ async def missed_pledges(
             "mission_id": r.mission_id,
             "streamer_id": streamer_id,
             "pledge_id": r.id,
-            "user_id": r.user_id,
+            **public_backer(r.user_id, r.display_name, anonymous=r.anonymous),
             "amount": r.amount,
             "total_pledged": int(r.total_pledged),
-            "display_name": r.display_name,
+            **public_message(r.message, hidden=r.message_hidden_at is not None),
             "title": r.title,
             "at": iso(r.created_at),
             "replayed": True,
@@ -201,7 +201,10 @@ async def overlay_event(
         if topic in MISSION_TOPICS:
             event["mission"] = (await _cards(conn, [row], now))[0]
     if topic == events.PLEDGE_CREATED:
-        event["display_name"] = await conn.scalar(
+        anonymous = bool(payload.get("anonymous"))
+        name = None if anonymous else await conn.scalar(
             select(members.c.display_name).where(members.c.user_id == payload.get("user_id"))
         )
+        event.update(public_backer(payload.get("user_id"), name, anonymous=anonymous))
+        event.update(public_message(payload.get("message"), hidden=False))
     return event

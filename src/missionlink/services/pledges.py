@@ -36,6 +36,7 @@ from missionlink.adapters.db.engine import RETRYABLE_SQLSTATES, Database, is_ret
 from missionlink.domain import ledger
 from missionlink.domain import ledger as L
 from missionlink.domain.missions import OPEN, Action, MissionView, Status, check_action
+from missionlink.domain.pledge_messages import blocked_pattern, message_of
 from missionlink.domain.timestamps import iso
 from missionlink.services import idempotency, missions
 from missionlink.services.idempotency import StoredResponse
@@ -53,6 +54,8 @@ class PledgeSettings(MissionLimits, Protocol):
     def pledge_batch_max(self) -> int: ...
     @property
     def pledge_batch_concurrency(self) -> int: ...
+    @property
+    def pledge_message_blocked_words(self) -> list[str]: ...
 
 
 class PledgeDesk(Protocol):
@@ -67,6 +70,8 @@ class PledgeDesk(Protocol):
         amount: int,
         key: str | None,
         fingerprint: str,
+        message: str | None = None,
+        anonymous: bool = False,
     ) -> StoredResponse: ...
 
 
@@ -76,6 +81,7 @@ class TransactionalPledgeDesk:
     def __init__(self, db: Database, settings: PledgeSettings) -> None:
         self.db = db
         self.settings = settings
+        self._blocked = blocked_pattern(settings.pledge_message_blocked_words)
 
     async def place(
         self,
@@ -86,15 +92,18 @@ class TransactionalPledgeDesk:
         amount: int,
         key: str | None,
         fingerprint: str,
+        message: str | None = None,
+        anonymous: bool = False,
     ) -> StoredResponse:
         # Before the key is looked at, as on PostgreSQL: an amount out of bounds is refused
         # the same way whatever the key has seen.
         missions.check_pledge_amount(self.settings, amount)
+        stored = message_of(message, self._blocked)
 
         async def work(conn: AsyncConnection) -> tuple[int, Any]:
             return CREATED, await missions.pledge(
                 conn, settings=self.settings, now=now, user_id=user_id,
-                mission_id=mission_id, amount=amount,
+                mission_id=mission_id, amount=amount, message=stored, anonymous=anonymous,
             )
 
         return await idempotency.run(
@@ -120,8 +129,10 @@ _DOMAIN_VALUES: dict[str, Any] = {
     "topic": outbox.PLEDGE_CREATED,
     "created_status": CREATED,
 }
-#: After the domain values, one more array: each pledge's request id.
-_ARGUMENTS = (*_COLUMNS, *_DOMAIN_VALUES, "request_ids")
+#: After the domain values, more arrays: each pledge's request id (0006), message and
+#: whether it is anonymous (0013).
+_LATER_COLUMNS = ("request_ids", "messages", "anonymous")
+_ARGUMENTS = (*_COLUMNS, *_DOMAIN_VALUES, *_LATER_COLUMNS)
 #: Sent as the driver's own statement with positional parameters: no statement to compile
 #: and no named parameters to convert per batch.
 _PLACE = ("SELECT * FROM missionlink_place_pledges("
@@ -163,6 +174,7 @@ class PostgresPledgeDesk:
         self.settings = settings
         self.max_batch = settings.pledge_batch_max
         self.max_running = settings.pledge_batch_concurrency
+        self._blocked = blocked_pattern(settings.pledge_message_blocked_words)
         self._waiting: list[_Pledge] = []
         self._running: set[asyncio.Task[None]] = set()
         self._kicked = False
@@ -176,13 +188,16 @@ class PostgresPledgeDesk:
         amount: int,
         key: str | None,
         fingerprint: str,
+        message: str | None = None,
+        anonymous: bool = False,
     ) -> StoredResponse:
         missions.check_pledge_amount(self.settings, amount)
         row = (mission_id, user_id, amount, now, key, fingerprint,
                now - timedelta(seconds=self.settings.idempotency_ttl_seconds),
                L.user_cash(user_id), L.escrow(mission_id), iso(now),
                # The pledge.created event names the request, as outbox.emit does.
-               structlog.contextvars.get_contextvars().get("request_id"))
+               structlog.contextvars.get_contextvars().get("request_id"),
+               message_of(message, self._blocked), anonymous)
         pledge = _Pledge(row, user_id, mission_id, amount, now, key,
                          asyncio.get_running_loop().create_future())
         self._waiting.append(pledge)
@@ -264,7 +279,7 @@ class PostgresPledgeDesk:
 
     async def _call(self, batch: list[_Pledge]) -> Sequence[Row[Any]]:
         columns = [list(values) for values in zip(*(p.row for p in batch), strict=True)]
-        params = (*columns[:len(_COLUMNS)], *_DOMAIN_ARGUMENTS, columns[len(_COLUMNS)])
+        params = (*columns[:len(_COLUMNS)], *_DOMAIN_ARGUMENTS, *columns[len(_COLUMNS):])
         for attempt in range(_BATCH_RETRIES + 1):
             try:
                 async with self.db.engine.connect() as conn:

@@ -148,6 +148,10 @@ pledges = Table(
     Column("user_id", BigInteger, nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # The backer's words (blocked words masked), shown unless the streamer hid them.
+    Column("message", String(100), nullable=True),
+    Column("anonymous", Boolean, nullable=False, server_default=text("false")),
+    Column("message_hidden_at", UTCDateTime, nullable=True),
     CheckConstraint("amount > 0", name="amount_positive"),
 )
 Index("ix_pledges_mission_user", pledges.c.mission_id, pledges.c.user_id, pledges.c.amount)

@@ -95,9 +95,23 @@ async def pledge(
                                           await request.body())
     stored = await c.pledges.place(
         now=c.clock.now(), user_id=user.user_id, mission_id=mission_id, amount=body.amount,
-        key=key, fingerprint=fingerprint,
+        key=key, fingerprint=fingerprint, message=body.message, anonymous=body.anonymous,
     )
     return await respond(c, stored)
+
+
+@router.post("/{mission_id}/pledges/{pledge_id}/hide")
+async def hide_pledge_message(
+    mission_id: PathId, pledge_id: PathId, request: Request, user: CurrentUser, c: Deps,
+    key: IdempotencyKey,
+) -> JSONResponse:
+    """The mission's streamer hides a pledge's message from the mission page, the backers
+    list and the live streams; the pledge stays. Hiding it again answers the same."""
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await missions.hide_message(conn, now=c.clock.now(), actor_id=user.user_id,
+                                           mission_id=mission_id, pledge_id=pledge_id)
+
+    return await run_effect(request, c, user_id=user.user_id, key=key, work=work)
 
 
 @router.get("/{mission_id}/pledges", response_model=dict[str, Any], responses=NOT_MODIFIED)

@@ -24,6 +24,7 @@ from missionlink.api.params import parse_id
 from missionlink.domain.board import SEARCH, check_search
 from missionlink.domain.errors import InvalidInput, NotFound
 from missionlink.domain.missions import Status
+from missionlink.domain.pledge_messages import MESSAGE_MAX
 from missionlink.domain.timestamps import iso
 from missionlink.services import board, channels, predictions
 from missionlink.services.mission_views import get_mission, list_backers, list_missions
@@ -104,7 +105,7 @@ def _limits(c: AppContext) -> dict[str, int]:
     return {"min_pledge": s.min_pledge, "max_pledge": s.max_pledge, "max_topup": s.max_topup,
             "min_mission_seconds": s.min_mission_seconds,
             "max_mission_seconds": s.max_mission_seconds,
-            "result_grace_seconds": s.result_grace_seconds}
+            "result_grace_seconds": s.result_grace_seconds, "message_max": MESSAGE_MAX}
 
 
 def _not_found(request: Request) -> HTMLResponse:

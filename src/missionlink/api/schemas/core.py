@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 
 from missionlink.api.params import Amount, BodyId, Points, Seconds
 from missionlink.api.schemas.text import cleaner, schema
+from missionlink.domain.pledge_messages import MESSAGE as PLEDGE_MESSAGE
 from missionlink.domain.text import TextRule
 
 MISSION_TITLE = TextRule(200)
@@ -34,6 +35,11 @@ class MissionIn(Strict):
 
 class PledgeIn(Strict):
     amount: Amount
+    #: Optional words shown with the pledge (blocked words are masked when stored).
+    message: Annotated[StrictStr, AfterValidator(cleaner(PLEDGE_MESSAGE)),
+                       Field(json_schema_extra=schema(PLEDGE_MESSAGE))] | None = None
+    #: Shown without the backer's name or id wherever the public sees the pledge.
+    anonymous: StrictBool = False
 
 
 class ResultIn(Strict):

@@ -11,7 +11,12 @@ Callers import the use cases from here (``services.missions.pledge``).
 
 from missionlink.services.missions.lifecycle import expire_due, transition
 from missionlink.services.missions.limits import MissionLimits, check_pledge_amount
-from missionlink.services.missions.pledging import PLEDGE_TRANSFER_PREFIX, pledge, record_pledge
+from missionlink.services.missions.pledging import (
+    PLEDGE_TRANSFER_PREFIX,
+    hide_message,
+    pledge,
+    record_pledge,
+)
 from missionlink.services.missions.proposals import create_mission
 from missionlink.services.missions.rows import lock_shared, mission_not_found
 
@@ -21,6 +26,7 @@ __all__ = [
     "check_pledge_amount",
     "create_mission",
     "expire_due",
+    "hide_message",
     "lock_shared",
     "mission_not_found",
     "pledge",

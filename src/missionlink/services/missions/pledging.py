@@ -6,18 +6,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db import journal, outbox
-from missionlink.adapters.db.core_tables import TOTAL_SHARDS, mission_totals, pledges
+from missionlink.adapters.db.core_tables import TOTAL_SHARDS, mission_totals, missions, pledges
 from missionlink.adapters.db.sql import upsert_add
 from missionlink.domain import ledger as L
+from missionlink.domain.errors import Forbidden, NotFound
 from missionlink.domain.missions import Action, check_action
 from missionlink.domain.timestamps import iso
 from missionlink.services.mission_views import view_of
 from missionlink.services.missions.limits import MissionLimits, check_pledge_amount
-from missionlink.services.missions.rows import lock_shared
+from missionlink.services.missions.rows import lock_shared, mission_not_found
 
 #: A pledge's journal transfer is ``pledge:{pledge id}``; reconcile looks it up by that id.
 PLEDGE_TRANSFER_PREFIX = f"{L.TransferKind.pledge.value}:"
@@ -25,12 +26,13 @@ PLEDGE_TRANSFER_PREFIX = f"{L.TransferKind.pledge.value}:"
 
 async def record_pledge(
     conn: AsyncConnection, mission_id: int, streamer_id: int, user_id: int, amount: int,
-    now: datetime,
+    now: datetime, *, message: str | None = None, anonymous: bool = False,
 ) -> dict[str, Any]:
     await journal.debit_wallet(conn, user_id, L.KRW, amount)
     pledge_id = await conn.scalar(
         insert(pledges)
-        .values(mission_id=mission_id, user_id=user_id, amount=amount, created_at=now)
+        .values(mission_id=mission_id, user_id=user_id, amount=amount, created_at=now,
+                message=message, anonymous=anonymous)
         .returning(pledges.c.id)
     )
     await journal.post(
@@ -69,6 +71,8 @@ async def record_pledge(
             "user_id": user_id,
             "amount": amount,
             "total_pledged": total,
+            "message": message,
+            "anonymous": anonymous,
         },
         now,
     )
@@ -79,6 +83,8 @@ async def record_pledge(
         "amount": amount,
         "total_pledged": total,
         "created_at": iso(now),
+        "message": message,
+        "anonymous": anonymous,
     }
 
 
@@ -90,9 +96,35 @@ async def pledge(
     user_id: int,
     mission_id: int,
     amount: int,
+    message: str | None = None,
+    anonymous: bool = False,
 ) -> dict[str, Any]:
-    """The portable pledge, inside the caller's transaction (SQLite, or any database)."""
+    """The portable pledge, inside the caller's transaction (SQLite, or any database);
+    ``message`` as stored (``domain.pledge_messages.message_of``)."""
     check_pledge_amount(settings, amount)
     row = await lock_shared(conn, mission_id)
     check_action(view_of(row), Action.pledge, user_id, now)
-    return await record_pledge(conn, mission_id, row.streamer_id, user_id, amount, now)
+    return await record_pledge(conn, mission_id, row.streamer_id, user_id, amount, now,
+                               message=message, anonymous=anonymous)
+
+
+async def hide_message(
+    conn: AsyncConnection, *, now: datetime, actor_id: int, mission_id: int, pledge_id: int
+) -> dict[str, Any]:
+    """The mission's streamer hides a pledge's message from every public view (the pledge
+    itself stays). Hiding it again changes nothing."""
+    streamer_id = await conn.scalar(select(missions.c.streamer_id)
+                                    .where(missions.c.id == mission_id))
+    if streamer_id is None:
+        raise mission_not_found(mission_id)
+    if streamer_id != actor_id:
+        raise Forbidden("only the mission's streamer may hide a pledge's message")
+    found = await conn.scalar(select(pledges.c.id).where(
+        pledges.c.id == pledge_id, pledges.c.mission_id == mission_id))
+    if found is None:
+        raise NotFound(f"pledge {pledge_id} of mission {mission_id} does not exist")
+    await conn.execute(update(pledges)
+                       .where(pledges.c.id == pledge_id, pledges.c.message_hidden_at.is_(None))
+                       .values(message_hidden_at=now))
+    return {"id": pledge_id, "mission_id": mission_id, "streamer_id": streamer_id,
+            "message": None, "message_hidden": True}

@@ -467,8 +467,12 @@
     },
     async pledge(form, key) {
       const amount = int(form, 'amount');
+      const body = { amount };
+      const message = form.elements.message ? form.elements.message.value.trim() : '';
+      if (message) body.message = message;
+      if (form.elements.anonymous && form.elements.anonymous.checked) body.anonymous = true;
       await api('POST', `/missions/${form.dataset.mission}/pledges`, { auth: 'required', key,
-        body: { amount } });
+        body });
       await reloadSections(['mission-main']);
       await loadMyBet();
       toast(t('pledge_done', { amount }));
@@ -529,6 +533,13 @@
   /* ---------- buttons ---------- */
 
   const ACTIONS = {
+    async 'hide-message'(button) {
+      // The mission's streamer hides a backer's message; the pledge stays.
+      if (!window.confirm(t('confirm_hide_message'))) return;
+      await api('POST', `/missions/${document.body.dataset.missionId}/pledges/${button.dataset.pledge}/hide`,
+        { auth: 'required' });
+      await reloadSections(['backers']);
+    },
     lang(button) {
       const lang = button.dataset.lang;
       rememberLang(lang);
