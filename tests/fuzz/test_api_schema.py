@@ -54,6 +54,7 @@ API = "/api/v1"
 #: - a cursor is opaque and strictly parsed: any string fits the schema, a forged one is 422;
 #: - an Idempotency-Key reused with another request is 422 (idempotency-key-reused);
 #: - amounts, durations and channel settings are checked against configured limits;
+#: - a profile's channel link must name a SOOP, CHZZK or YouTube host (domain/profile.py);
 #: - user-written text follows the text policy (no NUL or control characters, NFC);
 #: - refresh and logout take the refresh token from the body or from the cookie.
 #: Operations not listed (ids in the path, no body) must accept every schema-valid request.
@@ -67,7 +68,8 @@ BUSINESS_RULES_422 = {
              f"{API}/missions/{{mission_id}}/cancel", f"{API}/missions/{{mission_id}}/result",
              f"{API}/missions/{{mission_id}}/bets", f"{API}/channels/{{streamer_id}}/posts",
              f"{API}/posts/{{post_id}}/comments"],
-    "patch": [f"{API}/posts/{{post_id}}", f"{API}/streamers/me/settings"],
+    "patch": [f"{API}/posts/{{post_id}}", f"{API}/streamers/me/settings",
+              f"{API}/streamers/me/profile"],
 }
 ACCEPTED = ["2xx", "3xx", 401, 403, 404, 409, 429]
 

@@ -1,4 +1,4 @@
-"""Channel settings and the streamer directory."""
+"""Channel settings, the streamer's public profile and the streamer directory."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import channels, members
+from missionlink.domain import profile
+from missionlink.domain.board import like_pattern
 from missionlink.domain.errors import InvalidInput, NotFound
 
 LIVE_SECONDS = 45
@@ -61,6 +63,43 @@ async def update_settings(
     return settings_out(row)
 
 
+def profile_out(row: Any) -> dict[str, Any]:
+    return {"intro": row.intro, "link": row.link, "link_platform": profile.platform_of(row.link)}
+
+
+async def get_profile(conn: AsyncConnection, streamer_id: int) -> dict[str, Any]:
+    row = (
+        await conn.execute(select(channels).where(channels.c.streamer_id == streamer_id))
+    ).first()
+    if row is None:
+        raise NotFound("you have no channel")
+    return profile_out(row)
+
+
+async def update_profile(
+    conn: AsyncConnection, *, streamer_id: int, intro: str | None, link: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Change the intro and/or the link (``""`` removes it); ``None`` leaves one as it is."""
+    changes: dict[str, Any] = {}
+    if intro is not None:
+        changes["intro"] = profile.check_intro(intro)
+    if link is not None:
+        checked = profile.check_link(link)
+        changes["link"] = checked.url if checked else None
+    row = (
+        await conn.execute(
+            update(channels)
+            .where(channels.c.streamer_id == streamer_id)
+            .values(**changes, updated_at=now)
+            .returning(*channels.c)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("you have no channel")
+    return profile_out(row)
+
+
 def streamer_out(row: Any, now: datetime) -> dict[str, Any]:
     live_at = getattr(row, "live_at", None)
     return {
@@ -70,6 +109,7 @@ def streamer_out(row: Any, now: datetime) -> dict[str, Any]:
         "min_mission_amount": row.min_mission_amount,
         "accept_timeout_seconds": row.accept_timeout_seconds,
         "live": bool(live_at and (now - live_at).total_seconds() < LIVE_SECONDS),
+        **profile_out(row),
     }
 
 
@@ -80,11 +120,16 @@ def _directory() -> Any:
 
 
 async def list_streamers(
-    conn: AsyncConnection, *, now: datetime, limit: int, after_id: int | None
+    conn: AsyncConnection, *, now: datetime, limit: int, after_id: int | None,
+    query: str | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of the directory, in channel order; ``query`` keeps the streamers whose
+    display name contains it, case-insensitively (``%`` and ``_`` are literal)."""
     stmt = _directory().order_by(channels.c.streamer_id).limit(limit + 1)
     if after_id is not None:
         stmt = stmt.where(channels.c.streamer_id > after_id)
+    if query:
+        stmt = stmt.where(members.c.display_name.ilike(like_pattern(query), escape="\\"))
     rows = list(await conn.execute(stmt))
     page = rows[:limit]
     nxt = page[-1].streamer_id if len(rows) > limit else None

@@ -57,8 +57,15 @@ channels = Table(
     Column("overlay_token", String(64), nullable=False, unique=True),
     Column("live_at", UTCDateTime, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The public profile (domain/profile.py): intro text and one link to the streamer's
+    # SOOP, CHZZK or YouTube channel; the checks are the backstop of the code's rules.
+    Column("intro", Text, nullable=False, server_default=text("''")),
+    Column("link", String(300), nullable=True),
     CheckConstraint("min_mission_amount > 0", name="min_amount_positive"),
     CheckConstraint("accept_timeout_seconds >= 60", name="accept_timeout_floor"),
+    CheckConstraint("length(intro) <= 500", name="intro_length"),
+    CheckConstraint("link IS NULL OR (link LIKE 'https://%' AND length(link) <= 300)",
+                    name="link_https"),
 )
 
 # Append-only double-entry journal: one row is one transfer of `amount` from one account
