@@ -25,8 +25,9 @@ from missionlink.domain.board import SEARCH, check_search
 from missionlink.domain.errors import InvalidInput, NotFound
 from missionlink.domain.missions import Status
 from missionlink.domain.pledge_messages import MESSAGE_MAX
+from missionlink.domain.profile import NAME_SEARCH, PLATFORM_HOSTS, check_name_search
 from missionlink.domain.timestamps import iso
-from missionlink.services import board, channels, predictions
+from missionlink.services import board, channels, predictions, top_backers
 from missionlink.services.mission_views import get_mission, list_backers, list_missions
 
 router = APIRouter(include_in_schema=False)
@@ -64,6 +65,8 @@ _env = jinja2.Environment(
 )
 _env.filters["num"] = lambda n: f"{n:,}"
 _env.filters["shorttime"] = _short_time
+#: The hosts a channel link may name (domain/profile.py), for the studio's check before sending.
+_env.globals["link_hosts"] = " ".join(sorted(PLATFORM_HOSTS))
 
 
 def page_lang(request: Request) -> str:
@@ -127,6 +130,15 @@ def _search(request: Request) -> str | None:
         return None
 
 
+def _name_search(request: Request) -> str | None:
+    """The directory's search text; text the API would refuse searches nothing."""
+    try:
+        return check_name_search((request.query_params.get("q") or "")[
+            :4 * NAME_SEARCH.max_chars])
+    except InvalidInput:
+        return None
+
+
 def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -167,9 +179,10 @@ async def open_missions(c: AppContext, streamer_id: int) -> list[dict[str, Any]]
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> HTMLResponse:
     c = _context(request)
+    query = _name_search(request)
     async with c.core_db.read() as conn:
         streamers, nxt = await channels.list_streamers(conn, now=c.clock.now(), limit=48,
-                                                       after_id=_cursor(request))
+                                                       after_id=_cursor(request), query=query)
         recent, _ = await list_missions(conn, now=c.clock.now(), limit=12, before_id=None,
                                         streamer_id=None, status=None)
         names = {s["id"]: s["display_name"] for s in streamers}
@@ -179,7 +192,7 @@ async def home(request: Request) -> HTMLResponse:
                 names[m["streamer_id"]] = found["display_name"]
     return render(request, "home.html", page="home", streamers=streamers,
                   next_cursor=encode_int(nxt), missions=[with_times(m, c) for m in recent],
-                  names=names)
+                  names=names, query=query or "")
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -221,13 +234,14 @@ async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
                                                 before_id=_cursor(request), query=query)
             recent, _ = await list_missions(conn, now=c.clock.now(), limit=20, before_id=None,
                                             streamer_id=sid, status=None)
+            backers = await top_backers.top_backers(conn, streamer_id=sid, now=c.clock.now())
     except NotFound:
         return _not_found(request)
     ended = [with_times(m, c) for m in recent if m["status"] not in (Status.pending,
                                                                      Status.accepted)]
     return render(request, "channel.html", page="channel", streamer=streamer,
                   missions=await open_missions(c, sid), ended=ended[:10], posts=posts,
-                  next_cursor=encode_int(nxt), query=query or "")
+                  next_cursor=encode_int(nxt), query=query or "", top_backers=backers)
 
 
 @router.get("/channels/{streamer_id}/open-missions", response_class=HTMLResponse)

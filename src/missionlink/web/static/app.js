@@ -721,6 +721,85 @@
     decorate(holder);
   }
 
+  /* ---------- the streamer's profile (studio) and quick pledge amounts ---------- */
+
+  // The same rules as domain/profile.py, checked before sending so the reason shows in the
+  // page's language; the server still decides.
+  const LINK_CHARS = /^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/;
+  const LINK_MAX = 300;
+  /** The length the server counts: code points after NFC. */
+  const textLength = (s) => [...s.normalize('NFC')].length;
+
+  function introCount(form) {
+    const box = $('.intro-count', form);
+    if (box) {
+      box.textContent = t('profile_intro_hint', { n: textLength(form.elements.intro.value.trim()),
+        max: Number(form.dataset.introMax) });
+    }
+  }
+
+  /** Whether ``value`` is a link the server refuses (an empty one removes the link). */
+  function linkRefused(form, value) {
+    const url = value.trim();
+    if (!url) return false;
+    if (url.length > LINK_MAX || !LINK_CHARS.test(url)) return true;
+    const m = /^https:\/\/([^/?#]*)(.*)$/i.exec(url);
+    if (!m || !form.dataset.linkHosts.split(' ').includes(m[1].toLowerCase())) return true;
+    return m[2].split(/[?#]/)[0].replace(/\//g, '') === '';
+  }
+
+  function fillProfile(form, p) {
+    form.elements.intro.value = p.intro;
+    form.elements.link.value = p.link || '';
+    introCount(form);
+  }
+
+  async function loadProfile() {
+    const form = $('form[data-form=profile]');
+    if (!form) return;
+    $('.my-channel-link', form).href = `/channels/${me.id}`;
+    fillProfile(form, await api('GET', '/streamers/me/profile', { auth: 'required' }));
+  }
+
+  FORMS.profile = async (form) => {
+    const f = form.elements;
+    const max = Number(form.dataset.introMax);
+    const refuse = (field, detail) => {
+      field.focus();
+      return new ApiError({ status: 422, code: 'invalid-input', detail });
+    };
+    if (textLength(f.intro.value.trim()) > max) {
+      throw refuse(f.intro, t('profile_intro_too_long', { max }));
+    }
+    if (linkRefused(form, f.link.value)) throw refuse(f.link, t('profile_link_invalid'));
+    const profile = await api('PATCH', '/streamers/me/profile', { auth: 'required',
+      body: { intro: f.intro.value, link: f.link.value.trim() } });
+    fillProfile(form, profile);
+    toast(t('saved'));
+  };
+
+  document.addEventListener('input', (event) => {
+    const form = event.target.form;
+    if (form && form.dataset.form === 'profile' && event.target.name === 'intro') introCount(form);
+  });
+
+  // Quick amounts add to what is typed (an empty or unreadable field counts as 0); "clear"
+  // empties it. The input event makes the next submission a new one (a fresh key).
+  document.addEventListener('click', (event) => {
+    const button = event.target.closest('[data-add-amount], [data-clear-amount]');
+    const form = button && button.closest('form');
+    if (!form || form.dataset.busy) return;
+    const input = form.elements.amount;
+    if ('clearAmount' in button.dataset) {
+      input.value = '';
+    } else {
+      const typed = Number(String(input.value).replace(/[,\s]/g, ''));
+      const base = Number.isSafeInteger(typed) && typed > 0 ? typed : 0;
+      input.value = String(base + Number(button.dataset.addAmount));
+    }
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+
   /* ---------- the operations page (admins) ---------- */
 
   const OPS_EVERY_MS = 5000;
@@ -1004,7 +1083,10 @@
   function sectionsOf(type) {
     const ended = type === 'mission.ended' || type === 'mission.settled';
     if (PAGE === 'studio') return ['studio-missions'];
-    if (PAGE === 'channel') return ended ? ['open-missions', 'past-missions'] : ['open-missions'];
+    if (PAGE === 'channel') {
+      return ended ? ['open-missions', 'past-missions', 'top-backers']
+        : ['open-missions', 'top-backers'];
+    }
     if (type === 'pledge.created') return ['mission-card', 'backers'];
     if (type === 'bet.placed') return ['pools'];
     return MISSION_SECTIONS;
@@ -1119,6 +1201,7 @@
       ]);
       fillSettings($('form[data-form=settings]'), settings);
       $('#overlay-url').value = overlay.url;
+      await loadProfile();
       await loadStudioMissions();
     },
     mission: loadMyBet,
