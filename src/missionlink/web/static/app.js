@@ -759,6 +759,8 @@
     if (!form) return;
     $('.my-channel-link', form).href = `/channels/${me.id}`;
     fillProfile(form, await api('GET', '/streamers/me/profile', { auth: 'required' }));
+    for (const el of form.elements) el.disabled = false;
+    form.dataset.loaded = '1';
   }
 
   FORMS.profile = async (form) => {
