@@ -4,8 +4,8 @@ Headless Chromium (Debian's ``chromium``) via Playwright, at 1280x800 and 390x84
 and English: the streamer edits the intro and channel link in the studio (a bad link is
 refused before sending, in the page's language) and the channel page shows them; the
 directory finds a streamer by part of the name; a viewer builds an amount from the quick
-buttons and pledges it, and shows up among the channel's top backers. Nothing is wider
-than the screen. Skipped when Playwright or /usr/bin/chromium is missing.
+buttons and pledges it, and the open channel page ranks them first among its top backers
+without a reload. Nothing is wider than the screen. Skipped when Playwright or /usr/bin/chromium is missing.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.e2e.sse import live_server
-from tests.helpers import Actor, make_user, propose, screenshot_path, top_up
+from tests.helpers import Actor, make_user, propose, screenshot_path, settle_all, top_up
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 10_000
@@ -146,7 +146,8 @@ async def test_profile_directory_and_quick_amounts_in_the_browser(
 
         # The channel page shows it to anyone, escaped, with the link marked as user content.
         anyone = await session(None)
-        page = await anyone.page(f"/channels/{streamer.id}")
+        page = channel = await anyone.page(f"/channels/{streamer.id}")
+        await channel.evaluate("window.notReloaded = true")
         intro = page.locator("#channel-intro")
         assert await intro.inner_text() == INTRO
         anchor = page.locator("#channel-link")
@@ -202,13 +203,18 @@ async def test_profile_directory_and_quick_amounts_in_the_browser(
         newest = r.json()["items"][0]
         assert (newest["display_name"], newest["amount"]) == ("Quick Tapper", 12_000)
 
-        # The channel's top backers now rank the viewer first.
-        page = await anyone.page(f"/channels/{streamer.id}")
-        top = page.locator("#top-backers")
+        # The channel page open since before the pledge ranks the viewer first, live (the
+        # worker relays the pledge's event to the channel's stream).
+        await settle_all(container)
+        top = channel.locator("#top-backers")
+        await top.locator("li", has_text="Quick Tapper").wait_for(timeout=TIMEOUT_MS)
+        assert await channel.evaluate("window.notReloaded === true")
+        page = channel
         assert words["top"] in await top.inner_text()
         rows = await top.locator("li").all_inner_texts()
         assert "Quick Tapper" in rows[0] and words["pledged"] in rows[0]
         assert "열혈팬 <i>1</i>" in rows[1]
+        assert await page.locator("#top-backers i").count() == 0
         await _fits(page, viewport)
         if lang == "ko":
             await page.screenshot(path=str(screenshot_path(f"web-channel-profile-{size}.png",
