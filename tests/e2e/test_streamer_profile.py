@@ -38,6 +38,10 @@ async def test_a_streamer_sets_an_intro_and_a_channel_link_shown_on_the_channel(
     streamer = await make_user(container, "streamer", name="라면왕")
     r = await client.get(PROFILE, headers=streamer.headers)
     assert r.json() == {"intro": "", "link": None, "link_platform": None}
+    # Read (and so cached) before the change: the change must still show at once.
+    before = (await client.get(f"/api/v1/streamers/{streamer.id}")).json()
+    assert (before["intro"], before["link"]) == ("", None)
+    assert (await client.get("/api/v1/streamers")).json()["items"][0]["intro"] == ""
 
     intro = "매일 밤 9시 방송합니다.\n라면 미션 환영!"
     r = await _patch(client, streamer, {"intro": intro,
