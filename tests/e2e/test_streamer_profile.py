@@ -248,6 +248,10 @@ async def test_top_backers_count_kept_and_escrowed_pledges_never_refunded_ones(
     open_one = await propose(client, d, streamer, amount=3_000, duration=86_400)
     await _pledge(client, a, open_one, 2_000)
     await _act(client, streamer, open_one, "accept")
+    # An anonymous pledge names nobody, so it is not ranked (the backer's other pledges are).
+    r = await client.post(f"/api/v1/missions/{open_one['id']}/pledges", headers=a.headers,
+                          json={"amount": 70_000, "anonymous": True})
+    assert r.status_code == 201, r.text
     lapsing = await propose(client, c, streamer, amount=100_000, duration=86_400)
     other_channel = await propose(client, b, elsewhere, amount=90_000, duration=86_400)
     await _act(client, elsewhere, other_channel, "accept")

@@ -6,6 +6,9 @@ escrow). Pledges on missions that ended ``rejected``, ``cancelled``, ``failed`` 
 ``expired`` are left out — they are refunded, or will be at settlement — and so are those on
 an open mission past the moment it reads ``expired`` (``domain/missions.py::expires_at``),
 which the expiry sweep will refund. So a backer never ranks on money they got back.
+
+Anonymous pledges are left out: the ranking names its backers, and a pledge made
+anonymously must name nobody in public (docs/web.md, pledge messages).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ async def top_backers(
         .select_from(pledges)
         .join(missions, missions.c.id == pledges.c.mission_id)
         .join(members, members.c.user_id == pledges.c.user_id)
-        .where(missions.c.streamer_id == streamer_id, _counted(now))
+        .where(missions.c.streamer_id == streamer_id, _counted(now), ~pledges.c.anonymous)
         .group_by(pledges.c.user_id, members.c.display_name)
         .order_by(total.desc(), pledges.c.user_id)
         .limit(limit)

@@ -97,7 +97,8 @@ async def update_profile(body: ProfileIn, user: CurrentStreamer, c: Deps) -> dic
 @router.get("/{streamer_id}/top-backers", response_model=TopBackersOut)
 async def channel_top_backers(streamer_id: PathId, c: Deps) -> dict[str, Any]:
     """The channel's ten biggest backers by display name. Counted: pledges on missions
-    that succeeded and on open missions not yet expired; refunded pledges never count."""
+    that succeeded and on open missions not yet expired; refunded and anonymous pledges
+    never count."""
     now = c.clock.now()
     async with c.core_db.read() as conn:
         await channels.get_streamer(conn, streamer_id, now)  # 404 for no such channel

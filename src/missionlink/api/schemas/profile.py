@@ -41,6 +41,7 @@ class TopBacker(BaseModel):
 
 class TopBackersOut(BaseModel):
     """At most ten backers, largest total first. Counted: pledges on missions that
-    succeeded and on open missions not yet expired; refunded ones never count."""
+    succeeded and on open missions not yet expired; refunded and anonymous ones never
+    count."""
 
     items: list[TopBacker]

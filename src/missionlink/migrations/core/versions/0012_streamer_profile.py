@@ -1,7 +1,7 @@
 """channels.intro and channels.link: a streamer's public profile; directory search by name
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0013
 
 ``intro`` (at most 500 characters, empty by default) and ``link`` (one https address of
 the streamer's SOOP, CHZZK or YouTube channel, or NULL) are checked by the code
@@ -15,7 +15,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision: str = '0012'
-down_revision: Union[str, Sequence[str], None] = '0007'
+down_revision: Union[str, Sequence[str], None] = '0013'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
