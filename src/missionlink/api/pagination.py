@@ -22,7 +22,7 @@ class Page:
             return None
         value = parse_id(decode_opaque(self.cursor))
         if value is None:
-            raise InvalidInput("cursor is malformed")
+            raise InvalidInput.malformed_cursor()
         return value
 
 

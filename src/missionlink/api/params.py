@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import Path, Query
 from pydantic import BeforeValidator, Field, StrictInt
+from pydantic_core import PydanticCustomError
 
 INT64_MAX = 2**63 - 1
 #: Upper bounds are written ``lt=2**63``: the OpenAPI document carries bounds as floats, and
@@ -45,7 +46,8 @@ def parse_id(text: str) -> int | None:
 def _ascii_digits(value: object) -> object:
     """Path and query values arrive as text; only ASCII digits go on to the integer check."""
     if isinstance(value, str) and not _DIGITS.fullmatch(value):
-        raise ValueError("must be a whole number written in ASCII digits (0-9)")
+        raise PydanticCustomError("not-integer",
+                                  "must be a whole number written in ASCII digits (0-9)")
     return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis.exceptions
@@ -20,6 +22,7 @@ from missionlink.api.stream_gate import StreamsFull
 from missionlink.domain.errors import (
     Conflict,
     DomainError,
+    FieldError,
     Forbidden,
     IdempotencyMismatch,
     InvalidInput,
@@ -122,6 +125,8 @@ def domain_problem(exc: DomainError) -> JSONResponse:
     status = status_of(exc)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, InvalidInput) and exc.errors:
+        extra["errors"] = [domain_field_error(e) for e in exc.errors]
     return problem(status, exc.code, exc.title, exc.detail, headers=headers, **extra)
 
 
@@ -171,15 +176,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
-            for e in exc.errors()
-        ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"] if p != "body") or "request"
-        return problem(
-            422, "invalid-input", "Invalid input", f"{where}: {first['msg']}", errors=errors
-        )
+        return validation_problem(exc.errors())
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
@@ -196,6 +193,85 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request)
         return problem(exc.status_code, code, title, str(exc.detail), headers=headers or None)
+
+
+#: Field codes (docs/errors.md#field-codes) for pydantic's error types; the code's params
+#: come from the error's context.
+_PYDANTIC_CODES = {
+    "missing": "required",
+    "extra_forbidden": "unknown-field",
+    "int_type": "not-integer", "int_parsing": "not-integer", "int_from_float": "not-integer",
+    "string_type": "not-text", "string_unicode": "not-text",
+    "bool_type": "not-boolean", "bool_parsing": "not-boolean",
+    "greater_than_equal": "too-small", "greater_than": "too-small",
+    "less_than_equal": "too-large", "less_than": "too-large",
+    "string_too_short": "too-short", "string_too_long": "too-long",
+    "literal_error": "not-allowed", "enum": "not-allowed",
+    "model_type": "not-object", "model_attributes_type": "not-object", "dict_type": "not-object",
+    "json_invalid": "malformed-json", "json_type": "malformed-json",
+    "string_pattern_mismatch": "invalid",
+}
+#: Every field code the API answers; a custom validator's error type is one of them.
+FIELD_CODES = frozenset({
+    *_PYDANTIC_CODES.values(), "invalid", "blank", "bad-characters", "invalid-email",
+    "reserved-email-domain", "out-of-range", "below-channel-minimum", "malformed",
+})
+#: Request parts named first in a pydantic location; the field is what follows.
+_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _field_of(loc: Iterable[Any]) -> str | None:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in _PARTS:
+        parts = parts[1:]
+    return ".".join(parts) or None
+
+
+def _params(kind: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    if kind in ("greater_than_equal", "greater_than"):
+        low = ctx.get("ge", ctx.get("gt"))
+        if isinstance(low, int) and kind == "greater_than":
+            low += 1
+        return {"min": low} if isinstance(low, int | float) else {}
+    if kind in ("less_than_equal", "less_than"):
+        high = ctx.get("le", ctx.get("lt"))
+        if isinstance(high, int) and kind == "less_than":
+            high -= 1
+        return {"max": high} if isinstance(high, int | float) else {}
+    if kind == "string_too_short":
+        return {"min": ctx.get("min_length")}
+    if kind == "string_too_long":
+        return {"max": ctx.get("max_length")}
+    if kind in ("literal_error", "enum"):
+        return {"allowed": re.findall(r"'([^']*)'", str(ctx.get("expected", "")))}
+    # A custom validator's params: keep what JSON carries as it is.
+    return {k: v for k, v in ctx.items() if isinstance(v, str | int | float | bool)}
+
+
+def field_error(e: Mapping[str, Any]) -> dict[str, Any]:
+    """One pydantic error as the API reports it: the original ``loc``/``msg``/``type`` and
+    the field, its stable code and the code's params."""
+    kind = str(e.get("type", ""))
+    code = _PYDANTIC_CODES.get(kind) or (kind if kind in FIELD_CODES else "invalid")
+    loc = list(e.get("loc", ()))
+    return {"loc": loc, "msg": str(e.get("msg", "")), "type": kind, "field": _field_of(loc),
+            "code": code, "params": _params(kind, e.get("ctx") or {})}
+
+
+def domain_field_error(e: FieldError) -> dict[str, Any]:
+    """A refusal of the use case in the same shape as a validation error."""
+    return {"loc": [e.field] if e.field else [], "msg": e.message, "type": e.code,
+            "field": e.field, "code": e.code, "params": dict(e.params)}
+
+
+def validation_problem(raw: Iterable[Mapping[str, Any]]) -> JSONResponse:
+    """422 ``invalid-input`` naming every invalid field at once; ``detail`` names the first."""
+    errors = [field_error(e) for e in raw]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"] if p != "body") or "request"
+    return problem(
+        422, "invalid-input", "Invalid input", f"{where}: {first['msg']}", errors=errors
+    )
 
 
 #: The methods the API and the pages use, each probed for a 405's ``Allow``.
@@ -217,6 +293,17 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+class ProblemFieldError(BaseModel):
+    """One invalid field of an ``invalid-input`` problem (docs/errors.md#field-codes)."""
+
+    field: str | None
+    code: str
+    params: dict[str, Any]
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details; ``type`` ends in a code listed in docs/errors.md."""
 
@@ -226,6 +313,7 @@ class Problem(BaseModel):
     detail: str
     retry_after: int | None = None
     request_id: str | None = None
+    errors: list[ProblemFieldError] | None = None
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

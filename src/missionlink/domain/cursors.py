@@ -25,12 +25,12 @@ def decode_opaque(cursor: str) -> str:
     bits, so one position would have many spellings; only the exact encoding is taken.
     """
     if len(cursor) > CURSOR_MAX or not _B64URL.fullmatch(cursor):
-        raise InvalidInput("cursor is malformed")
+        raise InvalidInput.malformed_cursor()
     try:
         raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
         text = raw.decode("utf-8")
     except (binascii.Error, ValueError) as exc:
-        raise InvalidInput("cursor is malformed") from exc
+        raise InvalidInput.malformed_cursor() from exc
     if encode_opaque(text) != cursor:
-        raise InvalidInput("cursor is malformed")
+        raise InvalidInput.malformed_cursor()
     return text

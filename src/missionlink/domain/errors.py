@@ -4,6 +4,10 @@ How each is answered over HTTP is the API's business (``api/problems.py::HTTP_ST
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class DomainError(Exception):
     code = "error"
@@ -15,9 +19,69 @@ class DomainError(Exception):
         self.retry_after = retry_after
 
 
+@dataclasses.dataclass(frozen=True)
+class FieldError:
+    """One refused field: a stable ``code`` (listed in docs/errors.md) with the ``params``
+    a client needs to say it in its own language, and the English ``message``."""
+
+    field: str | None
+    code: str
+    message: str
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
 class InvalidInput(DomainError):
+    """Input refused; ``errors`` names every refused field it knows of, each with a code."""
+
     code = "invalid-input"
     title = "Invalid input"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None,
+                 errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.errors = tuple(errors)
+
+    @classmethod
+    def of(cls, field_name: str | None, code: str, message: str, *, detail: str | None = None,
+           **params: Any) -> InvalidInput:
+        """One refused field; ``detail`` defaults to ``"<field>: <message>"``."""
+        if detail is None:
+            detail = f"{field_name}: {message}" if field_name else message
+        return cls(detail, errors=[FieldError(field_name, code, message, params)])
+
+    @classmethod
+    def malformed_cursor(cls) -> InvalidInput:
+        return cls.of("cursor", "malformed", "is malformed", detail="cursor is malformed")
+
+    @classmethod
+    def all(cls, errors: Sequence[FieldError]) -> InvalidInput:
+        """Several refused fields at once; the detail names the first (a range as
+        ``"<field> must be between ..."``, everything else as ``"<field>: <message>"``)."""
+        first = errors[0]
+        sep = " " if first.code == "out-of-range" else ": "
+        detail = f"{first.field}{sep}{first.message}" if first.field else first.message
+        return cls(detail, errors=errors)
+
+    @classmethod
+    def raise_any(cls, errors: Sequence[FieldError | None]) -> None:
+        """Raise for every refused field at once; nothing when all are None."""
+        found = [e for e in errors if e is not None]
+        if found:
+            raise cls.all(found)
+
+
+def range_error(field_name: str, value: int, low: int, high: int, *, unit: str = ""
+                ) -> FieldError | None:
+    """None when ``low <= value <= high``, else the field coded ``out-of-range``."""
+    if low <= value <= high:
+        return None
+    message = f"must be between {low} and {high}" + (f" {unit}" if unit else "")
+    return FieldError(field_name, "out-of-range", message, {"min": low, "max": high})
+
+
+def check_range(field_name: str, value: int, low: int, high: int, *, unit: str = "") -> None:
+    """``low <= value <= high``, else InvalidInput coded ``out-of-range`` with both bounds."""
+    InvalidInput.raise_any([range_error(field_name, value, low, high, unit=unit)])
 
 
 class NotAuthenticated(DomainError):

@@ -15,6 +15,7 @@ LANGUAGES = frozenset({"ko", "en"})
 RESERVED_TLDS = frozenset({"test", "example", "invalid", "localhost", "local", "onion", "arpa"})
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
 DISPLAY_NAME_MAX = 50
+EMAIL_MAX = 320
 
 
 def normalize_email(raw: str) -> tuple[str, str]:
@@ -22,10 +23,11 @@ def normalize_email(raw: str) -> tuple[str, str]:
     try:
         info = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise InvalidInput(f"email: {exc}") from exc
+        raise InvalidInput.of("email", "invalid-email", str(exc)) from exc
     tld = info.ascii_domain.rsplit(".", 1)[-1].lower()
     if tld in RESERVED_TLDS:
-        raise InvalidInput(f"email: .{tld} is a reserved domain that cannot receive email")
+        raise InvalidInput.of("email", "reserved-email-domain",
+                              f".{tld} is a reserved domain that cannot receive email", tld=tld)
     return info.normalized, info.normalized.lower()
 
 
@@ -49,9 +51,13 @@ def encodable(text: str) -> bool:
 def check_password(password: str) -> None:
     """Passwords are 10 to 128 characters; no composition rules (NIST SP 800-63B)."""
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise InvalidInput(f"password: must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+        code = "too-short" if len(password) < PASSWORD_MIN else "too-long"
+        raise InvalidInput.of("password", code,
+                              f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters",
+                              min=PASSWORD_MIN, max=PASSWORD_MAX)
     if not encodable(password):
-        raise InvalidInput("password: contains characters that are not valid Unicode")
+        raise InvalidInput.of("password", "bad-characters",
+                              "contains characters that are not valid Unicode")
 
 
 DISPLAY_NAME = TextRule(DISPLAY_NAME_MAX, name=True)

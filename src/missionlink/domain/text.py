@@ -22,12 +22,19 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, replace
 from functools import cache
+from typing import Any
 
 from missionlink.domain.errors import InvalidInput
 
 
 class TextRefused(ValueError):
-    """Why a text is refused, in words a client can act on (the field name is added later)."""
+    """Why a text is refused, in words a client can act on (the field name is added later),
+    with a stable ``code`` and its ``params`` (docs/errors.md#field-codes)."""
+
+    def __init__(self, message: str, code: str = "invalid", **params: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 #: Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): characters that render
@@ -89,17 +96,19 @@ class TextRule:
 def clean(value: str, rule: TextRule) -> str:
     """``value`` as stored (NFC, single-line text stripped), or TextRefused with the reason."""
     if len(value) > _MAX_COMPOSITION * rule.max_chars:
-        raise TextRefused(f"must be at most {rule.max_chars} characters")
+        raise TextRefused(f"must be at most {rule.max_chars} characters", "too-long",
+                          max=rule.max_chars)
     for ch in value:
         if rule.forbidden(ch):
-            raise TextRefused(_reason(ch, rule))
+            raise TextRefused(_reason(ch, rule), "bad-characters", char=f"U+{ord(ch):04X}")
     text = unicodedata.normalize("NFC", value)
     if not rule.multiline:
         text = text.strip()
     if rule.required and is_blank(text):
-        raise TextRefused("must not be blank")
+        raise TextRefused("must not be blank", "blank")
     if len(text) > rule.max_chars:
-        raise TextRefused(f"must be at most {rule.max_chars} characters")
+        raise TextRefused(f"must be at most {rule.max_chars} characters", "too-long",
+                          max=rule.max_chars)
     return text
 
 
@@ -119,7 +128,7 @@ def check(field: str, value: str, rule: TextRule) -> str:
     try:
         return clean(value, rule)
     except TextRefused as exc:
-        raise InvalidInput(f"{field}: {exc}") from exc
+        raise InvalidInput.of(field, exc.code, str(exc), **exc.params) from exc
 
 
 def _class(ranges: list[tuple[int, int]]) -> str:

@@ -147,7 +147,7 @@ async def edit_post(
     if "body" in changes:
         values["body"] = rules.check_body(changes["body"])
     if not values:
-        raise InvalidInput("send title and/or body to change")
+        raise InvalidInput.of(None, "required", "send title and/or body to change")
     await conn.execute(update(posts).where(posts.c.id == post_id).values(**values,
                                                                           updated_at=now))
     return await get_post(conn, post_id)

@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from missionlink.adapters.db.core_tables import channels, members
 from missionlink.domain import profile
 from missionlink.domain.board import like_pattern
-from missionlink.domain.errors import InvalidInput, NotFound
+from missionlink.domain.errors import FieldError, InvalidInput, NotFound, range_error
 
 LIVE_SECONDS = 45
+#: The shortest acceptance timeout a channel may set.
+MIN_ACCEPT_TIMEOUT_SECONDS = 60
 
 
 def settings_out(row: Any) -> dict[str, Any]:
@@ -22,6 +24,25 @@ def settings_out(row: Any) -> dict[str, Any]:
         "min_mission_amount": row.min_mission_amount,
         "accept_timeout_seconds": row.accept_timeout_seconds,
     }
+
+
+async def check_mission_floor(
+    conn: AsyncConnection, *, streamer_id: int, creator_id: int, amount: int
+) -> None:
+    """A proposal below the channel's minimum, refused with the minimum as a coded field
+    error (``below-channel-minimum``, ``min``). Only where the proposal would otherwise
+    reach that check: another's channel that exists and takes missions."""
+    if creator_id == streamer_id:
+        return
+    row = (await conn.execute(
+        select(channels.c.missions_enabled, channels.c.min_mission_amount)
+        .where(channels.c.streamer_id == streamer_id))).first()
+    if row is not None and row.missions_enabled and amount < row.min_mission_amount:
+        raise InvalidInput.of(
+            "amount", "below-channel-minimum",
+            f"this channel's missions start at {row.min_mission_amount} KRW",
+            detail=f"this channel's missions start at {row.min_mission_amount} KRW",
+            min=row.min_mission_amount)
 
 
 async def get_settings(conn: AsyncConnection, streamer_id: int) -> dict[str, Any]:
@@ -37,19 +58,14 @@ async def update_settings(
     conn: AsyncConnection, *, streamer_id: int, changes: dict[str, Any], now: datetime,
     min_pledge: int, max_pledge: int, max_mission_seconds: int,
 ) -> dict[str, Any]:
+    errors: list[FieldError | None] = []
     if "min_mission_amount" in changes:
-        amount = changes["min_mission_amount"]
-        if not min_pledge <= amount <= max_pledge:
-            raise InvalidInput(
-                f"min_mission_amount must be between {min_pledge} and "
-                f"{max_pledge}"
-            )
+        errors.append(range_error("min_mission_amount", changes["min_mission_amount"],
+                                  min_pledge, max_pledge))
     if "accept_timeout_seconds" in changes:
-        timeout = changes["accept_timeout_seconds"]
-        if not 60 <= timeout <= max_mission_seconds:
-            raise InvalidInput(
-                f"accept_timeout_seconds must be between 60 and {max_mission_seconds}"
-            )
+        errors.append(range_error("accept_timeout_seconds", changes["accept_timeout_seconds"],
+                                  MIN_ACCEPT_TIMEOUT_SECONDS, max_mission_seconds))
+    InvalidInput.raise_any(errors)
     row = (
         await conn.execute(
             update(channels)

@@ -123,7 +123,8 @@ async def signup(
         what="signups from this address",
     )
     if role not in PUBLIC_ROLES:
-        raise InvalidInput("role: must be 'viewer' or 'streamer'")
+        raise InvalidInput.of("role", "not-allowed", "must be 'viewer' or 'streamer'",
+                              allowed=sorted(PUBLIC_ROLES))
     return await register(
         a, email=email, password=password, display_name=display_name, role=role, language=language
     )
@@ -137,9 +138,11 @@ async def register(
     check_password(password)
     name = clean_display_name(display_name)
     if role not in ROLES:
-        raise InvalidInput(f"role: unknown role {role!r}")
+        raise InvalidInput.of("role", "not-allowed", f"unknown role {role!r}",
+                              allowed=sorted(ROLES))
     if language not in LANGUAGES:
-        raise InvalidInput("language: must be 'ko' or 'en'")
+        raise InvalidInput.of("language", "not-allowed", "must be 'ko' or 'en'",
+                              allowed=sorted(LANGUAGES))
     password_hash = await asyncio.to_thread(a.passwords.hash, password)
     now = a.clock.now()
     values = {

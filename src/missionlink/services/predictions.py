@@ -31,9 +31,12 @@ async def place_bet(
     points: int,
 ) -> dict[str, Any]:
     if side not in SIDES:
-        raise InvalidInput("side must be 'success' or 'failure'")
+        raise InvalidInput.of("side", "not-allowed", "must be 'success' or 'failure'",
+                              detail="side must be 'success' or 'failure'",
+                              allowed=list(SIDES))
     if points <= 0:
-        raise InvalidInput("points must be a positive integer")
+        raise InvalidInput.of("points", "too-small", "must be a positive integer",
+                              detail="points must be a positive integer", min=1)
     row = await lock_shared(conn, mission_id)
     check_action(
         view_of(row), Action.bet, user_id, now, bet_window_seconds=bet_window_seconds

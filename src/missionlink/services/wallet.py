@@ -15,7 +15,7 @@ from missionlink.adapters.db.core_tables import topups, transfers, wallets
 from missionlink.adapters.payments.providers import PaymentIntent, WebhookEvent
 from missionlink.domain import ledger as L
 from missionlink.domain.cursors import decode_opaque, encode_opaque
-from missionlink.domain.errors import InvalidInput, NotFound
+from missionlink.domain.errors import InvalidInput, NotFound, check_range
 from missionlink.domain.timestamps import iso
 from missionlink.services.ports import Transactions
 
@@ -30,8 +30,7 @@ async def balances(conn: AsyncConnection, user_id: int) -> dict[str, int]:
 
 
 def check_topup_amount(amount: int, *, max_topup: int) -> None:
-    if not MIN_TOPUP <= amount <= max_topup:
-        raise InvalidInput(f"amount must be between {MIN_TOPUP} and {max_topup} KRW")
+    check_range("amount", amount, MIN_TOPUP, max_topup, unit="KRW")
 
 
 async def _complete(conn: AsyncConnection, topup: Any, provider: str, now: datetime) -> None:
@@ -126,10 +125,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         at = datetime.fromisoformat(stamp)
     except ValueError as exc:
-        raise InvalidInput("cursor is malformed") from exc
+        raise InvalidInput.malformed_cursor() from exc
     if (not sep or at.utcoffset() != timedelta(0) or at.isoformat() != stamp
             or not _TRANSFER_ID.fullmatch(tid)):
-        raise InvalidInput("cursor is malformed")
+        raise InvalidInput.malformed_cursor()
     return at, tid
 
 

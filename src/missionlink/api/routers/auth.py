@@ -96,7 +96,8 @@ def _presented_token(body: RefreshIn | None, cookie: str | None) -> tuple[str, b
         return body.refresh_token, False
     if cookie:
         return cookie, True
-    raise InvalidInput("refresh_token: required in the body or the ml_refresh cookie")
+    raise InvalidInput.of("refresh_token", "required",
+                          "required in the body or the ml_refresh cookie")
 
 
 def _pair_out(pair: sessions.TokenPair) -> TokenPairOut:

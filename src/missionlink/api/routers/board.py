@@ -18,7 +18,7 @@ from missionlink.api.params import PathId as Id
 from missionlink.api.schemas.board import CommentIn, PostIn, PostPatch
 from missionlink.api.schemas.text import optional_cleaner, schema
 from missionlink.domain.board import SEARCH, Actor
-from missionlink.domain.errors import InvalidInput
+from missionlink.domain.errors import FieldError, InvalidInput
 from missionlink.services import board
 
 router = APIRouter(prefix="/api/v1", tags=["board"])
@@ -73,7 +73,8 @@ async def show_post(post_id: Id, c: Deps) -> dict[str, Any]:
 async def edit_post(post_id: Id, body: PostPatch, user: CurrentUser, c: Deps) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     if any(v is None for v in changes.values()):
-        raise InvalidInput("title and body may not be null")
+        raise InvalidInput.all([FieldError(k, "required", "may not be null")
+                                for k, v in changes.items() if v is None])
     async with c.core_db.begin() as conn:
         return await board.edit_post(conn, now=c.clock.now(), actor=_actor(user),
                                      post_id=post_id, changes=changes)

@@ -16,8 +16,9 @@ from missionlink.api.pagination import PageParams, encode_int
 from missionlink.api.params import PathId, QueryId
 from missionlink.api.read_cache import NOT_MODIFIED
 from missionlink.api.schemas.core import BetIn, MissionIn, PledgeIn, ResultIn
+from missionlink.domain.errors import InvalidInput, range_error
 from missionlink.domain.missions import Action, Status
-from missionlink.services import idempotency, missions, predictions, read_model
+from missionlink.services import channels, idempotency, missions, predictions, read_model
 from missionlink.services.mission_views import get_mission, list_backers, list_missions
 from missionlink.services.read_model import Loaded
 
@@ -31,8 +32,17 @@ async def create(
     await c.limiter.hit(f"pledge:{user.user_id}",
                         limit=c.settings.rate_limit_pledges_per_minute, window=60,
                         what="pledges")
+    s = c.settings
+    # Every out-of-range field at once, each with its bounds (the use case checks again).
+    InvalidInput.raise_any([
+        range_error("amount", body.amount, s.min_pledge, s.max_pledge, unit="KRW"),
+        range_error("duration_seconds", body.duration_seconds, s.min_mission_seconds,
+                    s.max_mission_seconds),
+    ])
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
+        await channels.check_mission_floor(conn, streamer_id=body.streamer_id,
+                                           creator_id=user.user_id, amount=body.amount)
         return await missions.create_mission(
             conn, settings=c.settings, now=c.clock.now(), creator_id=user.user_id,
             streamer_id=body.streamer_id, title=body.title,
@@ -91,6 +101,12 @@ async def pledge(
     await c.limiter.hit(f"pledge:{user.user_id}",
                         limit=c.settings.rate_limit_pledges_per_minute, window=60,
                         what="pledges")
+    # The bounds as a coded field error (the pledge desk checks them again); the hot path
+    # pays for one comparison only.
+    s = c.settings
+    if not s.min_pledge <= body.amount <= s.max_pledge:
+        InvalidInput.raise_any([range_error("amount", body.amount, s.min_pledge, s.max_pledge,
+                                            unit="KRW")])
     fingerprint = idempotency.fingerprint(request.method, request_path(request),
                                           await request.body())
     stored = await c.pledges.place(

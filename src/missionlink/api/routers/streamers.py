@@ -16,7 +16,7 @@ from missionlink.api.read_cache import NOT_MODIFIED
 from missionlink.api.schemas.core import ChannelSettingsIn
 from missionlink.api.schemas.profile import ProfileIn, ProfileOut, TopBackersOut
 from missionlink.api.schemas.text import optional_cleaner, schema
-from missionlink.domain.errors import InvalidInput
+from missionlink.domain.errors import FieldError, InvalidInput
 from missionlink.domain.profile import NAME_SEARCH
 from missionlink.services import channels, read_model, top_backers
 from missionlink.services.read_model import Loaded
@@ -61,7 +61,8 @@ async def update_settings(
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
     if any(v is None for v in changes.values()):
-        raise InvalidInput("settings may not be set to null")
+        raise InvalidInput.all([FieldError(k, "required", "may not be set to null")
+                                for k, v in changes.items() if v is None])
     async with c.core_db.begin() as conn:
         updated = await channels.update_settings(
             conn, streamer_id=user.user_id, changes=changes, now=c.clock.now(),

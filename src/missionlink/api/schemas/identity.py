@@ -6,8 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from missionlink.api.schemas.text import cleaner, schema
-from missionlink.domain.identity import DISPLAY_NAME, PASSWORD_MAX, PASSWORD_MIN
+from missionlink.api.schemas.text import cleaner, domain_check, schema
+from missionlink.domain.identity import (
+    DISPLAY_NAME,
+    EMAIL_MAX,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    normalize_email,
+)
 
 
 class StrictRequest(BaseModel):
@@ -17,7 +23,8 @@ class StrictRequest(BaseModel):
 
 
 class SignupIn(StrictRequest):
-    email: Annotated[str, Field(max_length=320, examples=["viewer@example.com"])]
+    email: Annotated[str, Field(max_length=EMAIL_MAX, examples=["viewer@example.com"]),
+                     AfterValidator(domain_check(normalize_email))]
     password: Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
     display_name: Annotated[str, AfterValidator(cleaner(DISPLAY_NAME)),
                             Field(json_schema_extra=schema(DISPLAY_NAME))]
