@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from fastapi import APIRouter, Request
@@ -21,14 +22,18 @@ from starlette.staticfiles import StaticFiles
 from missionlink.api.context import AppContext
 from missionlink.api.pagination import Page, encode_int
 from missionlink.api.params import parse_id
-from missionlink.domain.board import SEARCH, check_search
+from missionlink.api.schemas.core import MISSION_DESCRIPTION, MISSION_TITLE
+from missionlink.domain.board import BODY, COMMENT, SEARCH, TITLE, check_search
 from missionlink.domain.errors import InvalidInput, NotFound
+from missionlink.domain.identity import DISPLAY_NAME_MAX, EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN
 from missionlink.domain.missions import Status
 from missionlink.domain.pledge_messages import MESSAGE_MAX
 from missionlink.domain.profile import NAME_SEARCH, PLATFORM_HOSTS, check_name_search
 from missionlink.domain.timestamps import iso
 from missionlink.services import board, channels, predictions, top_backers
+from missionlink.services.channels import MIN_ACCEPT_TIMEOUT_SECONDS
 from missionlink.services.mission_views import get_mission, list_backers, list_missions
+from missionlink.services.wallet import MIN_TOPUP
 
 router = APIRouter(include_in_schema=False)
 router.mount("/static", StaticFiles(packages=[("missionlink.web", "static")]), name="static")
@@ -104,11 +109,46 @@ def render(request: Request, template: str, *, status: int = 200, **ctx: Any) ->
 
 
 def _limits(c: AppContext) -> dict[str, int]:
+    """Every bound a form checks before sending, from the settings and the domain's rules
+    that the API enforces: the pages render them as ``min``/``max``/``minlength``/
+    ``maxlength`` and the script reads them from there, so no number is written twice."""
     s = c.settings
     return {"min_pledge": s.min_pledge, "max_pledge": s.max_pledge, "max_topup": s.max_topup,
+            "min_topup": MIN_TOPUP,
             "min_mission_seconds": s.min_mission_seconds,
             "max_mission_seconds": s.max_mission_seconds,
-            "result_grace_seconds": s.result_grace_seconds, "message_max": MESSAGE_MAX}
+            "min_accept_timeout_seconds": MIN_ACCEPT_TIMEOUT_SECONDS,
+            "result_grace_seconds": s.result_grace_seconds, "message_max": MESSAGE_MAX,
+            "password_min": PASSWORD_MIN, "password_max": PASSWORD_MAX,
+            "email_max": EMAIL_MAX, "display_name_max": DISPLAY_NAME_MAX,
+            "mission_title_max": MISSION_TITLE.max_chars,
+            "mission_description_max": MISSION_DESCRIPTION.max_chars,
+            "post_title_max": TITLE.max_chars, "post_body_max": BODY.max_chars,
+            "comment_max": COMMENT.max_chars, "search_max": SEARCH.max_chars}
+
+
+#: The longest ``next`` path a login link carries.
+NEXT_MAX = 2000
+
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` when it is a path on this site to return to after login, else None.
+
+    Only an absolute path of printable ASCII: ``//host`` and ``/\\host`` (which browsers
+    read as another host), a scheme (``https://…``, ``javascript:``), backslashes anywhere,
+    spaces and control characters (browsers drop tabs and newlines, so a slash, a tab and
+    ``/host`` would become ``//host``) are all refused.
+    """
+    if not value or len(value) > NEXT_MAX or not value.startswith("/"):
+        return None
+    if value.startswith("//") or "\\" in value:
+        return None
+    if any(not 0x21 <= ord(ch) <= 0x7E for ch in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
 
 
 def _not_found(request: Request) -> HTMLResponse:
@@ -197,17 +237,20 @@ async def home(request: Request) -> HTMLResponse:
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", page="login")
+    return render(request, "login.html", page="login",
+                  next=safe_next(request.query_params.get("next")))
 
 
 @router.get("/signup", response_class=HTMLResponse)
 async def signup_page(request: Request) -> HTMLResponse:
-    return render(request, "signup.html", page="signup")
+    return render(request, "signup.html", page="signup",
+                  next=safe_next(request.query_params.get("next")))
 
 
 @router.get("/wallet", response_class=HTMLResponse)
 async def wallet_page(request: Request) -> HTMLResponse:
-    return render(request, "wallet.html", page="wallet")
+    return render(request, "wallet.html", page="wallet",
+                  next=safe_next(request.query_params.get("next")))
 
 
 @router.get("/studio", response_class=HTMLResponse)

@@ -85,9 +85,9 @@
   }
 
   class ApiError extends Error {
-    constructor({ status = 0, code = 'error', detail = '', retryAfter = null }) {
+    constructor({ status = 0, code = 'error', detail = '', retryAfter = null, fields = [] }) {
       super(code);
-      Object.assign(this, { status, code, detail, retryAfter });
+      Object.assign(this, { status, code, detail, retryAfter, fields });
     }
   }
 
@@ -104,8 +104,10 @@
     const code = typeof body.type === 'string' ? body.type.split('/').pop()
       : STATUS_CODES[response.status] || (response.status >= 500 ? 'server-error' : 'error');
     const header = Number(response.headers.get('Retry-After'));
+    const fields = Array.isArray(body.errors)
+      ? body.errors.filter((e) => e && typeof e.code === 'string') : [];
     return new ApiError({ status: response.status, code, detail: body.detail || '',
-      retryAfter: body.retry_after ?? (header > 0 ? header : null) });
+      retryAfter: body.retry_after ?? (header > 0 ? header : null), fields });
   }
 
   /* ---------- language ---------- */
@@ -347,6 +349,7 @@
   /** Apply who-sees-what, local times and countdowns to freshly rendered HTML. */
   function decorate(root) {
     for (const el of $$(GATED, root)) el.hidden = !allowed(el);
+    linkBack(root);
     for (const el of $$('time[data-local]', root)) {
       const at = new Date(el.dateTime);
       if (!Number.isNaN(at.getTime())) el.textContent = dateFormat.format(at);
@@ -384,11 +387,23 @@
     toastTimer = setTimeout(() => { box.hidden = true; }, 6000);
   }
 
+  function hideToast() {
+    clearTimeout(toastTimer);
+    $('#toast').hidden = true;
+  }
+
   function showError(scope, err) {
+    hideToast(); // a success from before must not stand beside this error
     const box = scope && ($(':scope > .form-error', scope) || $('.form-error', scope));
-    const text = errorText(err);
+    let text = errorText(err);
+    // Each invalid field gets its message next to it; what has no field here goes above.
+    const rest = err.fields.length && scope ? showFieldErrors(scope, err.fields) : null;
+    if (rest) text += ' ' + [t('fix_fields'), ...rest].filter(Boolean).join(' ');
     if (!box) { toast(text); return; }
     box.replaceChildren(document.createTextNode(text));
+    box.hidden = false;
+    if (err.code === 'insufficient-funds') explainFunds(box, scope);
+    if (rest) return; // the fields say it in the page's language: no English detail
     if (err.detail && EXPLAINED.has(err.code)) {
       const small = document.createElement('small');
       small.textContent = err.detail;
@@ -399,25 +414,191 @@
 
   function clearError(scope) {
     for (const box of $$('.form-error', scope)) box.hidden = true;
+    clearFieldErrors(scope);
+  }
+
+  /* ---------- field messages and the checks before sending ----------
+   * The API names every invalid field with a code and params (docs/errors.md#field-codes);
+   * each message goes next to its field in the page's language, with aria-invalid and
+   * aria-describedby. Forms run the same rules first, reading the bounds the server
+   * rendered into the inputs (min, max, minlength, maxlength), so no number is written
+   * here twice. An input whose API name differs carries it in data-field. */
+
+  const WHOLE = /^\d+$/;
+  const rawNumber = (input) => String(input.value).replace(/[,\s]/g, '');
+
+  function fieldInput(form, field) {
+    if (!field) return null;
+    const named = $$('[data-field]', form).find((el) => el.dataset.field === field);
+    const el = named || (form.elements ? form.elements[field] : null);
+    return el instanceof RadioNodeList ? el[0] : el || null;
+  }
+
+  /** A number param as the field shows it: money, a duration, or a plain number. */
+  function paramText(input, value) {
+    if (typeof value !== 'number') return String(value);
+    if (input && input.dataset.money !== undefined) return money(value);
+    // The API counts these in seconds (so does the check below).
+    if (input && (input.dataset.secondsOf !== undefined
+        || input.dataset.apiSeconds !== undefined)) return duration(value);
+    return num(value);
+  }
+
+  function fieldMessage(input, e) {
+    const key = `field_${e.code}`;
+    const vars = {};
+    for (const [name, value] of Object.entries(e.params || {})) {
+      if (!Array.isArray(value)) vars[name] = paramText(input, value);
+    }
+    return t(key in T ? key : 'field_invalid', vars);
+  }
+
+  function clearFieldErrors(scope) {
+    for (const note of $$('.field-error', scope)) note.remove();
+    for (const input of $$('[aria-invalid="true"]', scope)) unmark(input);
+  }
+
+  function unmark(input) {
+    input.removeAttribute('aria-invalid');
+    const ids = words(input.getAttribute('aria-describedby'))
+      .filter((id) => !id.startsWith('field-error-'));
+    if (ids.length) input.setAttribute('aria-describedby', ids.join(' '));
+    else input.removeAttribute('aria-describedby');
+    const note = document.getElementById(`field-error-${input.dataset.errorId}`);
+    if (note) note.remove();
+  }
+
+  let fieldErrorSeq = 0;
+
+  /** Mark each field; returns the messages of fields this form has no input for. */
+  function showFieldErrors(form, fields) {
+    const rest = [];
+    let first = null;
+    for (const e of fields) {
+      const input = fieldInput(form, e.field);
+      const place = input && input.type !== 'hidden'
+        ? (input.type === 'radio' ? input.closest('fieldset') : input.closest('label')) : null;
+      const text = fieldMessage(input, e);
+      if (!place || input.getAttribute('aria-invalid') === 'true') {
+        if (!place) rest.push(text);
+        continue;
+      }
+      fieldErrorSeq += 1;
+      input.dataset.errorId = String(fieldErrorSeq);
+      const note = document.createElement('small');
+      note.className = 'field-error';
+      note.id = `field-error-${fieldErrorSeq}`;
+      note.textContent = text;
+      place.append(note);
+      input.setAttribute('aria-invalid', 'true');
+      input.setAttribute('aria-describedby',
+        [...words(input.getAttribute('aria-describedby')), note.id].join(' '));
+      first ||= input;
+    }
+    if (first) first.focus();
+    return rest;
+  }
+
+  /** What the API would refuse in this form, by the same rules; [] when all is well. */
+  function checkFields(form) {
+    const found = [];
+    for (const input of $$('input, textarea', form)) {
+      if (input.disabled || ['hidden', 'radio', 'checkbox', 'search'].includes(input.type)
+          || input.readOnly) continue;
+      const field = input.dataset.field || input.name;
+      const value = input.value;
+      const add = (code, params = {}) => found.push({ field, code, params });
+      if (input.type === 'number') {
+        const raw = rawNumber(input);
+        if (input.validity.badInput || (raw !== '' && !WHOLE.test(raw))) { add('not-integer'); continue; }
+        if (raw === '') { if (input.required) add('required'); continue; }
+        let n = Number(raw);
+        let low = input.min === '' ? null : Number(input.min);
+        let high = input.max === '' ? null : Number(input.max);
+        const unit = input.dataset.secondsOf && form.elements[input.dataset.secondsOf];
+        if (unit) { // a count of minutes/hours/days: the API's bounds are in seconds
+          n *= Number(unit.value);
+          low = Number(input.dataset.minSeconds);
+          high = Number(input.dataset.maxSeconds);
+        } else if (input.dataset.apiSeconds !== undefined) { // minutes here, seconds there
+          n *= 60; low = low === null ? null : low * 60; high = high === null ? null : high * 60;
+        }
+        if (!Number.isSafeInteger(n)) add('not-integer');
+        else if ((low !== null && n < low) || (high !== null && n > high)) {
+          if (low !== null && high !== null) add('out-of-range', { min: low, max: high });
+          else if (low !== null) add('too-small', { min: low });
+          else add('too-large', { max: high });
+        }
+        continue;
+      }
+      const chars = [...value].length;
+      if (value === '') { if (input.required) add('required'); continue; }
+      if (input.required && input.type !== 'password' && value.trim() === '') { add('blank'); continue; }
+      if (input.type === 'email' && !/^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$/.test(value.trim())) {
+        add('invalid-email'); continue;
+      }
+      if (input.minLength > 0 && chars < input.minLength) add('too-short', { min: input.minLength });
+      else if (input.maxLength > 0 && chars > input.maxLength) add('too-long', { max: input.maxLength });
+    }
+    return found;
+  }
+
+  /** Refuse the form before sending when a field breaks a rule the API would refuse. */
+  function precheck(form) {
+    const found = checkFields(form);
+    if (found.length) throw new ApiError({ status: 422, code: 'invalid-input', fields: found });
+  }
+
+  document.addEventListener('input', (event) => {
+    const input = event.target;
+    if (input.getAttribute && input.getAttribute('aria-invalid') === 'true') unmark(input);
+  });
+
+  /** Under "not enough balance": what the wallet holds and, for cash, a top-up link that
+   * comes back here. */
+  async function explainFunds(box, scope) {
+    try {
+      const w = await api('GET', '/wallet', { auth: 'required' });
+      const points = scope && scope.dataset && scope.dataset.form === 'bet';
+      const line = document.createElement('small');
+      line.className = 'funds';
+      line.textContent = points ? t('points_now', { points: num(w.points_balance) + T.currency_PTS })
+        : t('balance_now', { amount: money(w.cash_balance) });
+      if (!points) {
+        const a = document.createElement('a');
+        a.href = `/wallet?next=${encodeURIComponent(location.pathname + location.search)}`;
+        a.textContent = t('topup_action');
+        line.append(' ', a);
+      }
+      box.append(document.createElement('br'), line);
+    } catch { /* the message stands without the balance */ }
   }
 
   /** A whole-number field; anything else is refused here, as the API would refuse it. */
   function int(form, name) {
     const input = form.elements[name];
-    const raw = String(input.value).replace(/[,\s]/g, '');
+    const raw = rawNumber(input);
     const value = Number(raw);
-    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value)) {
-      input.focus();
-      const label = input.closest('label');
+    if (!WHOLE.test(raw) || !Number.isSafeInteger(value)) {
       throw new ApiError({ status: 422, code: 'invalid-input',
-        detail: label ? label.firstChild.textContent.trim() : name });
+        fields: [{ field: input.dataset.field || name, code: 'not-integer', params: {} }] });
     }
     return value;
   }
 
+  /** Where to go after login: the path the server checked and rendered (same site only). */
   function nextUrl() {
-    const next = new URLSearchParams(location.search).get('next');
-    return next && /^\/(?![/\\])/.test(next) ? next : null;
+    const holder = $('[data-next]');
+    return holder && holder.dataset.next ? holder.dataset.next : null;
+  }
+
+  /** Login and signup links take the reader back to this page afterwards. */
+  function linkBack(root) {
+    if (PAGE === 'login' || PAGE === 'signup' || location.pathname === '/') return;
+    const here = encodeURIComponent(location.pathname + location.search);
+    for (const a of $$('a[href="/login"], a[href="/signup"]', root)) {
+      a.href = `${a.getAttribute('href')}?next=${here}`;
+    }
   }
 
   /* ---------- forms: one Idempotency-Key per submission ---------- */
@@ -433,7 +614,7 @@
         email: f.email.value, password: f.password.value, display_name: f.display_name.value,
         role: f.role.value, language: f.language.value } });
       await login(f.email.value, f.password.value);
-      location.assign(f.role.value === 'streamer' ? '/studio' : '/');
+      location.assign(nextUrl() || (f.role.value === 'streamer' ? '/studio' : '/'));
     },
     async propose(form, key) {
       const f = form.elements;
@@ -489,7 +670,8 @@
       const amount = int(form, 'amount');
       await api('POST', '/wallet/topups', { auth: 'required', key, body: { amount } });
       await Promise.all([loadBalances(), loadJournal()]);
-      toast(t('topup_done', { amount }));
+      const back = nextUrl();
+      toast(t('topup_done', { amount }), back ? { href: back, text: t('back_to_page') } : null);
     },
     async settings(form) {
       const settings = await api('PATCH', '/streamers/me/settings', { auth: 'required', body: {
@@ -515,6 +697,7 @@
     // response replays the first result instead of paying twice.
     form.dataset.idempotencyKey ||= newKey();
     try {
+      precheck(form);
       await handler(form, form.dataset.idempotencyKey);
       delete form.dataset.idempotencyKey;
     } catch (err) {
