@@ -201,3 +201,43 @@ async def test_field_messages_checks_and_context_in_both_languages_and_sizes(
         finally:
             await browser.close()
     assert not errors, errors
+
+
+async def test_the_header_keeps_to_two_rows_on_a_phone(
+    client: httpx.AsyncClient, container: Container,
+) -> None:
+    name = "매운라면먹방스트리머최고"
+    r = await client.post("/api/v1/auth/signup", json={
+        "email": "longname@example.com", "password": PASSWORD, "display_name": name,
+        "role": "streamer"})
+    assert r.status_code == 201, r.text
+    async with live_server(create_app(container)) as base, playwright_api.async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            context = await browser.new_context(viewport={"width": 390, "height": 844})
+            page = await context.new_page()
+            await _ready(page, f"{base}/login")
+            await page.fill("input[name=email]", "longname@example.com")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("form[data-form=login] button[type=submit]")
+            await page.wait_for_url(f"{base}/", timeout=TIMEOUT_MS)
+            for lang in ("ko", "en"):
+                await _ready(page, f"{base}/wallet?lang={lang}")
+                await page.locator("a[href='/studio']").wait_for(timeout=TIMEOUT_MS)
+                # Rows: the items' vertical centres, a new row wherever two sorted centres
+                # are more than 12 px apart.
+                rows = await page.evaluate("""() => {
+                  const mids = [...document.querySelectorAll(
+                    '.header-row > .brand, .header-row > .main-nav > a:not([hidden]),'
+                    + ' .header-row > .account > :not([hidden])')]
+                    .map((el) => { const b = el.getBoundingClientRect(); return b.top + b.height / 2; })
+                    .sort((a, b) => a - b);
+                  return 1 + mids.slice(1).filter((m, i) => m - mids[i] > 12).length;
+                }""")
+                assert rows == 2, (lang, rows)
+                overflow = await page.evaluate(
+                    "document.documentElement.scrollWidth > window.innerWidth")
+                assert not overflow, lang
+        finally:
+            await browser.close()

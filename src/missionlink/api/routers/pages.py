@@ -68,7 +68,14 @@ _env = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+def ratio_text(value: float) -> str:
+    """A payout ratio as people read odds: at most two decimals, no trailing zeros
+    (1.6667 -> "1.67", 2.0 -> "2", 1.5 -> "1.5")."""
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
 _env.filters["num"] = lambda n: f"{n:,}"
+_env.filters["ratio"] = ratio_text
 _env.filters["shorttime"] = _short_time
 #: The hosts a channel link may name (domain/profile.py), for the studio's check before sending.
 _env.globals["link_hosts"] = " ".join(sorted(PLATFORM_HOSTS))
