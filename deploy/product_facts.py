@@ -23,9 +23,14 @@ def health_paths() -> dict[str, str]:
 
 def serve_default_port() -> int:
     text = (SRC / "cli.py").read_text()
-    match = re.search(r'"--port",\s*type=int,\s*default=(\d+)', text)
+    match = re.search(r'"--port",\s*type=int,\s*default=(\d+|DEFAULT_PORT)\b', text)
     assert match, "cli.py: serve --port default not found"
-    return int(match.group(1))
+    if match.group(1) != "DEFAULT_PORT":
+        return int(match.group(1))
+    # The default named in config.py, where the settings derive PUBLIC_URL from it too.
+    named = re.search(r"^DEFAULT_PORT = (\d+)$", (SRC / "config.py").read_text(), re.M)
+    assert named, "config.py: DEFAULT_PORT not found"
+    return int(named.group(1))
 
 
 def _config_default(name: str) -> int:
