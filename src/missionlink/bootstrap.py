@@ -11,6 +11,7 @@ from missionlink.adapters.broker.inprocess import Broker, make_broker
 from missionlink.adapters.db.engine import Database, Timeouts
 from missionlink.adapters.email.senders import FileMailer, Mailer, SmtpMailer
 from missionlink.adapters.payments.providers import PaymentProvider, make_provider
+from missionlink.adapters.payments.real import PortOneProvider, StripeProvider
 from missionlink.adapters.security.rate_limit import RateLimiter, make_rate_limiter
 from missionlink.adapters.security.revocations import (
     RevocationList,
@@ -93,6 +94,30 @@ def make_mailer(settings: Settings) -> Mailer:
     return FileMailer(settings.mail_dir)
 
 
+def payment_provider(settings: Settings) -> PaymentProvider:
+    if settings.payment_provider == "portone":
+        return PortOneProvider(
+            api_secret=settings.portone_api_secret,
+            webhook_secret=settings.portone_webhook_secret,
+            store_id=settings.portone_store_id,
+            channel_key=settings.portone_channel_key,
+            base_url=settings.portone_api_base_url,
+        )
+    if settings.payment_provider == "stripe":
+        return StripeProvider(
+            secret_key=settings.stripe_secret_key,
+            publishable_key=settings.stripe_publishable_key,
+            webhook_secret=settings.stripe_webhook_secret,
+            base_url=settings.stripe_api_base_url,
+            tolerance_seconds=settings.payment_webhook_tolerance_seconds,
+        )
+    return make_provider(
+        settings.payment_provider,
+        settings.payment_webhook_secret,
+        settings.payment_webhook_tolerance_seconds,
+    )
+
+
 def build(
     settings: Settings,
     *,
@@ -139,12 +164,7 @@ def build(
             parallelism=settings.argon2_parallelism,
         ),
         mailer=mailer or make_mailer(settings),
-        payments=payments
-        or make_provider(
-            settings.payment_provider,
-            settings.payment_webhook_secret,
-            settings.payment_webhook_tolerance_seconds,
-        ),
+        payments=payments or payment_provider(settings),
         broker=broker,
         limiter=make_rate_limiter(settings.broker_url),
         sessions=SessionRevocations(

@@ -132,6 +132,23 @@ class Settings(BaseSettings):
     payment_provider: str = "sandbox"
     payment_webhook_secret: str = ""
     payment_webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    #: PortOne V2 (PAYMENT_PROVIDER=portone): the REST API's base URL, the API secret, the
+    #: webhook secret (``whsec_...``), the store id and the channel key the widget pays on.
+    portone_api_base_url: str = "https://api.portone.io"
+    portone_api_secret: str = ""
+    portone_webhook_secret: str = ""
+    portone_store_id: str = ""
+    portone_channel_key: str = ""
+    #: Stripe (PAYMENT_PROVIDER=stripe): the API's base URL, the secret and publishable keys
+    #: and the webhook endpoint's signing secret (``whsec_...``).
+    stripe_api_base_url: str = "https://api.stripe.com"
+    stripe_secret_key: str = ""
+    stripe_publishable_key: str = ""
+    stripe_webhook_secret: str = ""
+    #: The most KRW one user may top up per calendar day in Korea (KST) with a real
+    #: provider: completed top-ups, virtual accounts awaiting their deposit, and payments
+    #: opened in the last hour. 0 turns the limit off; the sandbox provider has none.
+    daily_topup_limit: int = Field(default=1_000_000, ge=0)
     trusted_proxies: Annotated[list[str], NoDecode] = []
     client_ip_header: str = ""
 
@@ -207,8 +224,9 @@ class Settings(BaseSettings):
     @field_validator("payment_provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
-        if value not in {"sandbox", "webhook"}:
-            raise ValueError("PAYMENT_PROVIDER must be 'sandbox' or 'webhook'")
+        if value not in {"sandbox", "webhook", "portone", "stripe"}:
+            raise ValueError(
+                "PAYMENT_PROVIDER must be 'sandbox', 'webhook', 'portone' or 'stripe'")
         return value
 
     @model_validator(mode="after")
@@ -219,6 +237,15 @@ class Settings(BaseSettings):
             raise ValueError("MIN_MISSION_SECONDS must not exceed MAX_MISSION_SECONDS")
         if self.payment_provider == "webhook" and not self.payment_webhook_secret:
             raise ValueError("PAYMENT_PROVIDER=webhook needs PAYMENT_WEBHOOK_SECRET")
+        needs = {
+            "portone": ("portone_api_secret", "portone_webhook_secret", "portone_store_id",
+                        "portone_channel_key"),
+            "stripe": ("stripe_secret_key", "stripe_publishable_key", "stripe_webhook_secret"),
+        }.get(self.payment_provider, ())
+        missing = [n.upper() for n in needs if not getattr(self, n)]
+        if missing:
+            raise ValueError(f"PAYMENT_PROVIDER={self.payment_provider} needs "
+                             + ", ".join(missing))
         if self.smtp_tls is SmtpTls.tls and "smtp_port" not in self.model_fields_set:
             self.smtp_port = 465
         if self.env is Env.prod:

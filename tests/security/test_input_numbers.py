@@ -287,7 +287,7 @@ def test_webhook_timestamps_must_be_plain_unix_seconds(stamp: str) -> None:
     provider = WebhookProvider("whsec_x")
     body = b'{"payment_id": "p", "status": "completed"}'
     with pytest.raises(NotAuthenticated):
-        provider.verify_webhook(f"t={stamp},v1=00", body, datetime.now(UTC))
+        provider.verify_webhook({SIGNATURE_HEADER: f"t={stamp},v1=00"}, body, datetime.now(UTC))
 
 
 async def test_webhook_with_a_500_digit_timestamp_is_401_over_http(

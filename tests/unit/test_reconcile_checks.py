@@ -38,7 +38,7 @@ async def test_every_invariant_is_reported_by_name_in_order(core: MemoryCore) ->
         report = await reconcile.check(conn)
     assert report.ok, report.render()
     assert report.checked == [name for name, _ in reconcile.CHECKS]
-    assert len(set(report.checked)) == len(report.checked) == 9
+    assert len(set(report.checked)) == len(report.checked) == 10
     assert report.render().splitlines()[-1] == "all invariants hold"
 
 

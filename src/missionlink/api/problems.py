@@ -28,6 +28,7 @@ from missionlink.domain.errors import (
     InvalidInput,
     NotAuthenticated,
     NotFound,
+    ProviderUnavailable,
     RateLimited,
 )
 from missionlink.observability.http import (
@@ -103,6 +104,7 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     Conflict: 409,
     RateLimited: 429,
     StreamsFull: 503,
+    ProviderUnavailable: 502,
 }
 
 

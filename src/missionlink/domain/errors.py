@@ -150,3 +150,18 @@ class RateLimited(DomainError):
         super().__init__(detail, retry_after=retry_after)
         if limit is not None:
             self.limit = limit
+
+
+class PaymentMismatch(Conflict):
+    code = "payment-mismatch"
+    title = "Payment does not match the top-up"
+
+
+class DailyTopupLimit(Conflict):
+    code = "daily-topup-limit"
+    title = "Daily top-up limit reached"
+
+
+class ProviderUnavailable(DomainError):
+    code = "payment-provider-unavailable"
+    title = "Payment provider unavailable"

@@ -10,6 +10,9 @@
 6. Completed top-ups equal what the provider clearing accounts paid out.
 7. A settled mission has one result email job per distinct backer and one for the streamer.
 8. Each mission's sharded running total equals the sum of its pledges.
+9. Each completed top-up is credited once, with its amount, from its provider's clearing
+   account to its owner's cash; no top-up in another state is credited; every top-up
+   transfer has its top-up.
 
 Each invariant is one function marked ``@invariant(name)``, run by ``check`` in the order
 it is defined; to add one, write another such function (it gets the shared ``Books``).
@@ -214,6 +217,42 @@ async def topups_match_clearing(conn: AsyncConnection, books: Books) -> list[str
     ) or 0)
     clearing = sum(v for (a, _), v in books.balances.items() if a.startswith("provider:"))
     return [] if completed == -clearing else [f"top-ups {completed}, clearing {clearing}"]
+
+
+@invariant("each top-up is credited once, and only when completed")
+async def topups_credited_once(conn: AsyncConnection, books: Books) -> list[str]:
+    """Top-ups against the journal, one by one (real providers complete them later).
+
+    A completed top-up has its one transfer ``topup:<id>`` of its amount, in KRW, from its
+    provider's clearing account to the user's cash; a top-up in any other state (pending,
+    awaiting a deposit, failed, cancelled, rejected) has none; and every top-up transfer
+    belongs to a top-up.
+    """
+    tid = literal("topup:", String) + cast(topups.c.id, String)
+    rows = await conn.execute(
+        select(topups.c.id, topups.c.user_id, topups.c.provider, topups.c.amount,
+               topups.c.status, transfers.c.amount.label("posted"), transfers.c.currency,
+               transfers.c.from_account, transfers.c.to_account)
+        .select_from(topups.outerjoin(transfers, transfers.c.id == tid))
+    )
+    problems = []
+    for r in rows:
+        if r.status == "completed":
+            if r.posted is None:
+                problems.append(f"top-up {r.id} completed without its journal transfer")
+            elif (r.posted, r.currency, r.from_account, r.to_account) != (
+                    r.amount, L.KRW, L.provider_clearing(r.provider), L.user_cash(r.user_id)):
+                problems.append(f"top-up {r.id} journal transfer does not match it")
+        elif r.posted is not None:
+            problems.append(f"top-up {r.id} is {r.status} but was credited")
+    orphans = await conn.execute(
+        select(transfers.c.id).where(
+            transfers.c.kind == L.TransferKind.topup.value,
+            ~select(topups.c.id).where(tid == transfers.c.id).exists(),
+        )
+    )
+    problems += [f"transfer {r[0]} has no top-up" for r in orphans]
+    return problems
 
 
 @invariant("settled missions email every backer and the streamer once")

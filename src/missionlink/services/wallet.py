@@ -1,21 +1,35 @@
-"""Wallet use cases: balances, top-ups (sandbox or webhook-confirmed), journal lines."""
+"""Wallet use cases: balances, top-ups (sandbox, webhook-confirmed, or paid with a real
+provider and confirmed by fetching the payment from it), journal lines."""
 
 from __future__ import annotations
 
+import math
 import re
+import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db import journal
 from missionlink.adapters.db.core_tables import topups, transfers, wallets
-from missionlink.adapters.payments.providers import PaymentIntent, WebhookEvent
+from missionlink.adapters.payments.providers import (
+    PaymentIntent,
+    PaymentProvider,
+    ProviderPayment,
+    WebhookEvent,
+)
 from missionlink.domain import ledger as L
 from missionlink.domain.cursors import decode_opaque, encode_opaque
-from missionlink.domain.errors import InvalidInput, NotFound, check_range
+from missionlink.domain.errors import (
+    DailyTopupLimit,
+    InvalidInput,
+    NotFound,
+    PaymentMismatch,
+    check_range,
+)
 from missionlink.domain.timestamps import iso
 from missionlink.services.ports import Transactions
 
@@ -53,6 +67,84 @@ def topup_out(row: Any) -> dict[str, Any]:
             "completed_at": iso(row.completed_at)}
 
 
+def topup_detail(row: Any) -> dict[str, Any]:
+    """A top-up as its owner sees it: state, outcome, and where a deposit goes."""
+    return {**topup_out(row), "currency": row.currency,
+            "provider_payment_id": row.provider_payment_id,
+            "failure_reason": row.failure_reason,
+            "reported_amount": row.reported_amount,
+            "reported_currency": row.reported_currency,
+            "virtual_account": row.virtual_account,
+            "deposit_due_at": iso(row.deposit_due_at)}
+
+
+#: Korea Standard Time: the daily top-up limit counts calendar days there.
+KST = timezone(timedelta(hours=9), "KST")
+#: A payment opened (pending) counts against the daily limit for this long: the time a
+#: widget's session lasts. An abandoned one stops holding the limit after it.
+PENDING_HOLD = timedelta(hours=1)
+#: States that count as money in for the daily limit (pending ones only while recent).
+_COUNTED = ("completed", "awaiting_deposit")
+
+
+def kst_day(now: datetime) -> tuple[datetime, datetime]:
+    """The KST calendar day holding ``now``, as [start, end) instants."""
+    local = now.astimezone(KST)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
+async def check_daily_limit(
+    conn: AsyncConnection, *, user_id: int, amount: int, limit: int, now: datetime
+) -> None:
+    """Refuse a top-up that would take a user's KST day past ``limit`` KRW (0: no limit).
+
+    The user's wallet row is locked first, so two top-ups opened at once are counted one
+    after the other.
+    """
+    if limit <= 0:
+        return
+    await conn.execute(
+        select(wallets.c.user_id).where(wallets.c.user_id == user_id).with_for_update()
+    )
+    start, end = kst_day(now)
+    used = int(await conn.scalar(
+        select(func.coalesce(func.sum(topups.c.amount), 0)).where(
+            topups.c.user_id == user_id,
+            topups.c.provider != "sandbox",
+            topups.c.created_at >= start,
+            topups.c.created_at < end,
+            or_(topups.c.status.in_(_COUNTED),
+                and_(topups.c.status == "pending", topups.c.created_at > now - PENDING_HOLD)),
+        )
+    ) or 0)
+    if used + amount > limit:
+        wait = max(math.ceil((end - now).total_seconds()), 1)
+        raise DailyTopupLimit(
+            f"top-ups are limited to {limit} KRW per day (KST); {used} KRW used today, "
+            f"so {max(limit - used, 0)} KRW is left until the day ends in {wait} s",
+            retry_after=wait,
+        )
+
+
+def new_reference() -> str:
+    """Our own id of a payment, given to the provider (PortOne's paymentId)."""
+    return f"ml_{uuid.uuid4().hex}"
+
+
+async def open_topup(
+    conn: AsyncConnection, *, user_id: int, amount: int, provider: PaymentProvider,
+    daily_limit: int, now: datetime,
+) -> dict[str, Any]:
+    """Open a top-up: check the daily limit, ask the provider for a payment, record it."""
+    if provider.name != "sandbox":
+        await check_daily_limit(conn, user_id=user_id, amount=amount, limit=daily_limit,
+                                now=now)
+    intent = await provider.start(user_id=user_id, amount=amount, reference=new_reference())
+    return await record_topup(conn, user_id=user_id, amount=amount, provider=provider.name,
+                              intent=intent, now=now)
+
+
 async def record_topup(
     conn: AsyncConnection, *, user_id: int, amount: int, provider: str, intent: PaymentIntent,
     now: datetime,
@@ -63,6 +155,7 @@ async def record_topup(
             .values(user_id=user_id, amount=amount, provider=provider,
                     provider_payment_id=intent.provider_payment_id,
                     status="completed" if intent.completed else "pending",
+                    currency=L.KRW,
                     created_at=now, completed_at=now if intent.completed else None)
             .returning(*topups.c)
         )
@@ -71,7 +164,94 @@ async def record_topup(
         await _complete(conn, row, provider, now)
     out = topup_out(row)
     out["provider_payment_id"] = intent.provider_payment_id
+    out["currency"] = row.currency
+    out["checkout"] = intent.checkout
     return out
+
+
+async def topup_of(conn: AsyncConnection, user_id: int, topup_id: int) -> Any:
+    row = (await conn.execute(
+        select(topups).where(topups.c.id == topup_id, topups.c.user_id == user_id)
+    )).first()
+    if row is None:
+        raise NotFound("no such top-up")
+    return row
+
+
+async def list_topups(conn: AsyncConnection, user_id: int, *, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.execute(
+        select(topups).where(topups.c.user_id == user_id)
+        .order_by(topups.c.created_at.desc(), topups.c.id.desc()).limit(limit)
+    )
+    return [topup_detail(r) for r in rows]
+
+
+#: Which states a provider's report may move a top-up out of, per reported state. A paid
+#: report may complete a failed one (the payer retried the same payment and it went
+#: through); cancelled, rejected and completed top-ups never change again here.
+_MAY_LEAVE: dict[str, tuple[str, ...]] = {
+    "paid": ("pending", "awaiting_deposit", "failed"),
+    "awaiting_deposit": ("pending",),
+    "failed": ("pending", "awaiting_deposit"),
+    "cancelled": ("pending", "awaiting_deposit", "failed"),
+}
+
+
+async def apply_payment(
+    conn: AsyncConnection, *, provider: str, payment: ProviderPayment, now: datetime
+) -> dict[str, Any]:
+    """Bring a top-up in line with what the provider's API reports, once.
+
+    A paid payment is credited only if its amount and currency are what the server asked
+    for; otherwise the top-up is ``rejected`` with the reported amount kept, and nothing
+    is credited. Replays (browser and webhook both, duplicate webhooks) change nothing:
+    each move is one conditional UPDATE out of the states it may leave, and the credit's
+    journal id is the top-up's.
+    """
+    where = (topups.c.provider == provider,
+             topups.c.provider_payment_id == payment.provider_payment_id)
+    row = (await conn.execute(select(topups).where(*where))).first()
+    if row is None:
+        raise NotFound("no top-up with that payment id")
+    leave = _MAY_LEAVE.get(payment.status, ())
+    if row.status not in leave:
+        return {**topup_detail(row), "applied": False}
+    values: dict[str, Any]
+    credit = False
+    if payment.status == "paid":
+        if payment.amount == row.amount and payment.currency == row.currency:
+            values = {"status": "completed", "completed_at": now, "failure_reason": None}
+            credit = True
+        else:
+            values = {"status": "rejected", "completed_at": now,
+                      "reported_amount": payment.amount,
+                      "reported_currency": (payment.currency or "")[:3] or None,
+                      "failure_reason": (
+                          f"the provider reports {payment.amount} {payment.currency} paid, "
+                          f"but this top-up asked for {row.amount} {row.currency}")}
+    elif payment.status == "awaiting_deposit":
+        values = {"status": "awaiting_deposit",
+                  "virtual_account": (payment.virtual_account or "")[:200] or None,
+                  "deposit_due_at": payment.deposit_due_at}
+    else:
+        values = {"status": payment.status, "completed_at": now,
+                  "failure_reason": (payment.reason or payment.status)[:300]}
+    moved = (await conn.execute(
+        update(topups).where(*where, topups.c.status.in_(leave)).values(**values)
+        .returning(*topups.c)
+    )).first()
+    if moved is None:  # another confirmation got there first
+        row = (await conn.execute(select(topups).where(*where))).one()
+        return {**topup_detail(row), "applied": False}
+    if credit:
+        await _complete(conn, moved, provider, now)
+    return {**topup_detail(moved), "applied": True}
+
+
+def raise_if_rejected(result: dict[str, Any]) -> None:
+    """A rejected top-up's confirmation is a conflict the payer must hear about."""
+    if result["status"] == "rejected":
+        raise PaymentMismatch(str(result["failure_reason"]))
 
 
 async def confirm_webhook(

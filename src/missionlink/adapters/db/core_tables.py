@@ -89,6 +89,12 @@ Index("ix_transfers_from", transfers.c.from_account, transfers.c.created_at)
 Index("ix_transfers_to", transfers.c.to_account, transfers.c.created_at)
 Index("ix_transfers_mission", transfers.c.mission_id)
 
+#: A top-up's states: ``pending`` (intent created, waiting for the payer), ``awaiting_deposit``
+#: (a virtual account was issued; the bank deposit comes later), ``completed`` (credited),
+#: ``failed``, ``cancelled``, ``rejected`` (paid, but not the amount or currency asked for).
+TOPUP_STATUSES = ("pending", "awaiting_deposit", "completed", "failed", "cancelled", "rejected")
+TOPUP_STATUS_CHECK = "status IN ({})".format(", ".join(f"'{s}'" for s in TOPUP_STATUSES))
+
 topups = Table(
     "topups",
     core_metadata,
@@ -100,9 +106,21 @@ topups = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime, nullable=True),
+    # What the server asked the provider for; a payment is credited only if it matches.
+    Column("currency", String(3), nullable=False, server_default="KRW"),
+    # Why a top-up ended without money (failed, cancelled, rejected), in the provider's or
+    # our words; and, for a rejected one, what the provider reported it was paid.
+    Column("failure_reason", String(300), nullable=True),
+    Column("reported_amount", BigInteger, nullable=True),
+    Column("reported_currency", String(3), nullable=True),
+    # A virtual account issued for a later bank deposit: where to send it and until when.
+    Column("virtual_account", String(200), nullable=True),
+    Column("deposit_due_at", UTCDateTime, nullable=True),
     CheckConstraint("amount > 0", name="amount_positive"),
-    CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
+    CheckConstraint(TOPUP_STATUS_CHECK, name="status"),
+    CheckConstraint("currency = 'KRW'", name="currency_krw"),
     UniqueConstraint("provider", "provider_payment_id"),
+    Index("ix_topups_user_created", "user_id", "created_at"),
 )
 
 MISSION_STATUSES = (

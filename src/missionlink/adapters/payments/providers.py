@@ -1,8 +1,11 @@
 """Payment providers behind one interface.
 
-``sandbox`` completes a top-up at once (development and tests). ``webhook`` is a real
+``sandbox`` completes a top-up at once (development and tests). ``webhook`` is a generic
 provider's shape: the top-up stays pending until the provider calls our webhook with an
-HMAC-SHA256 signature over ``"{timestamp}.{raw body}"``.
+HMAC-SHA256 signature over ``"{timestamp}.{raw body}"``. ``portone`` (PortOne V2: Korean
+cards, easy-pay, virtual accounts) and ``stripe`` (international cards) are real providers
+(``real.py``): the browser pays with the provider's widget, and the server learns the
+outcome only by fetching the payment from the provider's API.
 """
 
 from __future__ import annotations
@@ -12,43 +15,80 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
-from missionlink.domain.errors import InvalidInput, NotAuthenticated
+from missionlink.domain.errors import InvalidInput, InvalidState, NotAuthenticated
 
 SIGNATURE_HEADER = "X-MissionLink-Signature"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+#: What a provider says about a payment, in our words.
+PaymentState = Literal["paid", "pending", "awaiting_deposit", "failed", "cancelled"]
 
 
 @dataclass(frozen=True)
 class PaymentIntent:
     provider_payment_id: str
     completed: bool
+    #: What the browser's payment widget needs (ids, amount, public keys); None for
+    #: providers without a widget.
+    checkout: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ProviderPayment:
+    """A payment as the provider's API reports it (never as the browser says)."""
+
+    provider_payment_id: str
+    status: PaymentState
+    amount: int | None = None
+    currency: str | None = None
+    reason: str | None = None
+    virtual_account: str | None = None
+    deposit_due_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class WebhookEvent:
     provider_payment_id: str
-    status: str  # "completed" or "failed"
+    #: "completed" or "failed" as the generic webhook states it; None when the event only
+    #: says something happened, and the payment must be fetched from the provider.
+    status: str | None
 
 
 class PaymentProvider(Protocol):
     name: str
 
-    async def start(self, *, user_id: int, amount: int) -> PaymentIntent: ...
+    async def start(self, *, user_id: int, amount: int, reference: str) -> PaymentIntent:
+        """Open a payment of ``amount`` KRW; ``reference`` is our own unique id for it."""
+        ...
 
-    def verify_webhook(self, signature: str, body: bytes, now: datetime) -> WebhookEvent: ...
+    async def fetch(self, provider_payment_id: str) -> ProviderPayment:
+        """The payment as the provider's API reports it now."""
+        ...
+
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> WebhookEvent | None:
+        """The verified event, or None for a verified event about something else."""
+        ...
 
 
 class SandboxProvider:
     name = "sandbox"
 
-    async def start(self, *, user_id: int, amount: int) -> PaymentIntent:
+    async def start(self, *, user_id: int, amount: int, reference: str) -> PaymentIntent:
         return PaymentIntent(provider_payment_id=f"sbx_{secrets.token_hex(12)}", completed=True)
 
-    def verify_webhook(self, signature: str, body: bytes, now: datetime) -> WebhookEvent:
+    async def fetch(self, provider_payment_id: str) -> ProviderPayment:
+        raise InvalidState("sandbox top-ups complete at once; there is nothing to confirm")
+
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> WebhookEvent | None:
         raise NotAuthenticated("the sandbox provider sends no webhooks")
 
 
@@ -65,10 +105,16 @@ class WebhookProvider:
         self._secret = secret
         self._tolerance = tolerance_seconds
 
-    async def start(self, *, user_id: int, amount: int) -> PaymentIntent:
+    async def start(self, *, user_id: int, amount: int, reference: str) -> PaymentIntent:
         return PaymentIntent(provider_payment_id=f"pay_{secrets.token_hex(12)}", completed=False)
 
-    def verify_webhook(self, signature: str, body: bytes, now: datetime) -> WebhookEvent:
+    async def fetch(self, provider_payment_id: str) -> ProviderPayment:
+        raise InvalidState("this provider confirms top-ups by its webhook only")
+
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> WebhookEvent | None:
+        signature = headers.get(SIGNATURE_HEADER, "")
         parts = dict(p.split("=", 1) for p in signature.split(",") if "=" in p)
         stamp, given = parts.get("t", ""), parts.get("v1")
         # Unix seconds in ASCII digits: int() would take "١٢" or "1_0", and hundreds of

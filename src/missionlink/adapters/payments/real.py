@@ -1,0 +1,228 @@
+"""The real payment providers: PortOne V2 and Stripe, through their official SDKs.
+
+Both follow the providers' own flow. ``start`` opens a payment for the amount the server
+chose (PortOne: pre-registers our payment id with its amount; Stripe: creates a
+PaymentIntent) and returns what the browser's widget needs. The browser's word is never
+taken: ``fetch`` asks the provider's API what was paid, and a webhook is only a signed hint
+that something changed (verified by each SDK's own function), after which the payment is
+fetched too. Each API's base URL is a setting, so tests point them at local fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+import stripe
+import structlog
+from portone_server_sdk import PaymentClient
+from portone_server_sdk import errors as portone_errors
+from portone_server_sdk import webhook as portone_webhook
+from portone_server_sdk.payment import (
+    CancelledPayment,
+    FailedPayment,
+    PaidPayment,
+    PartialCancelledPayment,
+    PaymentMethodVirtualAccount,
+    VirtualAccountIssuedPayment,
+)
+
+from missionlink.adapters.payments.providers import (
+    PaymentIntent,
+    ProviderPayment,
+    WebhookEvent,
+)
+from missionlink.domain.errors import InvalidInput, NotAuthenticated, ProviderUnavailable
+
+ORDER_NAME = "MissionLink 충전"
+_log = structlog.get_logger(__name__)
+
+
+def _unavailable(provider: str, exc: Exception) -> ProviderUnavailable:
+    """The caller hears that the provider failed; the log keeps what it said."""
+    _log.warning("payments.provider_error", provider=provider, error=repr(exc)[:500])
+    return ProviderUnavailable(f"{provider} did not answer or refused the request; "
+                               "try again later")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class PortOneProvider:
+    name = "portone"
+
+    def __init__(self, *, api_secret: str, webhook_secret: str, store_id: str,
+                 channel_key: str, base_url: str) -> None:
+        self._client = PaymentClient(secret=api_secret, base_url=base_url.rstrip("/"),
+                                     store_id=store_id)
+        self._webhook_secret = webhook_secret
+        self._store_id = store_id
+        self._channel_key = channel_key
+
+    async def start(self, *, user_id: int, amount: int, reference: str) -> PaymentIntent:
+        # Pre-registering fixes the amount at PortOne: a payment of any other amount
+        # under this id is refused by PortOne before it reaches the payer's card.
+        try:
+            await self._client.pre_register_payment_async(
+                payment_id=reference, total_amount=amount, currency="KRW")
+        except (portone_errors.PortOneError, httpx.HTTPError, ValueError) as exc:
+            raise _unavailable("PortOne", exc) from exc
+        return PaymentIntent(
+            provider_payment_id=reference, completed=False,
+            checkout={"provider": self.name, "store_id": self._store_id,
+                      "channel_key": self._channel_key, "payment_id": reference,
+                      "order_name": ORDER_NAME, "total_amount": amount, "currency": "KRW"},
+        )
+
+    async def fetch(self, provider_payment_id: str) -> ProviderPayment:
+        pid = provider_payment_id
+        try:
+            p = await self._client.get_payment_async(payment_id=pid)
+        except portone_errors.PaymentNotFoundError:
+            # Pre-registered but not yet opened by the payer.
+            return ProviderPayment(pid, "pending")
+        except (portone_errors.PortOneError, httpx.HTTPError, ValueError) as exc:
+            raise _unavailable("PortOne", exc) from exc
+        if isinstance(p, PaidPayment):
+            return ProviderPayment(pid, "paid", amount=p.amount.paid, currency=str(p.currency))
+        if isinstance(p, PartialCancelledPayment):
+            # Part was taken back before we credited anything: what is left is what was paid.
+            return ProviderPayment(pid, "paid", amount=p.amount.paid - p.amount.cancelled,
+                                   currency=str(p.currency))
+        if isinstance(p, VirtualAccountIssuedPayment):
+            account = None
+            due = None
+            if isinstance(p.method, PaymentMethodVirtualAccount):
+                bank = str(p.method.bank) if p.method.bank else ""
+                holder = p.method.remittee_name or ""
+                account = " ".join(x for x in (bank, p.method.account_number, holder) if x)
+                due = _parse_time(p.method.expired_at)
+            return ProviderPayment(pid, "awaiting_deposit", amount=p.amount.total,
+                                   currency=str(p.currency), virtual_account=account,
+                                   deposit_due_at=due)
+        if isinstance(p, FailedPayment):
+            return ProviderPayment(pid, "failed", reason=p.failure.reason or p.failure.pg_message
+                                   or "the payment failed")
+        if isinstance(p, CancelledPayment):
+            reasons = [r for r in (getattr(c, "reason", None) for c in p.cancellations) if r]
+            return ProviderPayment(pid, "cancelled",
+                                   reason=str(reasons[0]) if reasons else "cancelled")
+        return ProviderPayment(pid, "pending")
+
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> WebhookEvent | None:
+        # The SDK checks the Standard Webhooks signature (webhook-id, webhook-timestamp,
+        # webhook-signature) and a timestamp within 5 minutes of now.
+        try:
+            payload = body.decode()
+            event = portone_webhook.verify(
+                self._webhook_secret, payload,
+                {k: headers[k] for k in ("webhook-id", "webhook-timestamp",
+                                         "webhook-signature") if k in headers})
+        except portone_webhook.WebhookVerificationError as exc:
+            raise NotAuthenticated(f"webhook not verified: {exc.reason}") from exc
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidInput("webhook body is not a PortOne webhook") from exc
+        data = getattr(event, "data", None)
+        payment_id = getattr(data, "payment_id", None)
+        if not isinstance(payment_id, str):
+            return None
+        return WebhookEvent(provider_payment_id=payment_id, status=None)
+
+
+class _StripeHttpx(stripe.HTTPXClient):
+    """Stripe's httpx client, async only, sending its encoded form body as ``content``
+    (httpx deprecates raw bytes given as ``data``, which the stock client does), and giving
+    up after ``TIMEOUT_SECONDS`` (not the stock 80): a top-up is opened inside a database
+    transaction."""
+
+    TIMEOUT_SECONDS = 15.0
+
+    def __init__(self) -> None:
+        super().__init__(timeout=self.TIMEOUT_SECONDS, allow_sync_methods=False)
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> Any:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        kwargs.pop("data", None)
+        if post_data:
+            kwargs["content"] = post_data
+        return [args, kwargs]
+
+
+class StripeProvider:
+    name = "stripe"
+
+    def __init__(self, *, secret_key: str, publishable_key: str, webhook_secret: str,
+                 base_url: str, tolerance_seconds: int) -> None:
+        self._client = stripe.StripeClient(
+            secret_key, base_addresses={"api": base_url.rstrip("/")},
+            http_client=_StripeHttpx(), max_network_retries=2)
+        self._publishable_key = publishable_key
+        self._webhook_secret = webhook_secret
+        self._tolerance = tolerance_seconds
+
+    async def start(self, *, user_id: int, amount: int, reference: str) -> PaymentIntent:
+        try:
+            # KRW is a zero-decimal currency at Stripe: the amount is in won.
+            intent = await self._client.v1.payment_intents.create_async(
+                params={"amount": amount, "currency": "krw",
+                        "automatic_payment_methods": {"enabled": True},
+                        "metadata": {"missionlink_reference": reference,
+                                     "user_id": str(user_id)}},
+                options={"idempotency_key": reference},
+            )
+        except stripe.StripeError as exc:
+            raise _unavailable("Stripe", exc) from exc
+        return PaymentIntent(
+            provider_payment_id=intent.id, completed=False,
+            checkout={"provider": self.name, "publishable_key": self._publishable_key,
+                      "client_secret": intent.client_secret, "total_amount": amount,
+                      "currency": "KRW"},
+        )
+
+    async def fetch(self, provider_payment_id: str) -> ProviderPayment:
+        pid = provider_payment_id
+        try:
+            intent = await self._client.v1.payment_intents.retrieve_async(pid)
+        except stripe.StripeError as exc:
+            raise _unavailable("Stripe", exc) from exc
+        currency = (intent.currency or "").upper()
+        if intent.status == "succeeded":
+            return ProviderPayment(pid, "paid", amount=intent.amount_received,
+                                   currency=currency)
+        if intent.status == "canceled":
+            return ProviderPayment(pid, "cancelled",
+                                   reason=intent.cancellation_reason or "cancelled")
+        if intent.status == "requires_payment_method" and intent.last_payment_error:
+            error: Any = intent.last_payment_error
+            return ProviderPayment(pid, "failed",
+                                   reason=str(getattr(error, "message", None)
+                                              or getattr(error, "code", None) or "declined"))
+        return ProviderPayment(pid, "pending")
+
+    def verify_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> WebhookEvent | None:
+        try:
+            event = stripe.Webhook.construct_event(
+                body.decode(), headers.get("stripe-signature"), self._webhook_secret,
+                tolerance=self._tolerance)
+        except stripe.SignatureVerificationError as exc:
+            raise NotAuthenticated(f"webhook not verified: {exc.user_message or exc}") from exc
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidInput("webhook body is not a Stripe event") from exc
+        if not str(event.type).startswith("payment_intent."):
+            return None
+        obj: Any = event.data.object
+        return WebhookEvent(provider_payment_id=str(obj["id"]), status=None)

@@ -1,0 +1,249 @@
+"""Local fakes of the PortOne V2 and Stripe HTTP APIs, run as real HTTP servers.
+
+Only what MissionLink calls is implemented, in the providers' own wire formats, so the
+official SDKs talk to them unchanged: PortOne's pre-register and payment lookup, Stripe's
+PaymentIntent create and retrieve. A test plays the payer and the provider's back office
+through the Python methods (``pay``, ``issue_virtual_account``, ``fail``, ``cancel``), and
+sends webhooks signed with the providers' real algorithms (``portone_webhook``,
+``stripe_webhook``), which the application verifies with the SDKs' own functions.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+NOW = "2026-01-01T00:00:00Z"
+PORTONE_SECRET = "portone-api-secret-for-tests"
+PORTONE_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"portone webhook secret 32 bytes!").decode()
+PORTONE_STORE = "store-00000000-0000-0000-0000-000000000001"
+STRIPE_SECRET = "sk_test_missionlink"
+STRIPE_WEBHOOK_SECRET = "whsec_stripe_missionlink_tests"
+
+
+@dataclass
+class Fakes:
+    """Both providers' state, shared with the server thread."""
+
+    portone: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stripe: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stripe_keys: dict[str, str] = field(default_factory=dict)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    base_url: str = ""
+    #: While set, every call answers 500, as a provider in an outage does.
+    down: bool = False
+
+    # -- PortOne: the payer and the back office -------------------------------------------
+    def portone_pay(self, payment_id: str, *, amount: int | None = None,
+                    currency: str = "KRW") -> None:
+        with self.lock:
+            p = self.portone[payment_id]
+            p.update(status="PAID", paid=p["amount"] if amount is None else amount,
+                     currency=currency)
+
+    def portone_virtual_account(self, payment_id: str) -> None:
+        with self.lock:
+            self.portone[payment_id]["status"] = "VIRTUAL_ACCOUNT_ISSUED"
+
+    def portone_fail(self, payment_id: str, reason: str = "카드 한도 초과") -> None:
+        with self.lock:
+            self.portone[payment_id].update(status="FAILED", reason=reason)
+
+    def portone_cancel(self, payment_id: str, reason: str = "구매자 취소") -> None:
+        with self.lock:
+            self.portone[payment_id].update(status="CANCELLED", reason=reason)
+
+    # -- Stripe -------------------------------------------------------------------------
+    def stripe_pay(self, intent_id: str, *, amount: int | None = None,
+                   currency: str = "krw") -> None:
+        with self.lock:
+            pi = self.stripe[intent_id]
+            pi.update(status="succeeded", currency=currency,
+                      amount_received=pi["amount"] if amount is None else amount)
+
+    def stripe_fail(self, intent_id: str, message: str = "Your card was declined.") -> None:
+        with self.lock:
+            self.stripe[intent_id].update(
+                status="requires_payment_method",
+                last_payment_error={"type": "card_error", "code": "card_declined",
+                                    "message": message})
+
+    def stripe_cancel(self, intent_id: str) -> None:
+        with self.lock:
+            self.stripe[intent_id].update(status="canceled",
+                                          cancellation_reason="abandoned")
+
+
+def _portone_payment(pid: str, p: dict[str, Any]) -> dict[str, Any]:
+    status = p["status"]
+    paid = p.get("paid", 0) if status == "PAID" else 0
+    body: dict[str, Any] = {
+        "status": status, "id": pid, "transactionId": f"tx-{pid}", "merchantId": "merchant-1",
+        "storeId": p["store_id"], "version": "V2", "requestedAt": NOW, "updatedAt": NOW,
+        "statusChangedAt": NOW, "orderName": "MissionLink 충전",
+        "amount": {"total": p["amount"], "taxFree": 0, "discount": 0, "paid": paid,
+                   "cancelled": 0, "cancelledTaxFree": 0},
+        "currency": p.get("currency", "KRW"), "customer": {},
+        "origin": {"platformType": "PC", "ipAddress": "127.0.0.1"},
+        "channel": {"type": "TEST", "pgProvider": "TOSSPAYMENTS", "pgMerchantId": "tosstest"},
+        "disputes": [],
+    }
+    if status == "PAID":
+        body.update(paidAt=NOW, method={"type": "PaymentMethodEasyPay", "provider": "KAKAOPAY"})
+    elif status == "VIRTUAL_ACCOUNT_ISSUED":
+        body["method"] = {"type": "PaymentMethodVirtualAccount", "bank": "SHINHAN",
+                          "accountNumber": "56211234567890", "remitteeName": "미션링크",
+                          "expiredAt": "2026-01-03T15:00:00Z", "issuedAt": NOW}
+    elif status == "FAILED":
+        body.update(failedAt=NOW, failure={"reason": p.get("reason")})
+    elif status == "CANCELLED":
+        body.update(cancelledAt=NOW, cancellations=[{
+            "status": "SUCCEEDED", "id": "c-1", "totalAmount": p["amount"],
+            "taxFreeAmount": 0, "vatAmount": 0, "reason": p.get("reason", ""),
+            "requestedAt": NOW, "cancelledAt": NOW, "trigger": "CONSOLE"}])
+    return body
+
+
+def _handler(fakes: Fakes) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def do_GET(self) -> None:
+            self._route("GET", b"")
+
+        def do_POST(self) -> None:
+            self._route("POST", self._body())
+
+        def _route(self, method: str, raw: bytes) -> None:
+            path = urlsplit(self.path).path
+            fakes.requests.append((method, path))
+            auth = self.headers.get("Authorization", "")
+            parts = [unquote(x) for x in path.strip("/").split("/")]
+            with fakes.lock:
+                if fakes.down:
+                    return self._send(500, {"type": "UNKNOWN", "message": "outage",
+                                            "error": {"type": "api_error",
+                                                      "message": "outage"}})
+                if parts[0] == "payments":
+                    if auth != f"PortOne {PORTONE_SECRET}":
+                        return self._send(401, {"type": "UNAUTHORIZED", "message": "bad secret"})
+                    return self._portone(method, parts[1:], raw)
+                if parts[:2] == ["v1", "payment_intents"]:
+                    if auth != f"Bearer {STRIPE_SECRET}":
+                        return self._send(401, {"error": {"type": "invalid_request_error",
+                                                          "message": "Invalid API Key"}})
+                    return self._stripe(method, parts[2:], raw)
+            self._send(404, {"message": "no such route in the fake"})
+
+        def _portone(self, method: str, rest: list[str], raw: bytes) -> None:
+            if method == "POST" and len(rest) == 2 and rest[1] == "pre-register":
+                body = json.loads(raw)
+                fakes.portone[rest[0]] = {"status": "READY", "amount": body["totalAmount"],
+                                          "currency": body.get("currency", "KRW"),
+                                          "store_id": body.get("storeId", PORTONE_STORE)}
+                return self._send(200, {})
+            if method == "GET" and len(rest) == 1:
+                p = fakes.portone.get(rest[0])
+                if p is None or p["status"] == "READY":
+                    return self._send(404, {"type": "PAYMENT_NOT_FOUND",
+                                            "message": "결제 건이 존재하지 않습니다."})
+                return self._send(200, _portone_payment(rest[0], p))
+            self._send(404, {"type": "PAYMENT_NOT_FOUND", "message": "no route"})
+
+        def _stripe(self, method: str, rest: list[str], raw: bytes) -> None:
+            if method == "POST" and not rest:
+                form = dict(parse_qsl(raw.decode()))
+                key = self.headers.get("Idempotency-Key", "")
+                if key and key in fakes.stripe_keys:
+                    return self._send(200, fakes.stripe[fakes.stripe_keys[key]])
+                pid = f"pi_{uuid.uuid4().hex[:24]}"
+                pi = {"id": pid, "object": "payment_intent", "amount": int(form["amount"]),
+                      "amount_received": 0, "currency": form["currency"],
+                      "status": "requires_payment_method",
+                      "client_secret": f"{pid}_secret_{secrets.token_hex(8)}",
+                      "last_payment_error": None, "cancellation_reason": None,
+                      "metadata": {k[9:-1]: v for k, v in form.items()
+                                   if k.startswith("metadata[")},
+                      "created": int(time.time()), "livemode": False}
+                fakes.stripe[pid] = pi
+                if key:
+                    fakes.stripe_keys[key] = pid
+                return self._send(200, pi)
+            if method == "GET" and len(rest) == 1 and rest[0] in fakes.stripe:
+                return self._send(200, fakes.stripe[rest[0]])
+            self._send(404, {"error": {"type": "invalid_request_error",
+                                       "code": "resource_missing",
+                                       "message": "No such payment_intent"}})
+
+    return Handler
+
+
+@contextmanager
+def serve() -> Iterator[Fakes]:
+    fakes = Fakes()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fakes))
+    fakes.base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fakes
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- webhooks, signed as the providers sign them ------------------------------------------
+
+def portone_webhook(kind: str, payment_id: str, *, secret: str = PORTONE_WEBHOOK_SECRET,
+                    timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """A PortOne V2 webhook (``Transaction.Paid`` and the like) with its Standard Webhooks
+    signature: base64 HMAC-SHA256 of ``{id}.{timestamp}.{body}`` under the decoded secret."""
+    body = json.dumps({"type": kind, "timestamp": NOW,
+                       "data": {"paymentId": payment_id, "storeId": PORTONE_STORE,
+                                "transactionId": f"tx-{payment_id}"}}).encode()
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    return body, {"webhook-id": msg_id, "webhook-timestamp": stamp,
+                  "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+                  "content-type": "application/json"}
+
+
+def stripe_webhook(kind: str, intent: dict[str, Any], *, secret: str = STRIPE_WEBHOOK_SECRET,
+                   timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """A Stripe event with its ``Stripe-Signature``: ``t=<unix>,v1=<hex HMAC-SHA256 of
+    "{t}.{body}">``."""
+    body = json.dumps({"id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event",
+                       "type": kind, "api_version": "2025-01-01", "created": int(time.time()),
+                       "livemode": False, "pending_webhooks": 1,
+                       "data": {"object": intent}}).encode()
+    stamp = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return body, {"stripe-signature": f"t={stamp},v1={mac}",
+                  "content-type": "application/json"}
