@@ -7,6 +7,7 @@ SDKs' own functions. Every test ends with the ledger reconciled.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ import pytest
 from sqlalchemy import insert, update
 
 from missionlink.adapters.db.core_tables import topups, transfers
+from missionlink.adapters.payments.providers import SandboxProvider
+from missionlink.api.app import create_app
+from missionlink.api.routers import pages
 from missionlink.bootstrap import Container
 from missionlink.services.reconcile import check
 from missionlink.services.wallet import kst_day
@@ -398,3 +402,29 @@ async def test_a_provider_outage_is_a_502_and_changes_nothing(
     assert r.json()["status"] == "completed"
     assert await cash(client, fan) == 6_000
     await assert_ledger_ok(container)
+
+
+async def test_the_wallet_page_loads_only_the_configured_providers_widget(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    sdk = {"portone": "https://cdn.portone.io/v2/browser-sdk.js",
+           "stripe": "https://js.stripe.com/v3/"}
+    r = await client.get("/wallet")
+    assert r.status_code == 200
+    csp = r.headers["content-security-policy"]
+    mine, other = sdk[payer.name], sdk["stripe" if payer.name == "portone" else "portone"]
+    assert f'<script src="{mine}" defer></script>' in r.text and other not in r.text
+    assert "/static/payments.js?v=" in r.text
+    origin = mine.split("/v")[0]
+    assert f"script-src 'self' {origin}" in csp and "frame-ancestors 'none'" in csp
+    assert ("name=\"pay_method\"" in r.text) == (payer.name == "portone")
+    assert "1,000,000" in r.text  # the daily limit, told before paying
+    # Every other page keeps the strict policy.
+    assert (await client.get("/login")).headers["content-security-policy"] == pages.CSP
+    # The sandbox (the default) loads no provider script at all.
+    sandboxed = dataclasses.replace(container, payments=SandboxProvider())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(sandboxed)),
+                                 base_url="http://testserver") as plain:
+        r = await plain.get("/wallet")
+    assert r.headers["content-security-policy"] == pages.CSP
+    assert "payments.js" not in r.text and "<script src=\"https" not in r.text

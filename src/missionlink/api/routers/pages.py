@@ -48,7 +48,7 @@ _PAIRS: dict[str, dict[str, str]] = json.loads(
 STRINGS = {lang: {key: pair[lang] for key, pair in _PAIRS.items()} for lang in LANGS}
 #: Changes whenever app.js or app.css do, so browsers never pair a new page with an old script.
 ASSET_VERSION = hashlib.sha256(
-    b"".join(_WEB.joinpath("static", n).read_bytes() for n in ("app.js", "app.css"))
+    b"".join(_WEB.joinpath("static", n).read_bytes() for n in ("app.js", "app.css", "payments.js"))
 ).hexdigest()[:12]
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -254,10 +254,41 @@ async def signup_page(request: Request) -> HTMLResponse:
                   next=safe_next(request.query_params.get("next")))
 
 
+#: The browser SDK of each real payment provider, and what the wallet page's
+#: Content-Security-Policy adds for it (the origins each provider documents).
+_PAY_WIDGETS: dict[str, tuple[str, dict[str, str]]] = {
+    "portone": ("https://cdn.portone.io/v2/browser-sdk.js", {
+        "script-src": "https://cdn.portone.io", "connect-src": "https://*.portone.io",
+        # The payment window is the card company's or easy-pay's own page, in a frame or
+        # a redirect that PortOne's script posts.
+        "frame-src": "https:", "form-action": "https:"}),
+    "stripe": ("https://js.stripe.com/v3/", {
+        "script-src": "https://js.stripe.com", "connect-src": "https://api.stripe.com",
+        "frame-src": "https://js.stripe.com https://hooks.stripe.com"}),
+}
+
+
+def _csp_with(extra: dict[str, str]) -> str:
+    parts = [p.strip() for p in CSP.split(";")]
+    seen = {p.split(" ", 1)[0] for p in parts}
+    out = [f"{p} {extra[p.split(' ', 1)[0]]}" if p.split(" ", 1)[0] in extra else p
+           for p in parts]
+    out += [f"{name} {value}" for name, value in extra.items() if name not in seen]
+    return "; ".join(out)
+
+
 @router.get("/wallet", response_class=HTMLResponse)
 async def wallet_page(request: Request) -> HTMLResponse:
-    return render(request, "wallet.html", page="wallet",
-                  next=safe_next(request.query_params.get("next")))
+    c = _context(request)
+    provider = c.payments.name
+    sdk, extra = _PAY_WIDGETS.get(provider, ("", {}))
+    response = render(request, "wallet.html", page="wallet", payment={
+        "provider": provider, "sdk": sdk, "daily_limit": c.settings.daily_topup_limit},
+        next=safe_next(request.query_params.get("next")))
+    if extra:
+        # Only the wallet page, and only when that provider is configured, may load its SDK.
+        response.headers["Content-Security-Policy"] = _csp_with(extra)
+    return response
 
 
 @router.get("/studio", response_class=HTMLResponse)

@@ -671,8 +671,17 @@
     },
     async topup(form, key) {
       const amount = int(form, 'amount');
-      await api('POST', '/wallet/topups', { auth: 'required', key, body: { amount } });
-      await Promise.all([loadBalances(), loadJournal()]);
+      const topup = await api('POST', '/wallet/topups', { auth: 'required', key,
+        body: { amount } });
+      if (topup.checkout) {
+        // A real provider: pay in its widget, then the server asks the provider what was paid.
+        const method = form.elements.pay_method ? form.elements.pay_method.value : null;
+        await window.MissionLinkPay.pay(topup.checkout,
+          { method, redirectUrl: `${location.origin}/wallet` });
+        await confirmTopup(topup.id);
+        return;
+      }
+      await Promise.all([loadBalances(), loadJournal(), loadTopups()]);
       const back = nextUrl();
       toast(t('topup_done', { amount }), back ? { href: back, text: t('back_to_page') } : null);
     },
@@ -846,6 +855,60 @@
   }
 
   const journal = { cursors: [null], index: 0 };
+
+  /** The latest top-ups and their states (pending, awaiting a deposit, completed...). */
+  async function loadTopups() {
+    const table = $('#topups');
+    if (!table) return [];
+    const page = await api('GET', '/wallet/topups?limit=10', { auth: 'required' });
+    const rows = page.items.map((x) => {
+      const tr = document.createElement('tr');
+      tr.dataset.status = x.status;
+      const cell = (text, cls) => {
+        const td = document.createElement('td');
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.append(td);
+        return td;
+      };
+      const time = document.createElement('time');
+      time.dateTime = x.created_at;
+      time.dataset.local = '';
+      cell('').append(time);
+      cell(money(x.amount), 'num');
+      cell(T[`topup_status_${x.status}`] || x.status);
+      const due = x.deposit_due_at ? dateFormat.format(new Date(x.deposit_due_at)) : '';
+      cell(x.status === 'awaiting_deposit' && x.virtual_account
+        ? t('deposit_to', { account: x.virtual_account, due }) : (x.failure_reason || ''));
+      return tr;
+    });
+    $('#topups tbody').replaceChildren(...rows);
+    $('#topups-empty').hidden = rows.length > 0;
+    decorate(table);
+    return page.items;
+  }
+
+  /** Ask the server to confirm a top-up with its provider, and say what came of it. */
+  async function confirmTopup(id) {
+    try {
+      const r = await api('POST', `/wallet/topups/${id}/confirm`, { auth: 'required' });
+      const said = { completed: 'topup_done', awaiting_deposit: 'topup_awaiting_deposit',
+        pending: 'topup_pending' };
+      toast(t(said[r.status] || 'topup_not_paid', { amount: r.amount }));
+    } finally {
+      await Promise.all([loadBalances(), loadJournal(), loadTopups()]);
+    }
+  }
+
+  /** Back from a provider's payment page (mobile, 3-D Secure): confirm that top-up. */
+  async function returnFromProvider(items) {
+    const params = new URLSearchParams(location.search);
+    const pid = params.get('paymentId') || params.get('payment_intent');
+    if (!pid) return;
+    history.replaceState(null, '', '/wallet');
+    const topup = items.find((x) => x.provider_payment_id === pid);
+    if (topup) await confirmTopup(topup.id);
+  }
 
   async function loadBalances() {
     const w = await api('GET', '/wallet', { auth: 'required' });
@@ -1378,7 +1441,9 @@
 
   const PAGES = {
     async wallet() {
-      if (me) await Promise.all([loadBalances(), loadJournal()]);
+      if (!me) return;
+      const [, , topups] = await Promise.all([loadBalances(), loadJournal(), loadTopups()]);
+      await returnFromProvider(topups);
     },
     async studio() {
       if (!me || me.role !== 'streamer') return;
