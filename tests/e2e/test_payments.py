@@ -7,6 +7,7 @@ SDKs' own functions. Every test ends with the ledger reconciled.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import time
@@ -428,3 +429,108 @@ async def test_the_wallet_page_loads_only_the_configured_providers_widget(
         r = await plain.get("/wallet")
     assert r.headers["content-security-policy"] == pages.CSP
     assert "payments.js" not in r.text and "<script src=\"https" not in r.text
+
+
+async def test_a_partly_cancelled_payment_is_not_the_amount_asked_for(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    if payer.name != "portone":
+        pytest.skip("partial cancellation before confirmation is PortOne's")
+    fan = await make_user(container)
+    topup = await open_topup(client, fan, 10_000)
+    payer.fakes.portone_partial_cancel(topup["provider_payment_id"], 3_000)
+    r = await deliver(client, payer, payer.webhook("cancelled", topup["provider_payment_id"]))
+    assert r.json() == {"id": topup["id"], "status": "rejected", "applied": True}
+    row = (await client.get(f"{API}/wallet/topups/{topup['id']}", headers=fan.headers)).json()
+    assert (row["reported_amount"], row["reported_currency"]) == (7_000, "KRW")
+    assert await cash(client, fan) == 0
+    await assert_ledger_ok(container)
+
+
+async def test_browser_and_webhooks_racing_credit_once(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    fan = await make_user(container)
+    topup = await open_topup(client, fan, 9_000)
+    payer.pay(topup["provider_payment_id"])
+    results = await asyncio.gather(
+        *(confirm(client, fan, topup["id"]) for _ in range(4)),
+        *(deliver(client, payer, payer.webhook("paid", topup["provider_payment_id"]))
+          for _ in range(4)))
+    assert all(r.status_code == 200 for r in results), [r.text for r in results]
+    assert [r.json()["status"] for r in results] == ["completed"] * 8
+    assert sum(r.json()["applied"] for r in results) == 1
+    assert await cash(client, fan) == 9_000
+    await assert_ledger_ok(container)
+
+
+async def test_top_ups_opened_at_once_share_one_daily_limit(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    fan = await make_user(container)
+    clock: Any = container.clock
+    start, _ = kst_day(clock.now())
+    clock.advance((start + timedelta(hours=10) - clock.now()).total_seconds() % 86_400)
+    results = await asyncio.gather(*(
+        client.post(f"{API}/wallet/topups", json={"amount": 400_000}, headers=fan.headers)
+        for _ in range(4)))
+    assert sorted(r.status_code for r in results) == [201, 201, 409, 409]
+    await assert_ledger_ok(container)
+
+
+async def test_verified_events_about_other_things_are_acknowledged_and_ignored(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    if payer.name == "portone":
+        body, headers = F.portone_webhook("Transaction.Paid", "x")
+        # A billing-key event, signed the same way.
+        body = (b'{"type": "BillingKey.Issued", "timestamp": "2026-01-01T00:00:00Z", '
+                b'"data": {"storeId": "s", "billingKey": "bk"}}')
+        body, headers = _resign_portone(body)
+    else:
+        body, headers = F.stripe_webhook("charge.succeeded", {"id": "ch_1", "object": "charge"})
+    r = await deliver(client, payer, (body, headers))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"applied": False, "ignored": True}
+    # A verified event about a payment that is not one of ours.
+    if payer.name == "portone":
+        signed = F.portone_webhook("Transaction.Paid", "ml_not_ours")
+        payer.fakes.portone["ml_not_ours"] = {"status": "PAID", "amount": 1000, "paid": 1000,
+                                              "store_id": F.PORTONE_STORE}
+    else:
+        signed = F.stripe_webhook("payment_intent.succeeded",
+                                  {"id": "pi_not_ours", "object": "payment_intent"})
+        payer.fakes.stripe["pi_not_ours"] = {
+            "id": "pi_not_ours", "object": "payment_intent", "amount": 1000,
+            "amount_received": 1000, "currency": "krw", "status": "succeeded"}
+    r = await deliver(client, payer, signed)
+    assert r.status_code == 404, r.text
+    await assert_ledger_ok(container)
+
+
+def _resign_portone(body: bytes) -> tuple[bytes, dict[str, str]]:
+    import base64
+    import hashlib
+    import hmac
+    import uuid
+
+    msg_id, stamp = f"msg_{uuid.uuid4().hex}", str(int(time.time()))
+    key = base64.b64decode(F.PORTONE_WEBHOOK_SECRET.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    return body, {"webhook-id": msg_id, "webhook-timestamp": stamp,
+                  "webhook-signature": "v1," + base64.b64encode(mac).decode(),
+                  "content-type": "application/json"}
+
+
+async def test_a_portone_event_this_sdk_does_not_know_still_triggers_a_lookup(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    if payer.name != "portone":
+        pytest.skip("PortOne's SDK answers unknown event types as plain data")
+    fan = await make_user(container)
+    topup = await open_topup(client, fan, 2_000)
+    payer.pay(topup["provider_payment_id"])
+    body, headers = F.portone_webhook("Transaction.SomethingNew", topup["provider_payment_id"])
+    r = await deliver(client, payer, (body, headers))
+    assert r.json() == {"id": topup["id"], "status": "completed", "applied": True}
+    await assert_ledger_ok(container)

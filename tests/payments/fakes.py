@@ -54,6 +54,12 @@ class Fakes:
             p.update(status="PAID", paid=p["amount"] if amount is None else amount,
                      currency=currency)
 
+    def portone_partial_cancel(self, payment_id: str, cancelled: int) -> None:
+        """Paid in full, then part of it cancelled at PortOne (before we credited it)."""
+        with self.lock:
+            p = self.portone[payment_id]
+            p.update(status="PARTIAL_CANCELLED", paid=p["amount"], cancelled=cancelled)
+
     def portone_virtual_account(self, payment_id: str) -> None:
         with self.lock:
             self.portone[payment_id]["status"] = "VIRTUAL_ACCOUNT_ISSUED"
@@ -89,13 +95,13 @@ class Fakes:
 
 def _portone_payment(pid: str, p: dict[str, Any]) -> dict[str, Any]:
     status = p["status"]
-    paid = p.get("paid", 0) if status == "PAID" else 0
+    paid = p.get("paid", 0) if status in ("PAID", "PARTIAL_CANCELLED") else 0
     body: dict[str, Any] = {
         "status": status, "id": pid, "transactionId": f"tx-{pid}", "merchantId": "merchant-1",
         "storeId": p["store_id"], "version": "V2", "requestedAt": NOW, "updatedAt": NOW,
         "statusChangedAt": NOW, "orderName": "MissionLink 충전",
         "amount": {"total": p["amount"], "taxFree": 0, "discount": 0, "paid": paid,
-                   "cancelled": 0, "cancelledTaxFree": 0},
+                   "cancelled": p.get("cancelled", 0), "cancelledTaxFree": 0},
         "currency": p.get("currency", "KRW"), "customer": {},
         "origin": {"platformType": "PC", "ipAddress": "127.0.0.1"},
         "channel": {"type": "TEST", "pgProvider": "TOSSPAYMENTS", "pgMerchantId": "tosstest"},
@@ -109,6 +115,11 @@ def _portone_payment(pid: str, p: dict[str, Any]) -> dict[str, Any]:
                           "expiredAt": "2026-01-03T15:00:00Z", "issuedAt": NOW}
     elif status == "FAILED":
         body.update(failedAt=NOW, failure={"reason": p.get("reason")})
+    elif status == "PARTIAL_CANCELLED":
+        body.update(paidAt=NOW, cancelledAt=NOW, cancellations=[{
+            "status": "SUCCEEDED", "id": "c-1", "totalAmount": p["cancelled"],
+            "taxFreeAmount": 0, "vatAmount": 0, "reason": "부분 취소",
+            "requestedAt": NOW, "cancelledAt": NOW, "trigger": "CONSOLE"}])
     elif status == "CANCELLED":
         body.update(cancelledAt=NOW, cancellations=[{
             "status": "SUCCEEDED", "id": "c-1", "totalAmount": p["amount"],
@@ -223,9 +234,11 @@ def portone_webhook(kind: str, payment_id: str, *, secret: str = PORTONE_WEBHOOK
                     timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
     """A PortOne V2 webhook (``Transaction.Paid`` and the like) with its Standard Webhooks
     signature: base64 HMAC-SHA256 of ``{id}.{timestamp}.{body}`` under the decoded secret."""
-    body = json.dumps({"type": kind, "timestamp": NOW,
-                       "data": {"paymentId": payment_id, "storeId": PORTONE_STORE,
-                                "transactionId": f"tx-{payment_id}"}}).encode()
+    data = {"paymentId": payment_id, "storeId": PORTONE_STORE,
+            "transactionId": f"tx-{payment_id}"}
+    if kind in ("Transaction.Cancelled", "Transaction.PartialCancelled"):
+        data["cancellationId"] = "c-1"
+    body = json.dumps({"type": kind, "timestamp": NOW, "data": data}).encode()
     msg_id = f"msg_{uuid.uuid4().hex}"
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     key = base64.b64decode(secret.removeprefix("whsec_"))

@@ -134,6 +134,11 @@ class PortOneProvider:
             raise InvalidInput("webhook body is not a PortOne webhook") from exc
         data = getattr(event, "data", None)
         payment_id = getattr(data, "payment_id", None)
+        if isinstance(event, dict):
+            # Verified, but of a shape this SDK version does not know (a newer event type):
+            # its payment id is enough, since the payment is fetched from PortOne anyway.
+            raw = event.get("data")
+            payment_id = raw.get("paymentId") if isinstance(raw, dict) else None
         if not isinstance(payment_id, str):
             return None
         return WebhookEvent(provider_payment_id=payment_id, status=None)
