@@ -18,6 +18,7 @@ from missionlink.api.pagination import PageParams
 from missionlink.api.params import Limit, PathId
 from missionlink.api.problems import MEDIA_TYPE, Problem
 from missionlink.api.schemas.core import TopupIn
+from missionlink.api.schemas.payments import TopupConfirmed, TopupCreated, TopupList, TopupOut
 from missionlink.domain.errors import InvalidState, NotFound
 from missionlink.services import wallet
 
@@ -78,8 +79,9 @@ async def _csv(c: Deps, user_id: int) -> AsyncIterator[str]:
 
 
 @router.post(
-    "/wallet/topups", status_code=201,
-    responses={**_PROVIDER_DOWN, 409: {
+    "/wallet/topups", status_code=201, response_model=None,
+    responses={201: {"model": TopupCreated, "description": "the top-up, opened"},
+               **_PROVIDER_DOWN, 409: {
         "model": Problem, "content": {MEDIA_TYPE: {}}, "headers": _RETRY_AFTER,
         "description": "`daily-topup-limit`: this top-up would take the day's (KST) top-ups "
                        "past DAILY_TOPUP_LIMIT; `retry_after` is the time to midnight KST"}},
@@ -99,21 +101,21 @@ async def create_topup(
                             status_code=201)
 
 
-@router.get("/wallet/topups")
+@router.get("/wallet/topups", response_model=TopupList)
 async def list_topups(user: CurrentUser, c: Deps, limit: Limit = 20) -> dict[str, Any]:
     """The user's latest top-ups, newest first, with their states."""
     async with c.core_db.read() as conn:
         return {"items": await wallet.list_topups(conn, user.user_id, limit=limit)}
 
 
-@router.get("/wallet/topups/{topup_id}")
+@router.get("/wallet/topups/{topup_id}", response_model=TopupOut)
 async def get_topup(topup_id: PathId, user: CurrentUser, c: Deps) -> dict[str, Any]:
     async with c.core_db.read() as conn:
         return wallet.topup_detail(await wallet.topup_of(conn, user.user_id, topup_id))
 
 
 @router.post(
-    "/wallet/topups/{topup_id}/confirm",
+    "/wallet/topups/{topup_id}/confirm", response_model=TopupConfirmed,
     responses={**_PROVIDER_DOWN, 409: {
         "model": Problem, "content": {MEDIA_TYPE: {}},
         "description": "`payment-mismatch`: the provider reports a payment of another amount "
