@@ -128,6 +128,40 @@ def cmd_reconcile(_: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+async def sync_payments(settings: Settings, *, older_than_seconds: int,
+                        limit: int) -> dict[str, int]:
+    """Apply what the payment provider says about top-ups still open after a while."""
+    from datetime import UTC, datetime, timedelta
+
+    from missionlink import bootstrap
+    from missionlink.adapters.db.engine import Database, Timeouts
+    from missionlink.services import wallet
+
+    provider = bootstrap.payment_provider(settings)
+    if provider.name not in ("portone", "stripe"):
+        return {}
+    db = Database(settings.core_url, timeouts=Timeouts.of(settings))
+    try:
+        return await wallet.sync_topups(db, provider, now=datetime.now(UTC),
+                                        older_than=timedelta(seconds=older_than_seconds),
+                                        limit=limit)
+    finally:
+        await db.dispose()
+
+
+def cmd_payments_sync(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings.payment_provider not in ("portone", "stripe"):
+        print(f"nothing to sync: PAYMENT_PROVIDER={settings.payment_provider} "
+              "is not looked up")
+        return 0
+    counts = asyncio.run(sync_payments(settings, older_than_seconds=args.older_than,
+                                       limit=args.limit))
+    print("top-ups looked up: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                                   or "none open"))
+    return 0
+
+
 async def create_admin(settings: Settings, *, email: str, password: str, display_name: str) -> int:
     """Create an admin in the identity database and their member records in the core (the
     only way to make an admin account)."""
@@ -216,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reconcile", help="check every ledger invariant").set_defaults(
         func=cmd_reconcile
     )
+
+    payments = sub.add_parser("payments", help="payment provider upkeep")
+    payments_sub = payments.add_subparsers(dest="payments_command", required=True)
+    sync = payments_sub.add_parser(
+        "sync", help="ask the provider about top-ups still open and apply its answer")
+    sync.add_argument("--older-than", type=int, default=600, metavar="SECONDS",
+                      help="only top-ups opened at least this long ago (default 600)")
+    sync.add_argument("--limit", type=int, default=500)
+    sync.set_defaults(func=cmd_payments_sync)
 
     admin = sub.add_parser("admin", help="administration")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)

@@ -20,11 +20,13 @@ import httpx
 import pytest
 from sqlalchemy import insert, update
 
+from missionlink import cli
 from missionlink.adapters.db.core_tables import topups, transfers
 from missionlink.adapters.payments.providers import SandboxProvider
 from missionlink.api.app import create_app
 from missionlink.api.routers import pages
 from missionlink.bootstrap import Container
+from missionlink.services import wallet
 from missionlink.services.reconcile import check
 from missionlink.services.wallet import kst_day
 from tests.helpers import Actor, assert_ledger_ok, make_user
@@ -533,4 +535,50 @@ async def test_a_portone_event_this_sdk_does_not_know_still_triggers_a_lookup(
     body, headers = F.portone_webhook("Transaction.SomethingNew", topup["provider_payment_id"])
     r = await deliver(client, payer, (body, headers))
     assert r.json() == {"id": topup["id"], "status": "completed", "applied": True}
+    await assert_ledger_ok(container)
+
+
+async def test_payments_sync_applies_what_the_provider_says_when_nobody_reported_it(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    fan = await make_user(container)
+    clock: Any = container.clock
+    paid = await open_topup(client, fan, 3_000)
+    failed = await open_topup(client, fan, 4_000)
+    payer.pay(paid["provider_payment_id"])
+    payer.fail(failed["provider_payment_id"])
+    clock.advance(700)
+    recent = await open_topup(client, fan, 5_000)
+    payer.pay(recent["provider_payment_id"])
+    # Neither the browser nor a webhook said anything; the sweep asks the provider.
+    counts = await wallet.sync_topups(container.core_db, container.payments,
+                                      now=clock.now(), older_than=timedelta(minutes=10),
+                                      limit=100)
+    assert counts == {"completed": 1, "failed": 1}
+    assert await cash(client, fan) == 3_000
+    rows = {t["id"]: t["status"] for t in
+            (await client.get(f"{API}/wallet/topups", headers=fan.headers)).json()["items"]}
+    assert rows == {paid["id"]: "completed", failed["id"]: "failed", recent["id"]: "pending"}
+    await assert_ledger_ok(container)
+
+
+async def test_the_payments_sync_command(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    fan = await make_user(container)
+    topup = await open_topup(client, fan, 3_000)
+    payer.pay(topup["provider_payment_id"])
+    s = container.settings
+    for name in ("data_dir", "database_url", "identity_database_url", "payment_provider",
+                 "portone_api_base_url", "portone_api_secret", "portone_webhook_secret",
+                 "portone_store_id", "portone_channel_key", "stripe_api_base_url",
+                 "stripe_secret_key", "stripe_publishable_key", "stripe_webhook_secret"):
+        monkeypatch.setenv(f"MISSIONLINK_{name.upper()}", str(getattr(s, name)))
+    argv = ["payments", "sync", "--older-than", "0"]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    assert "top-ups looked up: completed 1" in capsys.readouterr().out
+    assert await cash(client, fan) == 3_000
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    assert "none open" in capsys.readouterr().out
     await assert_ledger_ok(container)

@@ -248,6 +248,36 @@ async def apply_payment(
     return {**topup_detail(moved), "applied": True}
 
 
+async def sync_topups(
+    db: Transactions, provider: PaymentProvider, *, now: datetime, older_than: timedelta,
+    limit: int,
+) -> dict[str, int]:
+    """Ask the provider about top-ups still open (pending, awaiting a deposit) that were
+    opened more than ``older_than`` ago, and apply what it says: the safety net for a
+    browser that never came back *and* a webhook that never arrived. Each is applied in a
+    transaction of its own, as a confirmation would be; counts per resulting state."""
+    async with db.read() as conn:
+        ids = [r[0] for r in await conn.execute(
+            select(topups.c.provider_payment_id).where(
+                topups.c.provider == provider.name,
+                topups.c.status.in_(("pending", "awaiting_deposit")),
+                topups.c.created_at < now - older_than,
+            ).order_by(topups.c.created_at).limit(limit)
+        )]
+    counts: dict[str, int] = {}
+    for pid in ids:
+        payment = await provider.fetch(pid)
+
+        async def work(conn: AsyncConnection, payment: ProviderPayment = payment
+                       ) -> dict[str, Any]:
+            return await apply_payment(conn, provider=provider.name, payment=payment, now=now)
+
+        result = await db.transaction(work)
+        key = result["status"] if result["applied"] else "unchanged"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def raise_if_rejected(result: dict[str, Any]) -> None:
     """A rejected top-up's confirmation is a conflict the payer must hear about."""
     if result["status"] == "rejected":
