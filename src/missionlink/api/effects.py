@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import structlog
@@ -82,10 +82,14 @@ async def respond(
 async def _after_commit(
     container: AppContext, stored: idempotency.StoredResponse, path: str | None
 ) -> None:
+    tags = read_model.tags_of_write(path, stored.body) if stored.status_code < 400 else ()
+    await committed(container, tags)
+
+
+async def committed(container: AppContext, tags: Iterable[str]) -> None:
     """Tell the read model and the worker. The effect has committed: a broker that does not
     answer must not turn it into an error, or a client retrying without a key would apply
     it twice. What is missed is bounded: the read model's TTL, the worker's polling."""
-    tags = read_model.tags_of_write(path, stored.body) if stored.status_code < 400 else ()
     try:
         await container.notices.committed(tags)
     except UNAVAILABLE as exc:

@@ -200,10 +200,11 @@ async def list_comments(
 
 async def delete_comment(
     conn: AsyncConnection, *, now: datetime, actor: rules.Actor, comment_id: int
-) -> None:
+) -> int:
+    """Delete a live comment; returns the id of its post."""
     row = (
         await conn.execute(
-            select(comments.c.author_id, posts.c.streamer_id)
+            select(comments.c.author_id, comments.c.post_id, posts.c.streamer_id)
             .join(posts, posts.c.id == comments.c.post_id)
             .where(
                 comments.c.id == comment_id,
@@ -218,3 +219,4 @@ async def delete_comment(
     await conn.execute(
         update(comments).where(comments.c.id == comment_id).values(deleted_at=now)
     )
+    return int(row.post_id)

@@ -2,7 +2,8 @@
 
 A hyped mission is read thousands of times a second and changes a few times a second, so
 each replica keeps the encoded answer of the public reads (mission, missions of a channel,
-backers, prediction pools) bounded in entries and in body bytes, and:
+backers, prediction pools, and the web pages made of them) bounded in entries and in body
+bytes, and:
 
 - **nothing stale lives longer than the TTL** (at most one second, ``READ_CACHE_TTL_SECONDS``):
   it bounds how late a change made elsewhere can show if its invalidation is lost. Every
@@ -65,14 +66,20 @@ def channel_tag(streamer_id: int) -> str:
     return f"channel:{streamer_id}"
 
 
+def post_tag(post_id: int) -> str:
+    """A fan board post: its page, and every page that lists it (with its comment count)."""
+    return f"post:{post_id}"
+
+
 def encode(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """What a loader read: the value, the tags a write must name to drop it, and when the
-    clock alone changes it (``None``: only a write does)."""
+    """What a loader read: the value (``bytes`` when already encoded, as a rendered web
+    page is; anything else is encoded as JSON), the tags a write must name to drop it, and
+    when the clock alone changes it (``None``: only a write does)."""
 
     value: Any
     tags: frozenset[str]
@@ -94,7 +101,8 @@ def entry_of(loaded: Loaded, fresh_until: float) -> Entry:
     # orjson hands back its whole output buffer (4 KiB for a 500-byte mission, up to twice
     # the length of a long page); kept for as long as the entry lives, that is most of the
     # read model's memory, so the body is copied at its length.
-    body = memoryview(encode(loaded.value)).tobytes()
+    value = loaded.value
+    body = value if isinstance(value, bytes) else memoryview(encode(value)).tobytes()
     etag = '"' + hashlib.blake2b(body, digest_size=10).hexdigest() + '"'
     tags = tuple(sys.intern(tag) for tag in loaded.tags)
     return Entry(body, etag, tags, fresh_until, loaded.valid_until)
@@ -277,6 +285,7 @@ class ReadCache:
 # What a write touches ----------------------------------------------------------------
 
 _MISSION_PATH = re.compile(r"^/api/v1/missions/(\d+)(?:/|$)")
+_POST_PATH = re.compile(r"^/api/v1/posts/(\d+)(?:/|$)")
 
 
 def tags_of_write(path: str | None, body: Any) -> set[str]:
@@ -286,6 +295,9 @@ def tags_of_write(path: str | None, body: Any) -> set[str]:
         m = _MISSION_PATH.match(path)
         if m:
             tags.add(mission_tag(int(m.group(1))))
+        m = _POST_PATH.match(path)
+        if m:
+            tags.add(post_tag(int(m.group(1))))
     if isinstance(body, dict):
         tags |= tags_of_event(body)
         if path == "/api/v1/missions" and isinstance(body.get("id"), int):

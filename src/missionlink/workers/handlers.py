@@ -19,10 +19,12 @@ async def settle_mission(conn: AsyncConnection, payload: dict[str, Any], c: Cont
 
 
 async def broadcast(conn: AsyncConnection, payload: dict[str, Any], c: Container) -> None:
-    """Fan the event out to live overlays of the channel (any API process), and drop what it
-    changed from every API process's read model (settlement and expiry come this way)."""
-    await c.broker.publish(f"channel:{payload['streamer_id']}", payload)
+    """Drop what the event changed from every API process's read model (settlement and
+    expiry come this way), then fan it out to live overlays and pages of the channel (any
+    API process). In that order: a page that reloads itself on the event must not be
+    handed the cached copy from before it."""
     await c.read_cache.announce(c.broker, read_model.tags_of_event(payload))
+    await c.broker.publish(f"channel:{payload['streamer_id']}", payload)
 
 
 def broadcast_as(topic: str) -> Handler:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from missionlink.adapters.security.tokens import AccessClaims
 from missionlink.api.context import AppContext
 from missionlink.api.deps import CurrentUser, Deps, IdempotencyKey
-from missionlink.api.effects import run_effect
+from missionlink.api.effects import committed, run_effect
 from missionlink.api.pagination import PageParams, encode_int
 from missionlink.api.params import PathId as Id
 from missionlink.api.schemas.board import CommentIn, PostIn, PostPatch
@@ -20,6 +20,7 @@ from missionlink.api.schemas.text import optional_cleaner, schema
 from missionlink.domain.board import SEARCH, Actor
 from missionlink.domain.errors import FieldError, InvalidInput
 from missionlink.services import board
+from missionlink.services.read_model import post_tag
 
 router = APIRouter(prefix="/api/v1", tags=["board"])
 
@@ -76,14 +77,17 @@ async def edit_post(post_id: Id, body: PostPatch, user: CurrentUser, c: Deps) ->
         raise InvalidInput.all([FieldError(k, "required", "may not be null")
                                 for k, v in changes.items() if v is None])
     async with c.core_db.begin() as conn:
-        return await board.edit_post(conn, now=c.clock.now(), actor=_actor(user),
-                                     post_id=post_id, changes=changes)
+        edited = await board.edit_post(conn, now=c.clock.now(), actor=_actor(user),
+                                       post_id=post_id, changes=changes)
+    await committed(c, {post_tag(post_id)})
+    return edited
 
 
 @router.delete("/posts/{post_id}", status_code=204)
 async def delete_post(post_id: Id, user: CurrentUser, c: Deps) -> Response:
     async with c.core_db.begin() as conn:
         await board.delete_post(conn, now=c.clock.now(), actor=_actor(user), post_id=post_id)
+    await committed(c, {post_tag(post_id)})
     return Response(status_code=204)
 
 
@@ -113,6 +117,7 @@ async def add_comment(
 @router.delete("/comments/{comment_id}", status_code=204)
 async def delete_comment(comment_id: Id, user: CurrentUser, c: Deps) -> Response:
     async with c.core_db.begin() as conn:
-        await board.delete_comment(conn, now=c.clock.now(), actor=_actor(user),
-                                   comment_id=comment_id)
+        post_id = await board.delete_comment(conn, now=c.clock.now(), actor=_actor(user),
+                                             comment_id=comment_id)
+    await committed(c, {post_tag(post_id)})
     return Response(status_code=204)

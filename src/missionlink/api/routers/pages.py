@@ -2,13 +2,19 @@
 
 Public data (directory, missions, backers, the fan board) is rendered here, escaped by
 Jinja; everything that needs the caller's identity is filled in by /static/app.js, which
-holds the access token and calls the JSON API.
+holds the access token and calls the JSON API. A page is therefore the same for every
+viewer in one language, and the public pages a spike hammers (home, channel, its open
+missions, mission, post) come from the read model (``services.read_model``): rendered once
+per key and language, dropped by the same tags as the JSON reads, so a write shows at once
+to its writer and within one second to everyone, and a burst of viewers makes one render.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -30,9 +36,10 @@ from missionlink.domain.missions import Status
 from missionlink.domain.pledge_messages import MESSAGE_MAX
 from missionlink.domain.profile import NAME_SEARCH, PLATFORM_HOSTS, check_name_search
 from missionlink.domain.timestamps import iso
-from missionlink.services import board, channels, predictions, top_backers
+from missionlink.services import board, channels, predictions, read_model, top_backers
 from missionlink.services.channels import MIN_ACCEPT_TIMEOUT_SECONDS
 from missionlink.services.mission_views import get_mission, list_backers, list_missions
+from missionlink.services.read_model import Loaded
 from missionlink.services.wallet import MIN_TOPUP
 
 router = APIRouter(include_in_schema=False)
@@ -95,9 +102,14 @@ def _context(request: Request) -> AppContext:
 
 
 def render(request: Request, template: str, *, status: int = 200, **ctx: Any) -> HTMLResponse:
-    lang = page_lang(request)
-    strings = STRINGS[lang]
     c = _context(request)
+    html = render_html(c, page_lang(request), template, server_time=iso(c.clock.now()) or "", **ctx)
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def render_html(c: AppContext, lang: str, template: str, *, server_time: str,
+                **ctx: Any) -> str:
+    strings = STRINGS[lang]
 
     def fmt(key: str, **values: Any) -> str:
         """``strings[key]`` with ``{name}`` filled in; ``key_one`` when ``n`` is 1."""
@@ -107,12 +119,10 @@ def render(request: Request, template: str, *, status: int = 200, **ctx: Any) ->
                                 else str(value))
         return text
 
-    html = _env.get_template(template).render(
+    return _env.get_template(template).render(
         lang=lang, other_lang="en" if lang == "ko" else "ko", t=strings, fmt=fmt,
-        asset_version=ASSET_VERSION, server_time=iso(c.clock.now()), limits=_limits(c),
-        **ctx,
+        asset_version=ASSET_VERSION, server_time=server_time, limits=_limits(c), **ctx,
     )
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
 def _limits(c: AppContext) -> dict[str, int]:
@@ -213,6 +223,24 @@ def with_times(m: dict[str, Any], c: AppContext) -> dict[str, Any]:
             "accept_by_is_deadline": accept_by == deadline}
 
 
+def changes_at(m: dict[str, Any], c: AppContext, now: datetime) -> datetime | None:
+    """The next moment after ``now`` at which :func:`with_times` (or the mission's status)
+    says something else about an open mission without any write: acceptance timeout,
+    deadline, end of the result's grace period, close of the betting window."""
+    if m["status"] not in (Status.pending, Status.accepted):
+        return None
+    accepted_at = _parse(m["accepted_at"])
+    moments = [_parse(m["accept_by"]), _parse(m["deadline_at"]), _parse(m.get("result_by")),
+               accepted_at + timedelta(seconds=c.settings.bet_window_seconds)
+               if accepted_at is not None else None]
+    return min((t for t in moments if t is not None and t > now), default=None)
+
+
+def _missions_change_at(missions: Iterable[dict[str, Any]], c: AppContext,
+                        now: datetime) -> datetime | None:
+    return read_model.earliest(changes_at(m, c, now) for m in missions)
+
+
 async def open_missions(c: AppContext, streamer_id: int) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     async with c.core_db.read() as conn:
@@ -223,23 +251,95 @@ async def open_missions(c: AppContext, streamer_id: int) -> list[dict[str, Any]]
     return [with_times(m, c) for m in sorted(found, key=lambda m: -int(m["id"]))]
 
 
+# Pages from the read model -------------------------------------------------------------
+
+#: Where a cached page has the current server time and the strings of its language: both
+#: are put in as the page is served, so an entry holds neither a stale clock (the script's
+#: countdowns run from it) nor a copy of the strings (most of a small page's bytes). Made
+#: of ``<``, which Jinja escapes in any text it is given, so only a template can hold one.
+TIME_MARK = "<!--ml:server-time-->"
+STRINGS_MARK = "<!--ml:strings-->"
+
+
+class _Verbatim(str):
+    """Text that Jinja writes as it is (its ``__html__`` protocol): for the time mark."""
+
+    __slots__ = ()
+
+    def __html__(self) -> str:
+        return str(self)
+
+
+#: The strings as the base template writes them (``{{ t|tojson }}``), per language.
+_STRINGS_JSON = {lang: _env.from_string("{{ t|tojson }}").render(t=STRINGS[lang])
+                 for lang in LANGS}
+_STRINGS_BYTES = {lang: text.encode() for lang, text in _STRINGS_JSON.items()}
+_TIME_MARK_BYTES, _STRINGS_MARK_BYTES = TIME_MARK.encode(), STRINGS_MARK.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What a public page shows, as read from the database: its template and values, the
+    read model's tags that drop it, and when the clock alone changes it."""
+
+    template: str
+    page: str
+    values: dict[str, Any]
+    tags: frozenset[str]
+    valid_until: datetime | None = None
+
+
+async def cached_page(request: Request, key: tuple[Hashable, ...],
+                      read: Callable[[], Awaitable[View]]) -> HTMLResponse:
+    """The public page ``key`` in the caller's language, from this replica's read model;
+    ``read`` runs (once, however many ask at once) on a miss, and its ``NotFound`` is the
+    not-found page (never stored)."""
+    c, lang = _context(request), page_lang(request)
+
+    async def load() -> Loaded:
+        view = await read()
+        html = render_html(c, lang, view.template, page=view.page,
+                           server_time=_Verbatim(TIME_MARK), **view.values)
+        html = html.replace(_STRINGS_JSON[lang], STRINGS_MARK, 1)
+        return Loaded(html.encode(), view.tags, view.valid_until)
+
+    cache = c.read_cache
+    cache.listen(c.broker)
+    try:
+        entry = await cache.get(("page", lang, *key), load)
+    except NotFound:
+        return _not_found(request)
+    body = (entry.body.replace(_STRINGS_MARK_BYTES, _STRINGS_BYTES[lang], 1)
+            .replace(_TIME_MARK_BYTES, (iso(c.clock.now()) or "").encode(), 1))
+    return HTMLResponse(body, headers=HEADERS)
+
+
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> HTMLResponse:
-    c = _context(request)
-    query = _name_search(request)
-    async with c.core_db.read() as conn:
-        streamers, nxt = await channels.list_streamers(conn, now=c.clock.now(), limit=48,
-                                                       after_id=_cursor(request), query=query)
-        recent, _ = await list_missions(conn, now=c.clock.now(), limit=12, before_id=None,
-                                        streamer_id=None, status=None)
-        names = {s["id"]: s["display_name"] for s in streamers}
-        for m in recent:
-            if m["streamer_id"] not in names:
-                found = await channels.get_streamer(conn, m["streamer_id"], c.clock.now())
-                names[m["streamer_id"]] = found["display_name"]
-    return render(request, "home.html", page="home", streamers=streamers,
-                  next_cursor=encode_int(nxt), missions=[with_times(m, c) for m in recent],
-                  names=names, query=query or "")
+    c, cursor, query = _context(request), _cursor(request), _name_search(request)
+
+    async def read() -> View:
+        now = c.clock.now()
+        async with c.core_db.read() as conn:
+            streamers, nxt = await channels.list_streamers(conn, now=now, limit=48,
+                                                           after_id=cursor, query=query)
+            recent, _ = await list_missions(conn, now=now, limit=12, before_id=None,
+                                            streamer_id=None, status=None)
+            names = {s["id"]: s["display_name"] for s in streamers}
+            for m in recent:
+                if m["streamer_id"] not in names:
+                    found = await channels.get_streamer(conn, m["streamer_id"], now)
+                    names[m["streamer_id"]] = found["display_name"]
+        tags = {read_model.DIRECTORY_TAG, read_model.MISSIONS_TAG,
+                *(read_model.mission_tag(m["id"]) for m in recent),
+                *(read_model.channel_tag(sid) for sid in names)}
+        return View("home.html", "home", {
+            "streamers": streamers, "next_cursor": encode_int(nxt),
+            "missions": [with_times(m, c) for m in recent], "names": names,
+            "query": query or "",
+        }, frozenset(tags), _missions_change_at(recent, c, now))
+
+    return await cached_page(request, ("home", cursor, query), read)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -302,27 +402,43 @@ async def operations_page(request: Request) -> HTMLResponse:
     return render(request, "operations.html", page="operations")
 
 
+async def _channel_missions(c: AppContext, sid: int) -> tuple[list[dict[str, Any]], set[str]]:
+    """The channel's open missions (with their times) and the tags of what they show."""
+    missions = await open_missions(c, sid)
+    return missions, {read_model.channel_tag(sid),
+                      *(read_model.mission_tag(m["id"]) for m in missions)}
+
+
 @router.get("/channels/{streamer_id}", response_class=HTMLResponse)
 async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
     c, sid = _context(request), parse_id(streamer_id)
-    query = _search(request)
     if sid is None:
         return _not_found(request)
-    try:
+    query, cursor = _search(request), _cursor(request)
+
+    async def read() -> View:
+        now = c.clock.now()
         async with c.core_db.read() as conn:
-            streamer = await channels.get_streamer(conn, sid, c.clock.now())
+            streamer = await channels.get_streamer(conn, sid, now)
             posts, nxt = await board.list_posts(conn, streamer_id=sid, limit=20,
-                                                before_id=_cursor(request), query=query)
-            recent, _ = await list_missions(conn, now=c.clock.now(), limit=20, before_id=None,
+                                                before_id=cursor, query=query)
+            recent, _ = await list_missions(conn, now=now, limit=20, before_id=None,
                                             streamer_id=sid, status=None)
-            backers = await top_backers.top_backers(conn, streamer_id=sid, now=c.clock.now())
-    except NotFound:
-        return _not_found(request)
-    ended = [with_times(m, c) for m in recent if m["status"] not in (Status.pending,
-                                                                     Status.accepted)]
-    return render(request, "channel.html", page="channel", streamer=streamer,
-                  missions=await open_missions(c, sid), ended=ended[:10], posts=posts,
-                  next_cursor=encode_int(nxt), query=query or "", top_backers=backers)
+            # A pledge names its channel; the clock moves them as open missions end.
+            backers = await top_backers.top_backers(conn, streamer_id=sid, now=now)
+        ended = [with_times(m, c) for m in recent
+                 if m["status"] not in (Status.pending, Status.accepted)][:10]
+        missions, tags = await _channel_missions(c, sid)
+        # A new post or mission names the channel; a comment, edit or deletion names its
+        # post; a pledge or a change of status names its mission.
+        tags |= {*(read_model.post_tag(p["id"]) for p in posts),
+                 *(read_model.mission_tag(m["id"]) for m in ended)}
+        return View("channel.html", "channel", {
+            "streamer": streamer, "missions": missions, "ended": ended, "posts": posts,
+            "next_cursor": encode_int(nxt), "query": query or "", "top_backers": backers,
+        }, frozenset(tags), _missions_change_at(missions, c, now))
+
+    return await cached_page(request, ("channel", sid, cursor, query), read)
 
 
 @router.get("/channels/{streamer_id}/open-missions", response_class=HTMLResponse)
@@ -331,14 +447,16 @@ async def open_missions_fragment(request: Request, streamer_id: str) -> HTMLResp
     c, sid = _context(request), parse_id(streamer_id)
     if sid is None:
         return _not_found(request)
-    try:
+
+    async def read() -> View:
         async with c.core_db.read() as conn:
             await channels.get_streamer(conn, sid, c.clock.now())
-    except NotFound:
-        return _not_found(request)
-    missions = await open_missions(c, sid)
-    return render(request, "open_missions.html", page="fragment", missions=missions,
-                  streamer_id=sid)
+        missions, tags = await _channel_missions(c, sid)
+        return View("open_missions.html", "fragment",
+                    {"missions": missions, "streamer_id": sid}, frozenset(tags),
+                    _missions_change_at(missions, c, c.clock.now()))
+
+    return await cached_page(request, ("open-missions", sid), read)
 
 
 @router.get("/posts/{post_id}", response_class=HTMLResponse)
@@ -346,16 +464,21 @@ async def post_page(request: Request, post_id: str) -> HTMLResponse:
     c, pid = _context(request), parse_id(post_id)
     if pid is None:
         return _not_found(request)
-    try:
+    cursor = _cursor(request)
+
+    async def read() -> View:
         async with c.core_db.read() as conn:
             post = await board.get_post(conn, pid)
             comments, nxt = await board.list_comments(conn, post_id=pid, limit=50,
-                                                      before_id=_cursor(request))
+                                                      before_id=cursor)
             streamer = await channels.get_streamer(conn, post["streamer_id"], c.clock.now())
-    except NotFound:
-        return _not_found(request)
-    return render(request, "post.html", page="post", post=post, comments=comments,
-                  next_cursor=encode_int(nxt), streamer=streamer)
+        tags = {read_model.post_tag(pid), read_model.channel_tag(post["streamer_id"])}
+        return View("post.html", "post", {
+            "post": post, "comments": comments, "next_cursor": encode_int(nxt),
+            "streamer": streamer,
+        }, frozenset(tags))
+
+    return await cached_page(request, ("post", pid, cursor), read)
 
 
 @router.get("/missions/{mission_id}", response_class=HTMLResponse)
@@ -363,14 +486,19 @@ async def mission_page(request: Request, mission_id: str) -> HTMLResponse:
     c, mid = _context(request), parse_id(mission_id)
     if mid is None:
         return _not_found(request)
-    try:
+    cursor = _cursor(request)
+
+    async def read() -> View:
+        now = c.clock.now()
         async with c.core_db.read() as conn:
-            mission = await get_mission(conn, mid, c.clock.now())
-            backers, nxt = await list_backers(conn, mid, limit=50, before_id=_cursor(request))
+            mission = await get_mission(conn, mid, now)
+            backers, nxt = await list_backers(conn, mid, limit=50, before_id=cursor)
             pools = await predictions.prediction(conn, mission_id=mid, viewer_id=None)
-            streamer = await channels.get_streamer(conn, mission["streamer_id"],
-                                                   c.clock.now())
-    except NotFound:
-        return _not_found(request)
-    return render(request, "mission.html", page="mission", m=with_times(mission, c),
-                  backers=backers, next_cursor=encode_int(nxt), pools=pools, streamer=streamer)
+            streamer = await channels.get_streamer(conn, mission["streamer_id"], now)
+        tags = {read_model.mission_tag(mid), read_model.channel_tag(mission["streamer_id"])}
+        return View("mission.html", "mission", {
+            "m": with_times(mission, c), "backers": backers, "next_cursor": encode_int(nxt),
+            "pools": pools, "streamer": streamer,
+        }, frozenset(tags), changes_at(mission, c, now))
+
+    return await cached_page(request, ("mission", mid, cursor), read)
