@@ -67,6 +67,10 @@ def _links() -> list[Link]:
                       ("delete", f"{API}/comments/{{comment_id}}"),
                       {"comment_id": "$response.body#/id"},
                       description="Delete the comment just written"))
+    links.append(Link(("post", f"{POST}/comments", "201"),
+                      ("patch", f"{API}/comments/{{comment_id}}"),
+                      {"comment_id": "$response.body#/id"},
+                      description="Edit the comment just written"))
     links.append(Link(("post", f"{API}/auth/signup", "201"),
                       ("get", f"{API}/streamers/{{streamer_id}}"),
                       {"streamer_id": "$response.body#/id"},

@@ -25,6 +25,30 @@ class Page:
             raise InvalidInput.malformed_cursor()
         return value
 
+    def int_cursor_both_ways(self) -> tuple[int | None, int | None]:
+        """``(before_id, after_id)`` from a cursor of either kind: a ``next_cursor`` pages to
+        older rows, a ``prev_cursor`` (text ``newer:<id>`` inside) to newer ones."""
+        if self.cursor is None:
+            return None, None
+        text = decode_opaque(self.cursor)
+        if text.startswith(NEWER_PREFIX):
+            digits = text[len(NEWER_PREFIX):]
+            value = 0 if digits == "0" else parse_id(digits)  # 0: newer than any row
+            if value is None:
+                raise InvalidInput("cursor is malformed")
+            return None, value
+        return self.int_cursor(), None
+
+
+NEWER_PREFIX = "newer:"
+
+
+def encode_newer(value: int | None) -> str | None:
+    """The ``prev_cursor`` of a page: the rows newer than ``value``."""
+    if value is None:
+        return None
+    return encode_opaque(f"{NEWER_PREFIX}{value}")
+
 
 def encode_int(value: int | None) -> str | None:
     if value is None:

@@ -49,6 +49,12 @@ def check_edit(actor: Actor, *, author_id: int) -> None:
         raise Forbidden("only the author can edit this post")
 
 
+def check_comment_edit(actor: Actor, *, author_id: int) -> None:
+    """Only the author edits a comment, as with posts."""
+    if actor.user_id != author_id:
+        raise Forbidden("only the author can edit this comment")
+
+
 def check_delete(actor: Actor, *, author_id: int, streamer_id: int) -> None:
     """The author, the channel's streamer and admins delete."""
     if actor.user_id in (author_id, streamer_id) or actor.is_admin:

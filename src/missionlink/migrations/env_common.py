@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 #: Indexes that migrations create by hand (PostgreSQL trigram GIN indexes, whose operator
 #: classes autogenerate cannot compare); ``alembic check`` leaves them alone.
 UNMANAGED_INDEXES = frozenset({"ix_posts_title_trgm", "ix_posts_body_trgm",
-                               "ix_members_display_name_trgm"})
+                               "ix_members_display_name_trgm",
+                               "ix_comments_body_trgm"})
 
 
 def include_object(

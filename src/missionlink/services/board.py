@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, or_, select, update
+from sqlalchemy import Row, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.board_tables import comments, posts
@@ -40,6 +40,7 @@ def comment_out(row: Row[Any]) -> dict[str, Any]:
         "author_display_name": row.display_name,
         "body": row.body,
         "created_at": iso(row.created_at),
+        "edited_at": iso(row.edited_at) if row.edited_at is not None else None,
     }
 
 
@@ -104,34 +105,80 @@ async def get_post(conn: AsyncConnection, post_id: int) -> dict[str, Any]:
 
 async def list_posts(
     conn: AsyncConnection, *, streamer_id: int, limit: int, before_id: int | None,
-    query: str | None = None,
+    query: str | None = None, after_id: int | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first; the cursor is the last id seen, so new posts never shift a page."""
+    items, older, _ = await list_posts_both_ways(
+        conn, streamer_id=streamer_id, limit=limit, before_id=before_id, after_id=after_id,
+        query=query)
+    return items, older
+
+
+async def list_posts_both_ways(
+    conn: AsyncConnection, *, streamer_id: int, limit: int, before_id: int | None,
+    after_id: int | None = None, query: str | None = None,
+) -> tuple[list[dict[str, Any]], int | None, int | None]:
+    """One page of posts, newest first, and the bounds to page on from it.
+
+    ``before_id`` asks for the page of posts older than it, ``after_id`` for the page of
+    posts newer than it (the page just before, for a reader paging back). Returns the items,
+    the id to pass as ``before_id`` for the older page and the id to pass as ``after_id``
+    for the newer page (``None`` when there is no such page).
+    """
     if not await _channel_exists(conn, streamer_id):
         raise NotFound(f"channel {streamer_id} does not exist")
-    stmt = (
-        _posts_with_author()
-        .where(posts.c.streamer_id == streamer_id, posts.c.deleted_at.is_(None))
-        .order_by(posts.c.id.desc())
-        .limit(limit + 1)
-    )
-    if before_id is not None:
-        stmt = stmt.where(posts.c.id < before_id)
+    if before_id is not None and after_id is not None:
+        raise InvalidInput("page either older or newer, not both")
     query = rules.check_search(query)
+    base = [posts.c.streamer_id == streamer_id, posts.c.deleted_at.is_(None)]
     if query is not None:
-        stmt = stmt.where(search_clause(query))
-    rows = list(await conn.execute(stmt))
-    page = rows[:limit]
+        base.append(search_clause(query))
+    stmt = _posts_with_author().where(*base).limit(limit + 1)
+    if after_id is not None:
+        # Walk the index forwards from the bound, then show the page newest first.
+        rows = list(await conn.execute(
+            stmt.where(posts.c.id > after_id).order_by(posts.c.id.asc())))
+        more_newer = len(rows) > limit
+        page = list(reversed(rows[:limit]))
+    else:
+        if before_id is not None:
+            stmt = stmt.where(posts.c.id < before_id)
+        rows = list(await conn.execute(stmt.order_by(posts.c.id.desc())))
+        page = rows[:limit]
+        more_newer = False
     counts = await _comment_counts(conn, [r.id for r in page])
     items = [post_out(r, counts.get(r.id, 0)) for r in page]
-    return items, (page[-1].id if len(rows) > limit else None)
+    if after_id is not None:
+        older_bound = page[-1].id if page else after_id + 1
+        older = older_bound if await _any_post(conn, base, posts.c.id < older_bound) else None
+        newer = page[0].id if more_newer else None
+    else:
+        older = page[-1].id if len(rows) > limit else None
+        newer = None
+        if before_id is not None:
+            newer_bound = page[0].id if page else before_id - 1
+            if await _any_post(conn, base, posts.c.id > newer_bound):
+                newer = newer_bound
+    return items, older, newer
+
+
+async def _any_post(conn: AsyncConnection, where: list[Any], bound: Any) -> bool:
+    found = await conn.execute(select(posts.c.id).where(*where, bound).limit(1))
+    return found.first() is not None
 
 
 def search_clause(query: str) -> Any:
-    """Case-insensitive substring in title or body (trigram-indexed on PostgreSQL)."""
+    """Case-insensitive substring in the title, the body or a live comment's body
+    (trigram-indexed on PostgreSQL)."""
     pattern = rules.like_pattern(query)
+    in_comment = exists().where(
+        comments.c.post_id == posts.c.id,
+        comments.c.deleted_at.is_(None),
+        comments.c.body.ilike(pattern, escape="\\"),
+    )
     return or_(
-        posts.c.title.ilike(pattern, escape="\\"), posts.c.body.ilike(pattern, escape="\\")
+        posts.c.title.ilike(pattern, escape="\\"), posts.c.body.ilike(pattern, escape="\\"),
+        in_comment,
     )
 
 
@@ -198,13 +245,12 @@ async def list_comments(
     return [comment_out(r) for r in page], (page[-1].id if len(rows) > limit else None)
 
 
-async def delete_comment(
-    conn: AsyncConnection, *, now: datetime, actor: rules.Actor, comment_id: int
-) -> int:
-    """Delete a live comment; returns the id of its post."""
+async def _live_comment(conn: AsyncConnection, comment_id: int) -> Any:
+    """A comment that is not deleted, on a post that is not deleted; else 404."""
     row = (
         await conn.execute(
-            select(comments.c.author_id, comments.c.post_id, posts.c.streamer_id)
+            select(comments.c.author_id, comments.c.body, comments.c.post_id,
+                   posts.c.streamer_id)
             .join(posts, posts.c.id == comments.c.post_id)
             .where(
                 comments.c.id == comment_id,
@@ -215,6 +261,31 @@ async def delete_comment(
     ).first()
     if row is None:
         raise NotFound(f"comment {comment_id} does not exist")
+    return row
+
+
+async def edit_comment(
+    conn: AsyncConnection, *, now: datetime, actor: rules.Actor, comment_id: int, body: str
+) -> dict[str, Any]:
+    """The author changes the text. Sending the text it already has changes nothing, so a
+    repeated request answers the same comment (``edited_at`` included)."""
+    row = await _live_comment(conn, comment_id)
+    rules.check_comment_edit(actor, author_id=row.author_id)
+    body = rules.check_comment(body)
+    if body != row.body:
+        await conn.execute(
+            update(comments).where(comments.c.id == comment_id).values(body=body,
+                                                                        edited_at=now)
+        )
+    found = await conn.execute(_comments_with_author().where(comments.c.id == comment_id))
+    return comment_out(found.one())
+
+
+async def delete_comment(
+    conn: AsyncConnection, *, now: datetime, actor: rules.Actor, comment_id: int
+) -> int:
+    """Delete a live comment; returns the id of its post."""
+    row = await _live_comment(conn, comment_id)
     rules.check_delete(actor, author_id=row.author_id, streamer_id=row.streamer_id)
     await conn.execute(
         update(comments).where(comments.c.id == comment_id).values(deleted_at=now)

@@ -1,8 +1,9 @@
 """Fan board tables (core database): posts and comments per streamer channel.
 
 Author and streamer ids refer to the identity database (no foreign keys across the two).
-Search on PostgreSQL uses ``pg_trgm`` GIN indexes on ``posts.title`` and ``posts.body``;
-they exist only in migration 0002 (see ``migrations/env_common.py::UNMANAGED_INDEXES``).
+Search on PostgreSQL uses ``pg_trgm`` GIN indexes on ``posts.title``, ``posts.body`` and
+``comments.body``; they exist only in migrations 0002 and 0010 (see
+``migrations/env_common.py::UNMANAGED_INDEXES``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ comments = Table(
     Column("author_id", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("edited_at", UTCDateTime, nullable=True),
     Column("deleted_at", UTCDateTime, nullable=True),
     CheckConstraint("length(body) BETWEEN 1 AND 2000", name="body_length"),
+    CheckConstraint("edited_at IS NULL OR edited_at >= created_at", name="edited_after_created"),
 )
 Index("ix_comments_post_id", comments.c.post_id, comments.c.id)

@@ -13,9 +13,9 @@ from missionlink.adapters.security.tokens import AccessClaims
 from missionlink.api.context import AppContext
 from missionlink.api.deps import CurrentUser, Deps, IdempotencyKey
 from missionlink.api.effects import committed, run_effect
-from missionlink.api.pagination import PageParams, encode_int
+from missionlink.api.pagination import PageParams, encode_int, encode_newer
 from missionlink.api.params import PathId as Id
-from missionlink.api.schemas.board import CommentIn, PostIn, PostPatch
+from missionlink.api.schemas.board import CommentIn, CommentPatch, PostIn, PostPatch
 from missionlink.api.schemas.text import optional_cleaner, schema
 from missionlink.domain.board import SEARCH, Actor
 from missionlink.domain.errors import FieldError, InvalidInput
@@ -40,12 +40,20 @@ async def list_posts(
     q: Annotated[str | None, Query(json_schema_extra=schema(SEARCH)),
                  AfterValidator(optional_cleaner(SEARCH))] = None,
 ) -> dict[str, Any]:
+    """A page of the channel's posts, newest first.
+
+    ``next_cursor`` pages to older posts and ``prev_cursor`` back to newer ones; pass
+    either as ``cursor``. Each is ``null`` when there is no such page. ``q`` matches a
+    case-insensitive substring of a post's title, its body or the body of one of its live
+    comments.
+    """
+    before_id, after_id = page.int_cursor_both_ways()
     async with c.core_db.read() as conn:
-        items, nxt = await board.list_posts(
-            conn, streamer_id=streamer_id, limit=page.limit, before_id=page.int_cursor(),
-            query=q,
+        items, nxt, prev = await board.list_posts_both_ways(
+            conn, streamer_id=streamer_id, limit=page.limit, before_id=before_id,
+            after_id=after_id, query=q,
         )
-    return {"items": items, "next_cursor": encode_int(nxt)}
+    return {"items": items, "next_cursor": encode_int(nxt), "prev_cursor": encode_newer(prev)}
 
 
 @router.post("/channels/{streamer_id}/posts", status_code=201)
@@ -112,6 +120,25 @@ async def add_comment(
 
     return await run_effect(request, c, user_id=user.user_id, key=key, work=work,
                             status_code=201)
+
+
+@router.patch("/comments/{comment_id}")
+async def edit_comment(
+    comment_id: Id, body: CommentPatch, request: Request, user: CurrentUser, c: Deps,
+    key: IdempotencyKey,
+) -> JSONResponse:
+    """The author changes the comment's text (the rules and limits of a new comment).
+
+    Only the author may; others get 403, a deleted comment or post 404. ``edited_at`` is
+    set by a change; sending the text the comment already has changes nothing, and an
+    ``Idempotency-Key`` replays the first answer.
+    """
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await board.edit_comment(conn, now=c.clock.now(), actor=_actor(user),
+                                        comment_id=comment_id, body=body.body)
+
+    return await run_effect(request, c, user_id=user.user_id, key=key, work=work)
 
 
 @router.delete("/comments/{comment_id}", status_code=204)

@@ -24,6 +24,15 @@ class PostPatch(Strict):
     body: Body | None = None
 
 
+CommentBody = Annotated[StrictStr, AfterValidator(cleaner(COMMENT)),
+                        Field(json_schema_extra=schema(COMMENT))]
+
+
 class CommentIn(Strict):
-    body: Annotated[StrictStr, AfterValidator(cleaner(COMMENT)),
-                    Field(json_schema_extra=schema(COMMENT))]
+    body: CommentBody
+
+
+class CommentPatch(Strict):
+    """A comment's new text: the same rules and limits as a new comment's."""
+
+    body: CommentBody
