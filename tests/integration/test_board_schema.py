@@ -1,4 +1,5 @@
-"""Migration 0002: the board tables match the code, and PostgreSQL gets trigram indexes."""
+"""Migrations 0002 and 0010: the board tables match the code, and PostgreSQL gets trigram
+indexes on post titles, post bodies and comment bodies."""
 
 from __future__ import annotations
 
@@ -28,9 +29,12 @@ async def test_postgres_searches_posts_through_trigram_indexes(container: Contai
         rows = await conn.execute(text(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'posts'"))
         defs = {r.indexname: r.indexdef for r in rows}
-    for column in ("title", "body"):
-        assert "gin_trgm_ops" in defs[f"ix_posts_{column}_trgm"]
-        assert "USING gin" in defs[f"ix_posts_{column}_trgm"]
+        rows = await conn.execute(text(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'comments'"))
+        defs.update({r.indexname: r.indexdef for r in rows})
+    for name in ("ix_posts_title_trgm", "ix_posts_body_trgm", "ix_comments_body_trgm"):
+        assert "gin_trgm_ops" in defs[name]
+        assert "USING gin" in defs[name]
 
 
 @POSTGRES_ONLY
@@ -45,3 +49,4 @@ async def test_the_search_query_can_use_the_trigram_indexes(
         await conn.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(r[0] for r in await conn.execute(text("EXPLAIN " + sql)))
     assert "ix_posts_title_trgm" in plan and "ix_posts_body_trgm" in plan, plan
+    assert "ix_comments_body_trgm" in plan, plan

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, exists, func, insert, or_, select, update
+from sqlalchemy import Row, func, insert, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.board_tables import comments, posts
@@ -168,18 +168,18 @@ async def _any_post(conn: AsyncConnection, where: list[Any], bound: Any) -> bool
 
 
 def search_clause(query: str) -> Any:
-    """Case-insensitive substring in the title, the body or a live comment's body
-    (trigram-indexed on PostgreSQL)."""
+    """Case-insensitive substring in the title, the body or a live comment's body.
+
+    A union of ids rather than an ``OR`` with a correlated ``EXISTS``: each arm is served by
+    its own trigram index on PostgreSQL (an ``OR`` spanning a subquery scans every post).
+    """
     pattern = rules.like_pattern(query)
-    in_comment = exists().where(
-        comments.c.post_id == posts.c.id,
-        comments.c.deleted_at.is_(None),
-        comments.c.body.ilike(pattern, escape="\\"),
-    )
-    return or_(
-        posts.c.title.ilike(pattern, escape="\\"), posts.c.body.ilike(pattern, escape="\\"),
-        in_comment,
-    )
+    in_post = select(posts.c.id).where(
+        or_(posts.c.title.ilike(pattern, escape="\\"),
+            posts.c.body.ilike(pattern, escape="\\")))
+    in_comment = select(comments.c.post_id).where(
+        comments.c.body.ilike(pattern, escape="\\"), comments.c.deleted_at.is_(None))
+    return posts.c.id.in_(union(in_post, in_comment))
 
 
 async def edit_post(
