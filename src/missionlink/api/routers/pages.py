@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 from missionlink.api.context import AppContext
-from missionlink.api.pagination import Page, encode_int
+from missionlink.api.pagination import Page, encode_int, encode_newer
 from missionlink.api.params import parse_id
 from missionlink.api.schemas.core import MISSION_DESCRIPTION, MISSION_TITLE
 from missionlink.domain.board import BODY, COMMENT, SEARCH, TITLE, check_search
@@ -177,6 +177,14 @@ def _cursor(request: Request) -> int | None:
         return Page(1, request.query_params.get("cursor") or None).int_cursor()
     except InvalidInput:
         return None
+
+
+def _board_cursor(request: Request) -> tuple[int | None, int | None]:
+    """The board's ``(before_id, after_id)``: its pager links go both ways."""
+    try:
+        return Page(1, request.query_params.get("cursor") or None).int_cursor_both_ways()
+    except InvalidInput:
+        return None, None
 
 
 def _search(request: Request) -> str | None:
@@ -414,14 +422,16 @@ async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
     c, sid = _context(request), parse_id(streamer_id)
     if sid is None:
         return _not_found(request)
-    query, cursor = _search(request), _cursor(request)
+    query = _search(request)
+    before_id, after_id = _board_cursor(request)
 
     async def read() -> View:
         now = c.clock.now()
         async with c.core_db.read() as conn:
             streamer = await channels.get_streamer(conn, sid, now)
-            posts, nxt = await board.list_posts(conn, streamer_id=sid, limit=20,
-                                                before_id=cursor, query=query)
+            posts, nxt, prev = await board.list_posts_both_ways(
+                conn, streamer_id=sid, limit=20, before_id=before_id, after_id=after_id,
+                query=query)
             recent, _ = await list_missions(conn, now=now, limit=20, before_id=None,
                                             streamer_id=sid, status=None)
             # A pledge names its channel; the clock moves them as open missions end.
@@ -435,10 +445,11 @@ async def channel_page(request: Request, streamer_id: str) -> HTMLResponse:
                  *(read_model.mission_tag(m["id"]) for m in ended)}
         return View("channel.html", "channel", {
             "streamer": streamer, "missions": missions, "ended": ended, "posts": posts,
-            "next_cursor": encode_int(nxt), "query": query or "", "top_backers": backers,
+            "next_cursor": encode_int(nxt), "prev_cursor": encode_newer(prev),
+            "query": query or "", "top_backers": backers,
         }, frozenset(tags), _missions_change_at(missions, c, now))
 
-    return await cached_page(request, ("channel", sid, cursor, query), read)
+    return await cached_page(request, ("channel", sid, before_id, after_id, query), read)
 
 
 @router.get("/channels/{streamer_id}/open-missions", response_class=HTMLResponse)

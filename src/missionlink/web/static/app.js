@@ -695,6 +695,17 @@
     },
   };
 
+  /* ---------- fan board: the author edits a comment ---------- */
+
+  Object.assign(FORMS, {
+    async 'edit-comment'(form, key) {
+      await api('PATCH', `/comments/${form.dataset.comment}`, { auth: 'required', key,
+        body: { body: form.elements.body.value } });
+      await reloadSections(['comments']);
+      toast(t('comment_saved'));
+    },
+  });
+
   document.addEventListener('submit', async (event) => {
     const form = event.target;
     const handler = FORMS[form.dataset.form];
