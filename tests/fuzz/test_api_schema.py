@@ -68,8 +68,8 @@ BUSINESS_RULES_422 = {
              f"{API}/missions/{{mission_id}}/cancel", f"{API}/missions/{{mission_id}}/result",
              f"{API}/missions/{{mission_id}}/bets", f"{API}/channels/{{streamer_id}}/posts",
              f"{API}/posts/{{post_id}}/comments"],
-    "patch": [f"{API}/posts/{{post_id}}", f"{API}/streamers/me/settings",
-              f"{API}/streamers/me/profile"],
+    "patch": [f"{API}/posts/{{post_id}}", f"{API}/comments/{{comment_id}}",
+              f"{API}/streamers/me/settings", f"{API}/streamers/me/profile"],
 }
 ACCEPTED = ["2xx", "3xx", 401, 403, 404, 409, 429]
 

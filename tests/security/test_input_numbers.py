@@ -76,6 +76,7 @@ ID_ROUTES = [
     ("DELETE", "/api/v1/posts/{}"),
     ("GET", "/api/v1/posts/{}/comments"),
     ("POST", "/api/v1/posts/{}/comments"),
+    ("PATCH", "/api/v1/comments/{}"),
     ("DELETE", "/api/v1/comments/{}"),
 ]
 _BODIES = {"pledges": {"amount": 1000}, "result": {"outcome": "success"},
@@ -87,7 +88,7 @@ def _body(method: str, template: str) -> Any:
     if method not in {"POST", "PATCH"}:
         return None
     if method == "PATCH":
-        return {"title": "t"}
+        return {"body": "b"} if template.startswith("/api/v1/comments/") else {"title": "t"}
     return _BODIES.get(template.rsplit("/", 1)[-1])
 
 

@@ -116,6 +116,10 @@ async def test_board_text_follows_the_same_policy(
     ok = await client.post(posts, headers=fan.headers, json={"title": "t", "body": "b"})
     assert ok.status_code == 201
     post = ok.json()["id"]
+    first = await client.post(f"/api/v1/posts/{post}/comments", headers=fan.headers,
+                              json={"body": "첫 댓글"})
+    assert first.status_code == 201, first.text
+    comment = first.json()["id"]
     for c in [*CONTROLS, "\ud800"]:
         for url, payload, method in [
             (posts, {"title": f"a{c}", "body": "b"}, "POST"),
@@ -123,6 +127,7 @@ async def test_board_text_follows_the_same_policy(
             (f"/api/v1/posts/{post}", {"title": f"a{c}"}, "PATCH"),
             (f"/api/v1/posts/{post}", {"body": f"a{c}"}, "PATCH"),
             (f"/api/v1/posts/{post}/comments", {"body": f"a{c}"}, "POST"),
+            (f"/api/v1/comments/{comment}", {"body": f"a{c}"}, "PATCH"),
         ]:
             r = await client.request(method, url, content=_raw(payload), headers=json_headers)
             _refused(r)
@@ -134,8 +139,14 @@ async def test_board_text_follows_the_same_policy(
     assert r.status_code == 200, r.text
     got = (await client.get(f"/api/v1/posts/{post}")).json()
     assert (got["title"], got["body"]) == ("한" * 200, "줄\n\t들여쓰기")
+    r = await client.patch(f"/api/v1/comments/{comment}", headers=fan.headers,
+                           json={"body": " \n\t"})
+    _refused(r)
+    r = await client.patch(f"/api/v1/comments/{comment}", headers=fan.headers,
+                           json={"body": HAN_DECOMPOSED * 2000})
+    assert r.status_code == 200 and r.json()["body"] == "한" * 2000, r.text
     comments = (await client.get(f"/api/v1/posts/{post}/comments")).json()["items"]
-    assert comments == []
+    assert [c["body"] for c in comments] == ["한" * 2000]
     assert [p["id"] for p in (await client.get(posts)).json()["items"]] == [post]
 
 
