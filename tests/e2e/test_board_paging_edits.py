@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -231,3 +232,55 @@ async def test_deleted_comments_and_posts_cannot_be_edited(
     r = await client.patch(f"/api/v1/comments/{kept['id']}", json={"body": "x"},
                            headers=fan.headers)
     assert r.status_code == 404
+
+
+async def test_channel_page_links_both_ways_and_keeps_the_board_anchor(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    streamer = await make_user(container, "streamer")
+    fan = await make_user(container)
+    for i in range(45):
+        await _post(client, fan, streamer, f"post {i:02d}")
+    url = f"/channels/{streamer.id}"
+    first = (await client.get(url)).text
+    assert 'rel="prev"' not in first
+    older = re.search(r'rel="next" data-pager="older" href="\?cursor=([^"#]+)#board"', first)
+    assert older is not None
+    assert f'action="/channels/{streamer.id}#board"' in first
+    middle = (await client.get(url, params={"cursor": older.group(1)})).text
+    assert "post 24" in middle and "post 04" not in middle and "post 25" not in middle
+    newer = re.search(r'rel="prev" data-pager="newer" href="\?cursor=([^"#]+)#board"', middle)
+    assert newer is not None and 'rel="next"' in middle
+    back = (await client.get(url, params={"cursor": newer.group(1)})).text
+    assert "post 44" in back and "post 25" in back and "post 24" not in back
+    assert 'rel="prev"' not in back
+    # A search keeps its query on both links; a malformed cursor shows the first page.
+    searched = (await client.get(url, params={"q": "post", "cursor": older.group(1)})).text
+    assert re.search(r'href="\?q=post&amp;cursor=[^"#]+#board"', searched)
+    assert "제목·본문·댓글에서 찾았습니다." in searched  # the page says comments were searched
+    assert "제목·본문·댓글에서 찾았습니다." not in middle
+    broken = (await client.get(url, params={"cursor": "!!"})).text
+    assert "post 44" in broken
+
+
+async def test_post_page_marks_edited_comments_and_offers_the_author_an_edit_form(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    streamer = await make_user(container, "streamer")
+    fan = await make_user(container)
+    post = await _post(client, fan, streamer, "글")
+    kept = await _comment(client, fan, post["id"], "그대로")
+    changed = await _comment(client, fan, post["id"], "처음 <b>")
+    r = await client.patch(f"/api/v1/comments/{changed['id']}", json={"body": "고침 <b>"},
+                           headers=fan.headers)
+    assert r.status_code == 200, r.text
+    for lang, word in (("ko", "수정됨"), ("en", "edited")):
+        html = (await client.get(f"/posts/{post['id']}", params={"lang": lang})).text
+        edited = html[html.index(f'id="comment-{changed["id"]}"'):]
+        edited = edited[:edited.index("</li>")]
+        assert f'<span class="comment-edited">{word}</span>' in edited
+        assert "고침 &lt;b&gt;" in edited and "고침 <b>" not in edited
+        assert f'data-form="edit-comment" data-comment="{changed["id"]}"' in edited
+        assert f'data-users="{fan.id}"' in edited
+        plain = html[html.index(f'id="comment-{kept["id"]}"'):]
+        assert "comment-edited" not in plain[:plain.index("</li>")]
