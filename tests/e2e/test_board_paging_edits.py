@@ -284,3 +284,34 @@ async def test_post_page_marks_edited_comments_and_offers_the_author_an_edit_for
         assert f'data-users="{fan.id}"' in edited
         plain = html[html.index(f'id="comment-{kept["id"]}"'):]
         assert "comment-edited" not in plain[:plain.index("</li>")]
+
+
+async def test_comments_page_older_and_back_newer(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    streamer = await make_user(container, "streamer")
+    fan = await make_user(container)
+    post = await _post(client, fan, streamer, "글")
+    for i in range(5):
+        await _comment(client, fan, post["id"], f"c{i}")
+    url = f"/api/v1/posts/{post['id']}/comments"
+
+    async def bodies(**params: Any) -> tuple[list[str], dict[str, Any]]:
+        r = await client.get(url, params=params)
+        assert r.status_code == 200, r.text
+        return [c["body"] for c in r.json()["items"]], r.json()
+
+    got, first = await bodies(limit=2)
+    assert got == ["c4", "c3"] and first["prev_cursor"] is None
+    got, second = await bodies(limit=2, cursor=first["next_cursor"])
+    assert got == ["c2", "c1"]
+    got, last = await bodies(limit=2, cursor=second["next_cursor"])
+    assert got == ["c0"] and last["next_cursor"] is None
+    got, back = await bodies(limit=2, cursor=last["prev_cursor"])
+    assert got == ["c2", "c1"] and back["next_cursor"] is not None
+    got, top = await bodies(limit=2, cursor=back["prev_cursor"])
+    assert got == ["c4", "c3"] and top["prev_cursor"] is None
+    html = (await client.get(f"/posts/{post['id']}")).text
+    assert 'rel="prev"' not in html  # 50 a page: all five on one page
+    r = await client.get(url, params={"cursor": encode_opaque("newer:x")})
+    assert r.status_code == 422

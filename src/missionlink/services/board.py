@@ -127,44 +127,47 @@ async def list_posts_both_ways(
     """
     if not await _channel_exists(conn, streamer_id):
         raise NotFound(f"channel {streamer_id} does not exist")
-    if before_id is not None and after_id is not None:
-        raise InvalidInput("page either older or newer, not both")
     query = rules.check_search(query)
     base = [posts.c.streamer_id == streamer_id, posts.c.deleted_at.is_(None)]
     if query is not None:
         base.append(search_clause(query))
-    stmt = _posts_with_author().where(*base).limit(limit + 1)
+    page, older, newer = await _page_both_ways(
+        conn, _posts_with_author().where(*base), posts.c.id, base, limit=limit,
+        before_id=before_id, after_id=after_id)
+    counts = await _comment_counts(conn, [r.id for r in page])
+    return [post_out(r, counts.get(r.id, 0)) for r in page], older, newer
+
+
+async def _page_both_ways(
+    conn: AsyncConnection, stmt: Any, id_col: Any, where: list[Any], *, limit: int,
+    before_id: int | None, after_id: int | None,
+) -> tuple[list[Row[Any]], int | None, int | None]:
+    """Rows of ``stmt`` newest first (by ``id_col``): older than ``before_id``, newer than
+    ``after_id`` or the newest; with the bound for the older page and for the newer one."""
+    if before_id is not None and after_id is not None:
+        raise InvalidInput("page either older or newer, not both")
+    stmt = stmt.limit(limit + 1)
+
+    async def any_row(bound: Any) -> bool:
+        found = await conn.execute(select(id_col).where(*where, bound).limit(1))
+        return found.first() is not None
+
     if after_id is not None:
         # Walk the index forwards from the bound, then show the page newest first.
-        rows = list(await conn.execute(
-            stmt.where(posts.c.id > after_id).order_by(posts.c.id.asc())))
-        more_newer = len(rows) > limit
+        rows = list(await conn.execute(stmt.where(id_col > after_id).order_by(id_col.asc())))
         page = list(reversed(rows[:limit]))
-    else:
-        if before_id is not None:
-            stmt = stmt.where(posts.c.id < before_id)
-        rows = list(await conn.execute(stmt.order_by(posts.c.id.desc())))
-        page = rows[:limit]
-        more_newer = False
-    counts = await _comment_counts(conn, [r.id for r in page])
-    items = [post_out(r, counts.get(r.id, 0)) for r in page]
-    if after_id is not None:
         older_bound = page[-1].id if page else after_id + 1
-        older = older_bound if await _any_post(conn, base, posts.c.id < older_bound) else None
-        newer = page[0].id if more_newer else None
-    else:
-        older = page[-1].id if len(rows) > limit else None
-        newer = None
-        if before_id is not None:
-            newer_bound = page[0].id if page else before_id - 1
-            if await _any_post(conn, base, posts.c.id > newer_bound):
-                newer = newer_bound
-    return items, older, newer
-
-
-async def _any_post(conn: AsyncConnection, where: list[Any], bound: Any) -> bool:
-    found = await conn.execute(select(posts.c.id).where(*where, bound).limit(1))
-    return found.first() is not None
+        older = older_bound if await any_row(id_col < older_bound) else None
+        return page, older, (page[0].id if len(rows) > limit else None)
+    if before_id is not None:
+        stmt = stmt.where(id_col < before_id)
+    rows = list(await conn.execute(stmt.order_by(id_col.desc())))
+    page = rows[:limit]
+    newer = None
+    if before_id is not None:
+        newer_bound = page[0].id if page else before_id - 1
+        newer = newer_bound if await any_row(id_col > newer_bound) else None
+    return page, (page[-1].id if len(rows) > limit else None), newer
 
 
 def search_clause(query: str) -> Any:
@@ -229,20 +232,25 @@ async def add_comment(
 
 
 async def list_comments(
-    conn: AsyncConnection, *, post_id: int, limit: int, before_id: int | None
+    conn: AsyncConnection, *, post_id: int, limit: int, before_id: int | None,
+    after_id: int | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
+    items, older, _ = await list_comments_both_ways(
+        conn, post_id=post_id, limit=limit, before_id=before_id, after_id=after_id)
+    return items, older
+
+
+async def list_comments_both_ways(
+    conn: AsyncConnection, *, post_id: int, limit: int, before_id: int | None,
+    after_id: int | None = None,
+) -> tuple[list[dict[str, Any]], int | None, int | None]:
+    """Comments newest first, paged like posts (see :func:`list_posts_both_ways`)."""
     await _live_post(conn, post_id)
-    stmt = (
-        _comments_with_author()
-        .where(comments.c.post_id == post_id, comments.c.deleted_at.is_(None))
-        .order_by(comments.c.id.desc())
-        .limit(limit + 1)
-    )
-    if before_id is not None:
-        stmt = stmt.where(comments.c.id < before_id)
-    rows = list(await conn.execute(stmt))
-    page = rows[:limit]
-    return [comment_out(r) for r in page], (page[-1].id if len(rows) > limit else None)
+    where = [comments.c.post_id == post_id, comments.c.deleted_at.is_(None)]
+    page, older, newer = await _page_both_ways(
+        conn, _comments_with_author().where(*where), comments.c.id, where, limit=limit,
+        before_id=before_id, after_id=after_id)
+    return [comment_out(r) for r in page], older, newer
 
 
 async def _live_comment(conn: AsyncConnection, comment_id: int) -> Any:

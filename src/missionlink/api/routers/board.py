@@ -101,10 +101,13 @@ async def delete_post(post_id: Id, user: CurrentUser, c: Deps) -> Response:
 
 @router.get("/posts/{post_id}/comments")
 async def list_comments(post_id: Id, c: Deps, page: PageParams) -> dict[str, Any]:
+    """A page of the post's comments, newest first; ``next_cursor`` pages to older ones and
+    ``prev_cursor`` back to newer ones (pass either as ``cursor``)."""
+    before_id, after_id = page.int_cursor_both_ways()
     async with c.core_db.read() as conn:
-        items, nxt = await board.list_comments(conn, post_id=post_id, limit=page.limit,
-                                               before_id=page.int_cursor())
-    return {"items": items, "next_cursor": encode_int(nxt)}
+        items, nxt, prev = await board.list_comments_both_ways(
+            conn, post_id=post_id, limit=page.limit, before_id=before_id, after_id=after_id)
+    return {"items": items, "next_cursor": encode_int(nxt), "prev_cursor": encode_newer(prev)}
 
 
 @router.post("/posts/{post_id}/comments", status_code=201)

@@ -475,21 +475,21 @@ async def post_page(request: Request, post_id: str) -> HTMLResponse:
     c, pid = _context(request), parse_id(post_id)
     if pid is None:
         return _not_found(request)
-    cursor = _cursor(request)
+    before_id, after_id = _board_cursor(request)
 
     async def read() -> View:
         async with c.core_db.read() as conn:
             post = await board.get_post(conn, pid)
-            comments, nxt = await board.list_comments(conn, post_id=pid, limit=50,
-                                                      before_id=cursor)
+            comments, nxt, prev = await board.list_comments_both_ways(
+                conn, post_id=pid, limit=50, before_id=before_id, after_id=after_id)
             streamer = await channels.get_streamer(conn, post["streamer_id"], c.clock.now())
         tags = {read_model.post_tag(pid), read_model.channel_tag(post["streamer_id"])}
         return View("post.html", "post", {
             "post": post, "comments": comments, "next_cursor": encode_int(nxt),
-            "streamer": streamer,
+            "prev_cursor": encode_newer(prev), "streamer": streamer,
         }, frozenset(tags))
 
-    return await cached_page(request, ("post", pid, cursor), read)
+    return await cached_page(request, ("post", pid, before_id, after_id), read)
 
 
 @router.get("/missions/{mission_id}", response_class=HTMLResponse)
