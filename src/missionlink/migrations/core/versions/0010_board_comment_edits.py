@@ -1,7 +1,7 @@
 """fan board: comment edits (comments.edited_at), comment search index on PostgreSQL
 
 Revision ID: 0010
-Revises: 0012
+Revises: 0014
 
 ``edited_at`` is NULL until the author first changes the comment's text; a check keeps it
 at or after ``created_at``. A board search also matches posts whose live comments contain
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 import missionlink.adapters.db.types
 
 revision: str = '0010'
-down_revision: Union[str, Sequence[str], None] = '0012'
+down_revision: Union[str, Sequence[str], None] = '0014'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
