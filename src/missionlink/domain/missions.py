@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from missionlink.domain.errors import DeadlinePassed, Forbidden, InvalidState
+from missionlink.domain.text import TextRule
 
 
 class Status(StrEnum):
@@ -21,6 +22,10 @@ class Status(StrEnum):
 
 OPEN = frozenset({Status.pending, Status.accepted})
 TERMINAL = frozenset(set(Status) - OPEN)
+#: The streamer's optional reason with a reject: single-line, at most 200 characters;
+#: blank means none. Backers see it on the mission page and in their refund email.
+REJECT_REASON_MAX = 200
+REJECT_REASON = TextRule(REJECT_REASON_MAX, required=False)
 #: Pledge points are earned only where the pledged cash was really spent; otherwise it comes
 #: back, and a viewer and a streamer could farm points by pledging and then failing.
 EARNS_PLEDGE_POINTS = frozenset({Status.succeeded})

@@ -56,6 +56,7 @@ def mission_out(
         "accepted_at": iso(row.accepted_at),
         "ended_at": iso(row.ended_at),
         "settlement": row.settlement,
+        "reject_reason": row.reject_reason,
     }
 
 
@@ -130,12 +131,15 @@ async def list_missions(
     before_id: int | None,
     streamer_id: int | None,
     status: Status | None,
+    creator_id: int | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     stmt = _with_names().order_by(missions.c.id.desc()).limit(limit + 1)
     if before_id is not None:
         stmt = stmt.where(missions.c.id < before_id)
     if streamer_id is not None:
         stmt = stmt.where(missions.c.streamer_id == streamer_id)
+    if creator_id is not None:
+        stmt = stmt.where(missions.c.creator_id == creator_id)
     if status is not None:
         stmt = stmt.where(_status_filter(status, now))
     rows = list(await conn.execute(stmt))

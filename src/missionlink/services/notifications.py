@@ -57,6 +57,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "points": "Points earned for pledging: {points_earned:,}.",
         "bet": "Prediction: staked {staked:,} points, got back {stake_returned:,} points.",
         "thanks": "Thank you for using MissionLink.",
+        "reason": "The streamer's reason: {reason}",
     },
     "ko": {
         "subject": '[MissionLink] 미션 "{title}"이(가) {what}',
@@ -67,14 +68,19 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "points": "후원으로 적립된 포인트: {points_earned:,}.",
         "bet": "승부 예측: {staked:,} 포인트 베팅, {stake_returned:,} 포인트 돌려받음.",
         "thanks": "MissionLink를 이용해 주셔서 감사합니다.",
+        "reason": "스트리머가 남긴 거절 사유: {reason}",
     },
 }
 
 
-def _body(lang: str, title: str, status: str, role: str, s: Statement) -> tuple[str, str]:
+def _body(lang: str, title: str, status: str, role: str, s: Statement,
+          reason: str | None = None) -> tuple[str, str]:
     t = TEMPLATES[lang]
-    values = {**asdict(s), "title": title, "what": STATUS_TEXT[lang][status]}
+    values = {**asdict(s), "title": title, "what": STATUS_TEXT[lang][status],
+              "reason": _one_line(reason or "")}
     keys = ["headline", ""]
+    if status == "rejected" and values["reason"]:
+        keys += ["reason", ""]
     keys += ["payout"] if role == "streamer" else ["pledged", "refunded"]
     if role != "streamer" and s.points_earned:
         keys.append("points")
@@ -83,6 +89,13 @@ def _body(lang: str, title: str, status: str, role: str, s: Statement) -> tuple[
     keys += ["", "thanks"]
     lines = [t[k].format(**values) if k else "" for k in keys]
     return t["subject"].format(**values), "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    """The streamer's words as one line of the plain-text body: stored text is already
+    single-line without control characters (``REJECT_REASON``); this holds even for a row
+    written some other way, so no reason can add lines or headers to the email."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
 
 def build_message(
@@ -95,9 +108,10 @@ def build_message(
     role: str,
     statement: Statement,
     now: datetime,
+    reject_reason: str | None = None,
 ) -> EmailMessage:
     lang = recipient.language if recipient.language in TEMPLATES else "ko"
-    subject, body = _body(lang, mission_title, status, role, statement)
+    subject, body = _body(lang, mission_title, status, role, statement, reject_reason)
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = formataddr((recipient.display_name, recipient.email))

@@ -98,7 +98,8 @@ async def send_batch(container: Container, limit: int = 200) -> int:
         mission_rows = {
             r.id: r
             for r in await conn.execute(
-                select(missions.c.id, missions.c.title, missions.c.status).where(
+                select(missions.c.id, missions.c.title, missions.c.status,
+                       missions.c.reject_reason).where(
                     missions.c.id.in_({j.mission_id for j in jobs})
                 )
             )
@@ -133,7 +134,7 @@ async def send_batch(container: Container, limit: int = 200) -> int:
             sender=container.settings.smtp_from, recipient=person, message_id=job.message_id,
             mission_title=mission.title, status=mission.status, role=job.role,
             statement=statements.get((job.mission_id, job.user_id), Statement()),
-            now=container.clock.now(),
+            now=container.clock.now(), reject_reason=mission.reject_reason,
         )
         try:
             with tracing.span("email.send", **{"missionlink.mission_id": job.mission_id}):

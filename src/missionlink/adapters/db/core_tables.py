@@ -147,6 +147,8 @@ missions = Table(
     Column("ended_at", UTCDateTime, nullable=True),
     Column("settlement", String(16), nullable=True),
     Column("settled_at", UTCDateTime, nullable=True),
+    # What the streamer said when rejecting (optional); backers see it with their refund.
+    Column("reject_reason", String(200), nullable=True),
     CheckConstraint(f"status IN {MISSION_STATUSES}", name="status"),
     CheckConstraint(
         "settlement IS NULL OR settlement IN ('pending', 'settled')", name="settlement"
@@ -159,6 +161,9 @@ missions = Table(
     CheckConstraint(
         "(status IN ('pending', 'accepted')) = (settlement IS NULL)",
         name="settlement_when_terminal",
+    ),
+    CheckConstraint(
+        "reject_reason IS NULL OR status = 'rejected'", name="reject_reason_when_rejected"
     ),
 )
 Index("ix_missions_streamer_status", missions.c.streamer_id, missions.c.status)
@@ -210,6 +215,7 @@ bets = Table(
     CheckConstraint("points > 0", name="points_positive"),
     UniqueConstraint("mission_id", "user_id"),
 )
+Index("ix_bets_user", bets.c.user_id)
 
 idempotency_keys = Table(
     "idempotency_keys",

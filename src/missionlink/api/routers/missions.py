@@ -15,7 +15,7 @@ from missionlink.api.effects import request_path, respond, run_effect
 from missionlink.api.pagination import PageParams, encode_int
 from missionlink.api.params import PathId, QueryId
 from missionlink.api.read_cache import NOT_MODIFIED
-from missionlink.api.schemas.core import BetIn, MissionIn, PledgeIn, ResultIn
+from missionlink.api.schemas.core import BetIn, MissionIn, PledgeIn, RejectIn, ResultIn
 from missionlink.domain.errors import InvalidInput, range_error
 from missionlink.domain.missions import Action, Status
 from missionlink.services import channels, idempotency, missions, predictions, read_model
@@ -144,11 +144,13 @@ async def backers(mission_id: PathId, request: Request, c: Deps, page: PageParam
 
 
 async def _transition(
-    mission_id: int, action: Action, request: Request, user: Any, c: Deps, key: str | None
+    mission_id: int, action: Action, request: Request, user: Any, c: Deps, key: str | None,
+    *, reason: str | None = None,
 ) -> JSONResponse:
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await missions.transition(conn, now=c.clock.now(), actor_id=user.user_id,
-                                         mission_id=mission_id, action=action)
+                                         mission_id=mission_id, action=action,
+                                         reason=reason)
 
     return await run_effect(request, c, user_id=user.user_id, key=key, work=work)
 
@@ -162,9 +164,13 @@ async def accept(
 
 @router.post("/{mission_id}/reject")
 async def reject(
-    mission_id: PathId, request: Request, user: CurrentUser, c: Deps, key: IdempotencyKey
+    mission_id: PathId, request: Request, user: CurrentUser, c: Deps, key: IdempotencyKey,
+    body: RejectIn | None = None,
 ) -> JSONResponse:
-    return await _transition(mission_id, Action.reject, request, user, c, key)
+    """The body is optional: ``{"reason": ...}`` is what backers see with their refund."""
+    reason = body.reason if body is not None else None
+    return await _transition(mission_id, Action.reject, request, user, c, key,
+                             reason=reason or None)
 
 
 @router.post("/{mission_id}/cancel")

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from missionlink.api.params import Amount, BodyId, Points, Seconds
-from missionlink.api.schemas.text import cleaner, schema
+from missionlink.api.schemas.text import cleaner, optional_cleaner, schema
+from missionlink.domain.missions import REJECT_REASON
 from missionlink.domain.pledge_messages import MESSAGE as PLEDGE_MESSAGE
 from missionlink.domain.text import TextRule
 
@@ -40,6 +41,11 @@ class PledgeIn(Strict):
                        Field(json_schema_extra=schema(PLEDGE_MESSAGE))] | None = None
     #: Shown without the backer's name or id wherever the public sees the pledge.
     anonymous: StrictBool = False
+
+
+class RejectIn(Strict):
+    reason: Annotated[StrictStr | None, AfterValidator(optional_cleaner(REJECT_REASON)),
+                      Field(json_schema_extra=schema(REJECT_REASON))] = None
 
 
 class ResultIn(Strict):

@@ -11,7 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from missionlink.adapters.db import outbox
 from missionlink.adapters.db.core_tables import missions
 from missionlink.adapters.db.sql import dialect_of
-from missionlink.domain.missions import RESULT_STATUS, TERMINAL, Action, Status, check_action
+from missionlink.domain import text
+from missionlink.domain.errors import InvalidInput
+from missionlink.domain.missions import (
+    REJECT_REASON,
+    RESULT_STATUS,
+    TERMINAL,
+    Action,
+    Status,
+    check_action,
+)
 from missionlink.services.mission_views import get_mission, overdue_filter, view_of
 from missionlink.services.missions.rows import mission_not_found
 
@@ -23,8 +32,16 @@ async def transition(
     actor_id: int,
     mission_id: int,
     action: Action,
+    reason: str | None = None,
 ) -> dict[str, Any]:
-    """Accept, reject, cancel, succeed or fail: synchronous; money moves at settlement."""
+    """Accept, reject, cancel, succeed or fail: synchronous; money moves at settlement.
+
+    ``reason`` is the streamer's optional words with a reject (``REJECT_REASON``), stored
+    on the mission for its page and the backers' refund emails; other actions take none."""
+    if reason is not None:
+        if action is not Action.reject:
+            raise InvalidInput("reason: only a reject carries a reason")
+        reason = text.check("reason", reason, REJECT_REASON) or None
     row = (
         await conn.execute(
             select(missions).where(missions.c.id == mission_id).with_for_update()
@@ -40,6 +57,8 @@ async def transition(
     if new_status in TERMINAL:
         values["ended_at"] = now
         values["settlement"] = "pending"
+    if new_status is Status.rejected:
+        values["reject_reason"] = reason
     await conn.execute(
         update(missions)
         .where(and_(missions.c.id == mission_id, missions.c.status == row.status))

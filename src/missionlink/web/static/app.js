@@ -738,6 +738,12 @@
 
   /* ---------- buttons ---------- */
 
+  /** The optional reason typed next to a reject button (the server checks it again). */
+  function rejectReason(button) {
+    const box = button.closest('.actions')?.querySelector('input[name=reject_reason]');
+    return box ? box.value.trim() : '';
+  }
+
   const ACTIONS = {
     async 'hide-message'(button) {
       // The mission's streamer hides a backer's message; the pledge stays.
@@ -758,10 +764,14 @@
       const { op, mission } = button.dataset;
       if (op !== 'accept' && !window.confirm(t(`confirm_${op}`))) return;
       const result = op === 'success' || op === 'failure';
+      const reason = op === 'reject' ? rejectReason(button) : '';
+      // A changed reason is a new request, not a retry of the old one.
+      if (button.dataset.keyReason !== reason) delete button.dataset.idempotencyKey;
+      button.dataset.keyReason = reason;
       button.dataset.idempotencyKey ||= newKey();
       const updated = await api('POST', `/missions/${mission}/${result ? 'result' : op}`, {
         auth: 'required', key: button.dataset.idempotencyKey,
-        body: result ? { outcome: op } : undefined });
+        body: result ? { outcome: op } : (reason ? { reason } : undefined) });
       delete button.dataset.idempotencyKey;
       toast(t('mission_updated', { status: t(`status_${updated.status}`) }));
       await refreshMissions();
