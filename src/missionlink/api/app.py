@@ -26,6 +26,7 @@ from missionlink.api.routers import (
     board,
     health,
     live,
+    me,
     missions,
     overlay,
     streamers,
@@ -37,8 +38,8 @@ from missionlink.config import Env
 from missionlink.observability import tracing
 from missionlink.observability.http import RequestIdMiddleware, RequestMetricsMiddleware
 
-ROUTERS = [health.router, auth.router, wallet.router, missions.router, streamers.router,
-           board.router, overlay.router, live.router, admin.router]
+ROUTERS = [health.router, auth.router, me.router, wallet.router, missions.router,
+           streamers.router, board.router, overlay.router, live.router, admin.router]
 ROUTERS.append(web_pages.router)  # HTML pages and /static, after every API route
 
 
