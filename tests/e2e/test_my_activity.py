@@ -17,8 +17,9 @@ async def _all(client: httpx.AsyncClient, who: Actor, what: str, limit: int) -> 
     items: list[Any] = []
     cursor = None
     for _ in range(50):
-        query = f"?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
-        r = await client.get(f"/api/v1/me/{what}{query}", headers=who.headers)
+        query = f"limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        sep = "&" if "?" in what else "?"
+        r = await client.get(f"/api/v1/me/{what}{sep}{query}", headers=who.headers)
         assert r.status_code == 200, r.text
         assert r.headers["cache-control"] == "no-store"
         page = r.json()
@@ -97,6 +98,13 @@ async def test_my_activity_lists_outcomes_newest_first_after_settlement(
         # 100 of a 400-point pool, all of it to the one winning side.
         (won["id"], "success", 100, "won", 400),
     ]
+    # The results: only what has been settled, still newest first.
+    settled = await _all(client, a, "pledges?settled=true", 2)
+    assert [p["mission_id"] for p in settled] == [failed["id"], rejected["id"], won["id"]]
+    settled_bets = await _all(client, a, "bets?settled=true", 2)
+    assert len(settled_bets) == 3
+    r = await client.get("/api/v1/me/bets?settled=maybe", headers=a.headers)
+    assert r.status_code == 422, r.text
     other = await _all(client, b, "bets", 10)
     assert [(x["mission_id"], x["outcome"], x["points_back"]) for x in other] == [
         (failed["id"], "won", 80), (won["id"], "lost", 0)]

@@ -89,7 +89,7 @@ async def test_every_page_renders_in_both_languages(
     await top_up(client, fan, 50_000)
     mission = await _mission(client, fan, streamer, title="Ramen challenge")
     post = await _post(client, fan, streamer, "First post", body="Hello")
-    paths = ["/", "/login", "/signup", "/wallet", "/studio", f"/channels/{streamer.id}",
+    paths = ["/", "/login", "/signup", "/wallet", "/me", "/studio", f"/channels/{streamer.id}",
              f"/channels/{streamer.id}/open-missions", f"/posts/{post['id']}",
              f"/missions/{mission['id']}"]
     for path in paths:

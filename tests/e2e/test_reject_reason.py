@@ -98,7 +98,7 @@ async def test_reject_without_reason_keeps_working(
     await assert_ledger_ok(container)
 
 
-@pytest.mark.parametrize("reason, words", [
+@pytest.mark.parametrize(("reason", "words"), [
     ("가" * 201, "at most 200 characters"),
     ("첫 줄\n둘째 줄", "single line"),
     ("bell\u0007", "control characters"),

@@ -10,6 +10,9 @@ What came of it (``outcome``) is read from the mission and the journal, never gu
   ``refunded`` holds the amount from its ``refund:{pledge id}`` transfer);
 * for a bet, once settled: ``won`` (``points_back`` from its ``bet_payout:{bet id}``
   transfer), ``refunded`` (no winner, or no result: ``bet_refund:{bet id}``) or ``lost``.
+
+``settled=True`` keeps the pledges and bets whose mission is settled: the results a backer
+has to see (My page's "recent results").
 """
 
 from __future__ import annotations
@@ -83,7 +86,8 @@ async def _amounts(conn: AsyncConnection, ids: list[str]) -> dict[str, int]:
 
 
 async def my_pledges(
-    conn: AsyncConnection, *, user_id: int, now: datetime, limit: int, before_id: int | None
+    conn: AsyncConnection, *, user_id: int, now: datetime, limit: int, before_id: int | None,
+    settled: bool = False,
 ) -> Page:
     stmt = (
         select(pledges.c.id, pledges.c.mission_id, pledges.c.amount, pledges.c.created_at,
@@ -96,6 +100,8 @@ async def my_pledges(
     )
     if before_id is not None:
         stmt = stmt.where(pledges.c.id < before_id)
+    if settled:
+        stmt = stmt.where(missions.c.settlement == "settled")
     rows = list(await conn.execute(stmt))
     page = rows[:limit]
     refunds = await _amounts(conn, [f"refund:{r.id}" for r in page])
@@ -110,7 +116,8 @@ async def my_pledges(
 
 
 async def my_bets(
-    conn: AsyncConnection, *, user_id: int, now: datetime, limit: int, before_id: int | None
+    conn: AsyncConnection, *, user_id: int, now: datetime, limit: int, before_id: int | None,
+    settled: bool = False,
 ) -> Page:
     stmt = (
         select(bets.c.id, bets.c.mission_id, bets.c.side, bets.c.points, bets.c.created_at,
@@ -123,6 +130,8 @@ async def my_bets(
     )
     if before_id is not None:
         stmt = stmt.where(bets.c.id < before_id)
+    if settled:
+        stmt = stmt.where(missions.c.settlement == "settled")
     rows = list(await conn.execute(stmt))
     page = rows[:limit]
     back = await _amounts(conn, [f"{kind}:{r.id}" for r in page

@@ -399,6 +399,13 @@ async def wallet_page(request: Request) -> HTMLResponse:
     return response
 
 
+@router.get("/me", response_class=HTMLResponse)
+async def my_page(request: Request) -> HTMLResponse:
+    """My page: the caller's pledges, bets and proposed missions (filled in by app.js from
+    ``/api/v1/me/...``), with the recent results of what they backed."""
+    return render(request, "me.html", page="me")
+
+
 @router.get("/studio", response_class=HTMLResponse)
 async def studio_page(request: Request) -> HTMLResponse:
     return render(request, "studio.html", page="studio")

@@ -1485,6 +1485,148 @@
     },
   };
 
+  /* ---------- My page: the caller's pledges, bets and proposed missions ---------- */
+
+  const MY_PAGE_SIZE = 10;
+  const MY_RESULTS_SHOWN = 5;
+  const myLists = {
+    pledges: { cursors: [null], index: 0 },
+    bets: { cursors: [null], index: 0 },
+    missions: { cursors: [null], index: 0 },
+  };
+
+  /** What came of a pledge, bet or proposed mission, in the page's language. */
+  function myOutcome(item) {
+    if (item.outcome === 'refunded' && item.refunded) {
+      return t('outcome_refunded_amount', { amount: money(item.refunded) });
+    }
+    if (item.outcome === 'refunded' && item.points_back) {
+      return t('outcome_refunded_points', { points: item.points_back });
+    }
+    if (item.outcome === 'won') return t('outcome_won', { points: item.points_back });
+    return T[`outcome_${item.outcome}`] || item.outcome;
+  }
+
+  function missionLink(id, title) {
+    const a = document.createElement('a');
+    a.href = `/missions/${id}`;
+    a.textContent = title;
+    return a;
+  }
+
+  function myRow(list, item) {
+    const tr = document.createElement('tr');
+    tr.dataset.outcome = item.outcome;
+    const cell = (content, cls) => {
+      const td = document.createElement('td');
+      if (typeof content === 'string') td.textContent = content; else td.append(content);
+      if (cls) td.className = cls;
+      tr.append(td);
+    };
+    const id = list === 'missions' ? item.id : item.mission_id;
+    cell(missionLink(id, list === 'missions' ? item.title : item.mission_title), 'my-title');
+    if (list === 'pledges') cell(money(item.amount), 'num');
+    if (list === 'bets') {
+      cell(t(`side_${item.side}`));
+      cell(`${num(item.points)} ${T.points_unit}`, 'num');
+    }
+    if (list === 'missions') cell(t(`status_${item.status}`));
+    cell(myOutcome(item), `my-outcome outcome-${item.outcome}`);
+    const time = document.createElement('time');
+    time.dateTime = item.created_at;
+    time.dataset.local = '';
+    cell(time);
+    return tr;
+  }
+
+  async function loadMyList(list) {
+    const state = myLists[list];
+    const cursor = state.cursors[state.index];
+    const query = `?limit=${MY_PAGE_SIZE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const page = await api('GET', `/me/${list}${query}`, { auth: 'required' });
+    state.cursors[state.index + 1] = page.next_cursor;
+    const section = $(`#my-${list}`);
+    $('tbody', section).replaceChildren(...page.items.map((item) => myRow(list, item)));
+    $('.empty', section).hidden = page.items.length > 0 || state.index > 0;
+    $('[data-action=my-older]', section).disabled = !page.next_cursor;
+    $('[data-action=my-newer]', section).disabled = state.index === 0;
+    decorate(section);
+  }
+
+  /** The newest results of what the caller backed: their pledges and bets on settled
+   *  missions, the latest mission to end first. */
+  async function loadMyResults() {
+    const query = `?settled=true&limit=${MY_RESULTS_SHOWN}`;
+    const [pledges, bets] = await Promise.all([
+      api('GET', `/me/pledges${query}`, { auth: 'required' }),
+      api('GET', `/me/bets${query}`, { auth: 'required' }),
+    ]);
+    const results = [
+      ...pledges.items.map((item) => ({ kind: 'pledge', item })),
+      ...bets.items.map((item) => ({ kind: 'bet', item })),
+    ].sort((a, b) => (b.item.ended_at || '').localeCompare(a.item.ended_at || '')
+      || b.item.id - a.item.id)
+      .slice(0, MY_RESULTS_SHOWN);
+    const rows = results.map(({ kind, item }) => {
+      const li = document.createElement('li');
+      li.dataset.outcome = item.outcome;
+      const head = document.createElement('div');
+      head.append(missionLink(item.mission_id, item.mission_title), ' · ',
+        t(`status_${item.mission_status}`));
+      const what = document.createElement('div');
+      what.className = 'muted small';
+      what.textContent = (kind === 'pledge'
+        ? t('result_pledge', { amount: money(item.amount) })
+        : t('result_bet', { side: t(`side_${item.side}`), points: item.points }))
+        + ' → ' + myOutcome(item);
+      li.append(head, what);
+      if (item.reject_reason) {
+        const reason = document.createElement('p');
+        reason.className = 'reject-reason';
+        reason.textContent = t('result_reason', { reason: item.reject_reason });
+        li.append(reason);
+      }
+      return li;
+    });
+    const box = $('#my-results');
+    $('ul', box).replaceChildren(...rows);
+    $('.empty', box).hidden = rows.length > 0;
+  }
+
+  async function loadMyPage() {
+    if (!me) return;
+    await Promise.all([...Object.keys(myLists).map(loadMyList), loadMyResults()]);
+  }
+
+  /** Results arrive while the page is open: the first pages are read again now and then. */
+  function followMyResults() {
+    setInterval(async () => {
+      if (document.hidden || !me) return;
+      try {
+        await Promise.all([loadMyResults(), ...Object.keys(myLists)
+          .filter((list) => myLists[list].index === 0).map(loadMyList)]);
+      } catch { /* the next round tries again */ }
+    }, 30000);
+  }
+
+  Object.assign(ACTIONS, {
+    async 'my-older'(button) {
+      const state = myLists[button.dataset.list];
+      state.index += 1;
+      await loadMyList(button.dataset.list);
+    },
+    async 'my-newer'(button) {
+      const state = myLists[button.dataset.list];
+      state.index = Math.max(0, state.index - 1);
+      await loadMyList(button.dataset.list);
+    },
+  });
+
+  PAGES.me = async () => {
+    await loadMyPage();
+    followMyResults();
+  };
+
   async function init() {
     if (syncLanguage()) return;
     const saved = store.json(sessionStorage, TOKEN_KEY);
