@@ -73,7 +73,6 @@ async def test_reject_with_reason_is_stored_shown_and_mailed(
     assert f"The streamer's reason: {REASON}\n" in en_body
     assert "Refunded to your wallet: 5,000 KRW" in en_body
     assert REASON not in str(ko[0]["Subject"])
-    # The streamer's own email carries no reason line (the streamer wrote it).
     await assert_ledger_ok(container)
 
 
