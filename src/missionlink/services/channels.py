@@ -66,6 +66,13 @@ async def update_settings(
         errors.append(range_error("accept_timeout_seconds", changes["accept_timeout_seconds"],
                                   MIN_ACCEPT_TIMEOUT_SECONDS, max_mission_seconds))
     InvalidInput.raise_any(errors)
+    row = await _update_channel(conn, streamer_id, changes, now)
+    return settings_out(row)
+
+
+async def _update_channel(conn: AsyncConnection, streamer_id: int, changes: dict[str, Any],
+                          now: datetime) -> Any:
+    """The streamer's channel row after ``changes``; 404 without a channel."""
     row = (
         await conn.execute(
             update(channels)
@@ -76,7 +83,7 @@ async def update_settings(
     ).first()
     if row is None:
         raise NotFound("you have no channel")
-    return settings_out(row)
+    return row
 
 
 def profile_out(row: Any) -> dict[str, Any]:
@@ -103,16 +110,7 @@ async def update_profile(
     if link is not None:
         checked = profile.check_link(link)
         changes["link"] = checked.url if checked else None
-    row = (
-        await conn.execute(
-            update(channels)
-            .where(channels.c.streamer_id == streamer_id)
-            .values(**changes, updated_at=now)
-            .returning(*channels.c)
-        )
-    ).first()
-    if row is None:
-        raise NotFound("you have no channel")
+    row = await _update_channel(conn, streamer_id, changes, now)
     return profile_out(row)
 
 
