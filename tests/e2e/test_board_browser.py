@@ -191,7 +191,8 @@ async def test_the_author_edits_a_comment_on_the_page(
         assert got[comments[fan.id]]["body"] == "오타를 고친 댓글 <i>ok</i>"
         assert got[comments[fan.id]]["edited_at"] is not None
         assert got[comments[other.id]]["edited_at"] is None
-        # The browser logs the refused request; nothing else went wrong.
+        # The form refuses blank text before sending (the same rule as the server's), so
+        # at most the server's 422 is logged; nothing else went wrong.
         refused = "Failed to load resource: the server responded with a status of 422"
         assert [e for e in errors if not e.startswith(refused)] == [], errors
-        assert len(errors) == 1, errors
+        assert len(errors) <= 1, errors

@@ -147,3 +147,11 @@ async def test_a_full_cache_drops_the_entry_closest_to_its_end_even_if_just_read
     assert [cache.peek(("mission", n)) is not None for n in range(4)] == [
         False, True, True, True]
     await cache.close()
+
+
+def test_a_comment_edit_drops_its_posts_pages() -> None:
+    from missionlink.services.read_model import post_tag, tags_of_write
+
+    assert tags_of_write("/api/v1/comments/7", {"id": 7, "post_id": 3}) == {post_tag(3)}
+    assert tags_of_write("/api/v1/posts/3/comments", {"id": 7, "post_id": 3}) == {post_tag(3)}
+    assert tags_of_write("/api/v1/comments/7", {"id": 7}) == set()

@@ -286,6 +286,7 @@ class ReadCache:
 
 _MISSION_PATH = re.compile(r"^/api/v1/missions/(\d+)(?:/|$)")
 _POST_PATH = re.compile(r"^/api/v1/posts/(\d+)(?:/|$)")
+_COMMENT_PATH = re.compile(r"^/api/v1/comments/\d+$")
 
 
 def tags_of_write(path: str | None, body: Any) -> set[str]:
@@ -302,6 +303,9 @@ def tags_of_write(path: str | None, body: Any) -> set[str]:
         tags |= tags_of_event(body)
         if path == "/api/v1/missions" and isinstance(body.get("id"), int):
             tags.add(mission_tag(body["id"]))
+        # A comment's own path names no post; its answer does.
+        if path and _COMMENT_PATH.match(path) and isinstance(body.get("post_id"), int):
+            tags.add(post_tag(body["post_id"]))
     return tags
 
 
