@@ -53,8 +53,10 @@ INSERT INTO topups (user_id, amount, provider, provider_payment_id, status, crea
   SELECT g, 5000, 'sandbox', 'bench-' || g, 'completed', :now, :now
   FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) g;
 INSERT INTO transfers (id, kind, currency, from_account, to_account, amount, created_at)
-  SELECT 'topup:bench-' || g, 'topup', 'KRW', 'provider:sandbox', 'user:' || g || '\\:cash',
-         5000, :now FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) g;
+  SELECT 'topup:' || t.id, 'topup', 'KRW', 'provider:sandbox', 'user:' || t.user_id || '\\:cash',
+         5000, :now FROM topups t
+  WHERE t.provider_payment_id LIKE 'bench-%'
+    AND t.user_id BETWEEN CAST(:lo AS bigint) AND CAST(:hi AS bigint);
 """
 
 MISSION = """
