@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import bets, missions, pledges, transfers
@@ -85,25 +85,35 @@ async def _amounts(conn: AsyncConnection, ids: list[str]) -> dict[str, int]:
     return {r.id: int(r.amount) for r in rows}
 
 
+async def _rows_with_missions(
+    conn: AsyncConnection, table: Table, columns: tuple[Any, ...], *, user_id: int,
+    limit: int, before_id: int | None, settled: bool,
+) -> tuple[list[Any], bool]:
+    """A page of the caller's rows of ``table`` (pledges or bets) with their missions,
+    newest first, and whether older rows follow."""
+    stmt = (
+        select(table.c.id, table.c.mission_id, *columns, table.c.created_at,
+               *_MISSION_COLS, missions.c.creator_id, missions.c.accept_by,
+               missions.c.deadline_at, missions.c.accepted_at, missions.c.result_by)
+        .select_from(table.join(missions, missions.c.id == table.c.mission_id))
+        .where(table.c.user_id == user_id)
+        .order_by(table.c.id.desc())
+        .limit(limit + 1)
+    )
+    if before_id is not None:
+        stmt = stmt.where(table.c.id < before_id)
+    if settled:
+        stmt = stmt.where(missions.c.settlement == "settled")
+    rows = list(await conn.execute(stmt))
+    return rows[:limit], len(rows) > limit
+
+
 async def my_pledges(
     conn: AsyncConnection, *, user_id: int, now: datetime, limit: int, before_id: int | None,
     settled: bool = False,
 ) -> Page:
-    stmt = (
-        select(pledges.c.id, pledges.c.mission_id, pledges.c.amount, pledges.c.created_at,
-               *_MISSION_COLS, missions.c.creator_id, missions.c.accept_by,
-               missions.c.deadline_at, missions.c.accepted_at, missions.c.result_by)
-        .select_from(pledges.join(missions, missions.c.id == pledges.c.mission_id))
-        .where(pledges.c.user_id == user_id)
-        .order_by(pledges.c.id.desc())
-        .limit(limit + 1)
-    )
-    if before_id is not None:
-        stmt = stmt.where(pledges.c.id < before_id)
-    if settled:
-        stmt = stmt.where(missions.c.settlement == "settled")
-    rows = list(await conn.execute(stmt))
-    page = rows[:limit]
+    page, more = await _rows_with_missions(conn, pledges, (pledges.c.amount,), user_id=user_id,
+                                           limit=limit, before_id=before_id, settled=settled)
     refunds = await _amounts(conn, [f"refund:{r.id}" for r in page])
     items = []
     for r in page:
@@ -112,28 +122,16 @@ async def my_pledges(
         item["outcome"] = mission_outcome(item["mission_status"], r.settlement)
         item["refunded"] = refunds.get(f"refund:{r.id}", 0)
         items.append(item)
-    return items, (page[-1].id if len(rows) > limit else None)
+    return items, (page[-1].id if more else None)
 
 
 async def my_bets(
     conn: AsyncConnection, *, user_id: int, now: datetime, limit: int, before_id: int | None,
     settled: bool = False,
 ) -> Page:
-    stmt = (
-        select(bets.c.id, bets.c.mission_id, bets.c.side, bets.c.points, bets.c.created_at,
-               *_MISSION_COLS, missions.c.creator_id, missions.c.accept_by,
-               missions.c.deadline_at, missions.c.accepted_at, missions.c.result_by)
-        .select_from(bets.join(missions, missions.c.id == bets.c.mission_id))
-        .where(bets.c.user_id == user_id)
-        .order_by(bets.c.id.desc())
-        .limit(limit + 1)
-    )
-    if before_id is not None:
-        stmt = stmt.where(bets.c.id < before_id)
-    if settled:
-        stmt = stmt.where(missions.c.settlement == "settled")
-    rows = list(await conn.execute(stmt))
-    page = rows[:limit]
+    page, more = await _rows_with_missions(conn, bets, (bets.c.side, bets.c.points),
+                                           user_id=user_id, limit=limit, before_id=before_id,
+                                           settled=settled)
     back = await _amounts(conn, [f"{kind}:{r.id}" for r in page
                                  for kind in ("bet_payout", "bet_refund")])
     items = []
@@ -152,4 +150,4 @@ async def my_bets(
         item["outcome"] = outcome
         item["points_back"] = points_back
         items.append(item)
-    return items, (page[-1].id if len(rows) > limit else None)
+    return items, (page[-1].id if more else None)
