@@ -286,7 +286,6 @@ class ReadCache:
 
 _MISSION_PATH = re.compile(r"^/api/v1/missions/(\d+)(?:/|$)")
 _POST_PATH = re.compile(r"^/api/v1/posts/(\d+)(?:/|$)")
-_COMMENT_PATH = re.compile(r"^/api/v1/comments/\d+$")
 
 
 def tags_of_write(path: str | None, body: Any) -> set[str]:
@@ -303,9 +302,6 @@ def tags_of_write(path: str | None, body: Any) -> set[str]:
         tags |= tags_of_event(body)
         if path == "/api/v1/missions" and isinstance(body.get("id"), int):
             tags.add(mission_tag(body["id"]))
-        # A comment's own path names no post; its answer does.
-        if path and _COMMENT_PATH.match(path) and isinstance(body.get("post_id"), int):
-            tags.add(post_tag(body["post_id"]))
     return tags
 
 
@@ -318,6 +314,10 @@ def tags_of_event(payload: dict[str, Any]) -> set[str]:
     streamer_id = payload.get("streamer_id")
     if isinstance(streamer_id, int):
         tags |= {channel_tag(streamer_id), MISSIONS_TAG}
+    # A comment names its post (a comment's own path, /api/v1/comments/{id}, does not).
+    post_id = payload.get("post_id")
+    if isinstance(post_id, int):
+        tags.add(post_tag(post_id))
     return tags
 
 
