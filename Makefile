@@ -12,7 +12,7 @@ MODEL_EXAMPLES ?= 250
 MODEL_STEPS    ?= 50
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run monitoring-check cluster chaos model clean
+.PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run monitoring-check cluster chaos model browsers clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ chaos: $(STAMP) ## every fault scenario (tests/chaos) over CHAOS_SEEDS, CHAOS_SE
 	CI=true MISSIONLINK_CHAOS_SEEDS=$(CHAOS_SEEDS) MISSIONLINK_CHAOS_SECONDS=$(CHAOS_SECONDS) \
 	MISSIONLINK_CHAOS_REPORT=var/chaos.jsonl $(BIN)/pytest -q -p no:cacheprovider tests/chaos/test_faults.py; \
 	status=$$?; $(BIN)/python -m tests.chaos.report var/chaos.jsonl docs/reliability.md $(CHAOS_SECONDS) && exit $$status
+
+browsers: $(STAMP) ## every browser test at both sizes in both languages (make test sees Korean on a phone and English on a desktop)
+	MISSIONLINK_BROWSER_MATRIX=full $(BIN)/pytest -q -p no:cacheprovider tests/e2e -k browser
 
 model: $(STAMP) ## the Hypothesis model of missions, pledges, bets and wallets at length (>= 10,000 steps; PostgreSQL too when MISSIONLINK_TEST_POSTGRES_URL is set)
 	MISSIONLINK_MODEL_RANDOM=1 MISSIONLINK_MODEL_EXAMPLES=$(MODEL_EXAMPLES) MISSIONLINK_MODEL_STEPS=$(MODEL_STEPS) \

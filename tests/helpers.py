@@ -25,6 +25,18 @@ from missionlink.workers.runner import Worker
 
 _seq = itertools.count(1)
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+def browser_matrix() -> list[tuple[str, dict[str, int]]]:
+    """The (language, window) pairs a browser test walks through: Korean on a phone and
+    English on a desktop, so each language and each size is seen once.
+    ``MISSIONLINK_BROWSER_MATRIX=full`` (``make browsers``) adds the other two pairs."""
+    pairs = [("ko", PHONE), ("en", DESKTOP)]
+    if os.environ.get("MISSIONLINK_BROWSER_MATRIX") == "full":
+        pairs += [("ko", DESKTOP), ("en", PHONE)]
+    return pairs
 
 
 def screenshot_path(name: str, tmp_path: Path) -> Path:

@@ -19,12 +19,10 @@ from fastapi import FastAPI
 from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.e2e.sse import live_server
-from tests.helpers import Actor, make_user
+from tests.helpers import PHONE, Actor, browser_matrix, make_user
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 10_000
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 WORDS = {
     "ko": {"locale": "ko-KR", "older": "이전 항목", "newer": "최근 항목", "edit": "수정",
            "save": "저장", "edited": "수정됨", "saved": "댓글을 수정했습니다."},
@@ -38,7 +36,7 @@ pytestmark = [
                        "(apt-get install chromium fonts-noto-cjk)"),
     pytest.mark.parametrize("database_urls", ["sqlite"], indirect=True),
 ]
-SIZES = [("ko", DESKTOP), ("ko", PHONE), ("en", DESKTOP), ("en", PHONE)]
+SIZES = browser_matrix()
 
 
 def _ids(value: object) -> str:

@@ -20,7 +20,6 @@ from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.e2e.test_pages_live_browser import (
     CHROMIUM,
-    DESKTOP,
     PHONE,
     TIMEOUT_MS,
     _ids,
@@ -28,7 +27,15 @@ from tests.e2e.test_pages_live_browser import (
     _text,
     browsing,
 )
-from tests.helpers import Actor, make_user, propose, screenshot_path, settle_all, top_up
+from tests.helpers import (
+    Actor,
+    browser_matrix,
+    make_user,
+    propose,
+    screenshot_path,
+    settle_all,
+    top_up,
+)
 
 REASON = "오늘은 <b>시간</b>이 없어요 & 다음에"
 WORDS = {
@@ -63,8 +70,7 @@ async def _fits(page: Any, width: int) -> None:
     assert overflow <= width, f"the page is {overflow}px wide in a {width}px window"
 
 
-@pytest.mark.parametrize(("lang", "viewport"), [("ko", DESKTOP), ("en", PHONE),
-                                                ("ko", PHONE), ("en", DESKTOP)], ids=_ids)
+@pytest.mark.parametrize(("lang", "viewport"), browser_matrix(), ids=_ids)
 async def test_a_backer_sees_the_reject_reason_and_my_page_shows_outcomes(
     client: httpx.AsyncClient, container: Container, lang: str, viewport: dict[str, int],
     tmp_path: Any,

@@ -26,12 +26,19 @@ from missionlink.api import live_hub
 from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.e2e.sse import live_server
-from tests.helpers import Actor, make_user, propose, settle_all, top_up
+from tests.helpers import (
+    DESKTOP,
+    PHONE,
+    Actor,
+    browser_matrix,
+    make_user,
+    propose,
+    settle_all,
+    top_up,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 10_000
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 WORDS = {
     "ko": {"won": "원", "live": "실시간 업데이트 중", "rejected": "거절됨", "succeeded": "성공",
            "settled": "정산 완료", "pending": "정산 중", "points": "포인트",
@@ -126,8 +133,7 @@ def _won(lang: str, amount: int) -> str:
     return f"{amount:,}{WORDS[lang]['won']}"
 
 
-@pytest.mark.parametrize(("lang", "viewport"), [("ko", DESKTOP), ("en", PHONE),
-                                                ("ko", PHONE), ("en", DESKTOP)], ids=_ids)
+@pytest.mark.parametrize(("lang", "viewport"), browser_matrix(), ids=_ids)
 async def test_the_mission_page_follows_pledges_bets_a_drop_and_the_end(
     client: httpx.AsyncClient, container: Container, lang: str, viewport: dict[str, int]
 ) -> None:

@@ -23,11 +23,18 @@ import pytest
 from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.e2e.sse import live_server
-from tests.helpers import Actor, make_user, propose, screenshot_path, settle_all, top_up
+from tests.helpers import (
+    Actor,
+    browser_matrix,
+    make_user,
+    propose,
+    screenshot_path,
+    settle_all,
+    top_up,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 10_000
-SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 WORDS = {
     "ko": {"locale": "ko-KR", "saved": "저장했습니다", "bad_link": "채널의 https:// 주소만",
            "chzzk": "치지직 채널", "results": "스트리머 검색 결과", "placeholder": "최소 1,000원",
@@ -106,12 +113,14 @@ async def _fits(page: Any, viewport: dict[str, int]) -> None:
     assert width <= viewport["width"], width
 
 
-@pytest.mark.parametrize("size", list(SIZES))
-@pytest.mark.parametrize("lang", ["ko", "en"])
+@pytest.mark.parametrize(("lang", "viewport"), browser_matrix(),
+                         ids=lambda v: f"{v['width']}x{v['height']}" if isinstance(v, dict) else v)
 async def test_profile_directory_and_quick_amounts_in_the_browser(
-    client: httpx.AsyncClient, container: Container, tmp_path: Path, lang: str, size: str
+    client: httpx.AsyncClient, container: Container, tmp_path: Path, lang: str,
+    viewport: dict[str, int]
 ) -> None:
-    words, viewport = WORDS[lang], SIZES[size]
+    words = WORDS[lang]
+    size = "phone" if viewport["width"] < 600 else "desktop"
     streamer = await make_user(container, "streamer", name="라면왕 Ramen King")
     await make_user(container, "streamer", name="Speedrunner")
     fan = await make_user(container, name="열혈팬 <i>1</i>")
