@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -43,13 +44,40 @@ REDIS_ENV = "MISSIONLINK_TEST_REDIS_URL"
 
 
 def redis_test_url(what: str) -> str:
-    """The Redis URL for tests that need one; skip without it (fail under ``CI=true``)."""
+    """The Redis URL for tests that need one; skip without it (fail under ``CI=true``).
+
+    Under pytest-xdist each worker gets a database of its own, counting down from the one
+    in the URL (``gw0`` the URL's, ``gw1`` the one below, ...): rate limits and revocations
+    keyed by the loopback address would otherwise meet across workers."""
     url = os.environ.get(REDIS_ENV, "")
     if not url:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{REDIS_ENV} is not set under CI=true: {what} must run")
         pytest.skip(f"{what} needs {REDIS_ENV} (e.g. redis://127.0.0.1:6379/15)")
-    return url
+    return redis_url_of_worker(url, os.environ.get("PYTEST_XDIST_WORKER", ""))
+
+
+def redis_url_of_worker(url: str, worker: str) -> str:
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = int(parts.path.lstrip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(database - int(worker[2:])) % 16}"))
+
+
+#: Tests that start clusters, chaos harnesses or container builds: one xdist worker runs
+#: them one after another while the other workers share the rest, file by file (a file's
+#: module fixtures are built once).
+HEAVY = ("tests/chaos/", "tests/cluster/", "tests/infra/test_container.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = "heavy" if path.startswith(HEAVY) else path
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pg_admin_url() -> str:
