@@ -129,22 +129,26 @@ def cmd_reconcile(_: argparse.Namespace) -> int:
 
 
 async def sync_payments(settings: Settings, *, older_than_seconds: int,
-                        limit: int) -> dict[str, int]:
-    """Apply what the payment provider says about top-ups still open after a while."""
+                        limit: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Apply what the payment provider says about top-ups still open, and refunds still
+    pending, after a while: counts per resulting state of each."""
     from datetime import UTC, datetime, timedelta
 
     from missionlink import bootstrap
     from missionlink.adapters.db.engine import Database, Timeouts
-    from missionlink.services import wallet
+    from missionlink.services import refunds, wallet
 
     provider = bootstrap.payment_provider(settings)
     if provider.name not in ("portone", "stripe"):
-        return {}
+        return {}, {}
     db = Database(settings.core_url, timeouts=Timeouts.of(settings))
+    older_than = timedelta(seconds=older_than_seconds)
     try:
-        return await wallet.sync_topups(db, provider, now=datetime.now(UTC),
-                                        older_than=timedelta(seconds=older_than_seconds),
-                                        limit=limit)
+        topups = await wallet.sync_topups(db, provider, now=datetime.now(UTC),
+                                          older_than=older_than, limit=limit)
+        pending = await refunds.sync_refunds(db, provider, now=datetime.now(UTC),
+                                             older_than=older_than, limit=limit)
+        return topups, pending
     finally:
         await db.dispose()
 
@@ -155,10 +159,12 @@ def cmd_payments_sync(args: argparse.Namespace) -> int:
         print(f"nothing to sync: PAYMENT_PROVIDER={settings.payment_provider} "
               "is not looked up")
         return 0
-    counts = asyncio.run(sync_payments(settings, older_than_seconds=args.older_than,
-                                       limit=args.limit))
+    counts, refunded = asyncio.run(sync_payments(settings, older_than_seconds=args.older_than,
+                                                 limit=args.limit))
     print("top-ups looked up: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
                                    or "none open"))
+    print("refunds looked up: " + (", ".join(f"{k} {v}" for k, v in sorted(refunded.items()))
+                                   or "none pending"))
     return 0
 
 
@@ -254,9 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     payments = sub.add_parser("payments", help="payment provider upkeep")
     payments_sub = payments.add_subparsers(dest="payments_command", required=True)
     sync = payments_sub.add_parser(
-        "sync", help="ask the provider about top-ups still open and apply its answer")
+        "sync", help="ask the provider about top-ups still open and refunds still pending, "
+                     "and apply its answer")
     sync.add_argument("--older-than", type=int, default=600, metavar="SECONDS",
-                      help="only top-ups opened at least this long ago (default 600)")
+                      help="only top-ups opened, and refunds last asked, at least this long "
+                           "ago (default 600)")
     sync.add_argument("--limit", type=int, default=500)
     sync.set_defaults(func=cmd_payments_sync)
 

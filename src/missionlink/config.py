@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     #: provider: completed top-ups, virtual accounts awaiting their deposit, and payments
     #: opened in the last hour. 0 turns the limit off; the sandbox provider has none.
     daily_topup_limit: int = Field(default=1_000_000, ge=0)
+    #: Days after a top-up completes during which its unspent cash may be refunded to the
+    #: payment method (within the providers' own windows for card cancellations).
+    refund_window_days: int = Field(default=180, ge=1, le=3650)
     trusted_proxies: Annotated[list[str], NoDecode] = []
     client_ip_header: str = ""
 

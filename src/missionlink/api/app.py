@@ -29,6 +29,7 @@ from missionlink.api.routers import (
     me,
     missions,
     overlay,
+    refunds,
     streamers,
     wallet,
 )
@@ -38,7 +39,7 @@ from missionlink.config import Env
 from missionlink.observability import tracing
 from missionlink.observability.http import RequestIdMiddleware, RequestMetricsMiddleware
 
-ROUTERS = [health.router, auth.router, me.router, wallet.router, missions.router,
+ROUTERS = [health.router, auth.router, me.router, wallet.router, refunds.router, missions.router,
            streamers.router, board.router, overlay.router, live.router, admin.router]
 ROUTERS.append(web_pages.router)  # HTML pages and /static, after every API route
 

@@ -12,7 +12,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Scope
@@ -30,6 +30,7 @@ from missionlink.domain.errors import (
     NotFound,
     ProviderUnavailable,
     RateLimited,
+    RefundExceedsRefundable,
 )
 from missionlink.observability.http import (
     REQUEST_ID_HEADER,
@@ -129,6 +130,8 @@ def domain_problem(exc: DomainError) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, InvalidInput) and exc.errors:
         extra["errors"] = [domain_field_error(e) for e in exc.errors]
+    if isinstance(exc, RefundExceedsRefundable):
+        extra["refundable"] = exc.refundable
     return problem(status, exc.code, exc.title, exc.detail, headers=headers, **extra)
 
 
@@ -316,6 +319,8 @@ class Problem(BaseModel):
     retry_after: int | None = None
     request_id: str | None = None
     errors: list[ProblemFieldError] | None = None
+    refundable: int | None = Field(
+        default=None, description="`refund-exceeds-refundable`: KRW that may still be refunded")
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

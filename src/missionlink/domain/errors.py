@@ -165,3 +165,24 @@ class DailyTopupLimit(Conflict):
 class ProviderUnavailable(DomainError):
     code = "payment-provider-unavailable"
     title = "Payment provider unavailable"
+
+
+class TopupNotRefundable(Conflict):
+    code = "topup-not-refundable"
+    title = "This top-up cannot be refunded"
+
+
+class RefundWindowClosed(Conflict):
+    code = "refund-window-closed"
+    title = "The refund window of this top-up has closed"
+
+
+class RefundExceedsRefundable(Conflict):
+    """A refund larger than what is left to refund; ``refundable`` says how much is."""
+
+    code = "refund-exceeds-refundable"
+    title = "Refund larger than the refundable amount"
+
+    def __init__(self, detail: str, *, refundable: int = 0) -> None:
+        super().__init__(detail)
+        self.refundable = refundable

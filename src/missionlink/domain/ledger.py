@@ -25,6 +25,11 @@ class TransferKind(StrEnum):
     bet_payout = "bet_payout"
     bet_refund = "bet_refund"
     bet_dust = "bet_dust"
+    #: A top-up refund: held (cash to the provider's refunds-pending account), then paid
+    #: (to the provider's clearing account) or reversed (back to the cash).
+    topup_refund = "topup_refund"
+    topup_refund_paid = "topup_refund_paid"
+    topup_refund_reversal = "topup_refund_reversal"
 
 
 def user_cash(user_id: int) -> str:
@@ -45,6 +50,11 @@ def stake_pool(mission_id: int) -> str:
 
 def provider_clearing(provider: str) -> str:
     return f"provider:{provider}"
+
+
+def refunds_pending(provider: str) -> str:
+    """Cash on its way back to payers through ``provider``: refunds asked, not yet settled."""
+    return f"provider:{provider}:refunds_pending"
 
 
 def fee_for(total: int, fee_bps: int) -> int:

@@ -13,6 +13,10 @@
 9. Each completed top-up is credited once, with its amount, from its provider's clearing
    account to its owner's cash; no top-up in another state is credited; every top-up
    transfer has its top-up.
+10. Each provider's refunds-pending account holds exactly its pending refunds; every refund
+    has its hold, a succeeded one is paid out once (and not reversed), a failed one is
+    reversed once (and not paid); no refund transfer lacks its refund, and no top-up is
+    refunded past its amount.
 
 Each invariant is one function marked ``@invariant(name)``, run by ``check`` in the order
 it is defined; to add one, write another such function (it gets the shared ``Books``).
@@ -36,6 +40,7 @@ from missionlink.adapters.db.core_tables import (
     mission_totals,
     missions,
     pledges,
+    topup_refunds,
     topups,
     transfers,
     wallets,
@@ -210,13 +215,23 @@ async def totals_match_pledges(conn: AsyncConnection, books: Books) -> list[str]
                for m, t in sharded.items() if m not in books.pledged])
 
 
+def _is_clearing(account: str) -> bool:
+    """A provider's clearing account (``provider:<name>``), not its refunds-pending one."""
+    return account.startswith("provider:") and account.count(":") == 1
+
+
 @invariant("completed top-ups match provider clearing")
 async def topups_match_clearing(conn: AsyncConnection, books: Books) -> list[str]:
+    """Clearing paid out the completed top-ups and took back the refunds paid."""
     completed = int(await conn.scalar(
         select(func.coalesce(func.sum(topups.c.amount), 0)).where(topups.c.status == "completed")
     ) or 0)
-    clearing = sum(v for (a, _), v in books.balances.items() if a.startswith("provider:"))
-    return [] if completed == -clearing else [f"top-ups {completed}, clearing {clearing}"]
+    refunded = int(await conn.scalar(
+        select(func.coalesce(func.sum(topup_refunds.c.amount), 0))
+        .where(topup_refunds.c.state == "succeeded")) or 0)
+    clearing = sum(v for (a, _), v in books.balances.items() if _is_clearing(a))
+    return [] if completed - refunded == -clearing else [
+        f"top-ups {completed} less refunds {refunded}, clearing {clearing}"]
 
 
 @invariant("each top-up is credited once, and only when completed")
@@ -252,6 +267,55 @@ async def topups_credited_once(conn: AsyncConnection, books: Books) -> list[str]
         )
     )
     problems += [f"transfer {r[0]} has no top-up" for r in orphans]
+    return problems
+
+
+#: Which of a refund's transfers exist, by state: (hold, paid out, reversed).
+_REFUND_LEGS = {"pending": (True, False, False), "succeeded": (True, True, False),
+                "failed": (True, False, True)}
+
+
+@invariant("refunds are held, then paid out or reversed, once")
+async def refunds_settled_once(conn: AsyncConnection, books: Books) -> list[str]:
+    """Refunds against the journal (services/refunds.py): each provider's refunds-pending
+    account holds its pending refunds, each refund has exactly the transfers of its state,
+    with its amount, and no top-up is refunded past what it credited."""
+    rows = list(await conn.execute(
+        select(topup_refunds, topups.c.provider, topups.c.amount.label("topup_amount"))
+        .join(topups, topups.c.id == topup_refunds.c.topup_id)))
+    posted = {r.id: r for r in await conn.execute(
+        select(transfers).where(transfers.c.kind.in_([
+            L.TransferKind.topup_refund.value, L.TransferKind.topup_refund_paid.value,
+            L.TransferKind.topup_refund_reversal.value])))}
+    problems = []
+    pending: dict[str, int] = defaultdict(int)
+    held: dict[int, int] = defaultdict(int)
+    credited: dict[int, int] = {}
+    for r in rows:
+        pending[r.provider] += r.amount if r.state == "pending" else 0
+        held[r.topup_id] += r.amount if r.state != "failed" else 0
+        hold = L.refunds_pending(r.provider)
+        legs = ((f"topup_refund:{r.id}", L.user_cash(r.user_id), hold),
+                (f"topup_refund:{r.id}:paid", hold, L.provider_clearing(r.provider)),
+                (f"topup_refund:{r.id}:reversed", hold, L.user_cash(r.user_id)))
+        for want, (tid, src, dst) in zip(_REFUND_LEGS[r.state], legs, strict=True):
+            t = posted.pop(tid, None)
+            if (t is not None) != want:
+                problems.append(f"refund {r.id} is {r.state} but {tid} is "
+                                f"{'present' if t is not None else 'missing'}")
+            elif t is not None and (t.amount, t.from_account, t.to_account) != (
+                    r.amount, src, dst):
+                problems.append(f"refund {r.id}: {tid} does not match it")
+        credited[r.topup_id] = r.topup_amount
+    problems += [f"top-up {t} refunded {held[t]} of {amount}"
+                 for t, amount in credited.items() if held[t] > amount]
+    problems += [f"transfer {tid} has no refund" for tid in posted]
+    accounts = {a for (a, _) in books.balances if a.endswith(":refunds_pending")}
+    for provider in {a.split(":")[1] for a in accounts} | set(pending):
+        balance = books.balances.get((L.refunds_pending(provider), L.KRW), 0)
+        if balance != pending.get(provider, 0):
+            problems.append(f"{L.refunds_pending(provider)} holds {balance}, pending "
+                            f"refunds {pending.get(provider, 0)}")
     return problems
 
 

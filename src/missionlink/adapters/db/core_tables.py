@@ -123,6 +123,37 @@ topups = Table(
     Index("ix_topups_user_created", "user_id", "created_at"),
 )
 
+#: A top-up refund's states (domain/refunds.py): ``pending`` (cash held, the provider asked
+#: or about to be), ``succeeded`` (the provider paid it back), ``failed`` (reversed to cash).
+REFUND_STATE_CHECK = "state IN ('pending', 'succeeded', 'failed')"
+
+topup_refunds = Table(
+    "topup_refunds",
+    core_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("topup_id", BigId, ForeignKey("topups.id"), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    # The provider's id of the refund (PortOne's cancellation id, Stripe's re_...).
+    Column("provider_refund_id", String(128), nullable=True, unique=True),
+    # Sent to the provider so a retried call refunds once; the request's Idempotency-Key
+    # when it had one.
+    Column("idempotency_key", String(255), nullable=False),
+    Column("reason", String(300), nullable=True),
+    Column("failure_reason", String(300), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("settled_at", UTCDateTime, nullable=True),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint(REFUND_STATE_CHECK, name="state"),
+    UniqueConstraint("user_id", "idempotency_key"),
+    Index("ix_topup_refunds_user_created", "user_id", "created_at"),
+    # One pending refund per top-up: the provider's guard on what is left stays exact.
+    Index("ux_topup_refunds_one_pending", "topup_id", unique=True,
+          sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
+)
+
 MISSION_STATUSES = (
     "('pending', 'accepted', 'rejected', 'cancelled', 'succeeded', 'failed', 'expired')"
 )

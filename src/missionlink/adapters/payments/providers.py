@@ -20,10 +20,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from missionlink.domain.errors import InvalidInput, InvalidState, NotAuthenticated
+import structlog
+
+from missionlink.domain.errors import (
+    InvalidInput,
+    InvalidState,
+    NotAuthenticated,
+    ProviderUnavailable,
+)
+
+_log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "X-MissionLink-Signature"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+def unavailable(provider: str, exc: Exception) -> ProviderUnavailable:
+    """The caller hears that the provider failed; the log keeps what it said."""
+    _log.warning("payments.provider_error", provider=provider, error=repr(exc)[:500])
+    return ProviderUnavailable(f"{provider} did not answer or refused the request; "
+                               "try again later")
+
 
 #: What a provider says about a payment, in our words.
 PaymentState = Literal["paid", "pending", "awaiting_deposit", "failed", "cancelled"]
@@ -51,6 +67,35 @@ class ProviderPayment:
     deposit_due_at: datetime | None = None
 
 
+#: What a provider says about a refund: paid back, still in progress, or refused.
+RefundStatus = Literal["succeeded", "pending", "failed"]
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """A refund to ask of the provider; ``reference`` is our idempotency key for it."""
+
+    provider_payment_id: str
+    amount: int
+    reference: str
+    reason: str
+    #: What the provider still holds of the payment before this refund (the payment less
+    #: refunds already paid): PortOne refuses a cancellation when it no longer matches, so
+    #: a retried call never refunds twice.
+    cancellable: int
+    #: The provider's id of the refund, once known: then it is looked up, not asked again.
+    provider_refund_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    """A refund as the provider's API reports it."""
+
+    status: RefundStatus
+    provider_refund_id: str | None
+    reason: str | None = None
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
     provider_payment_id: str
@@ -76,6 +121,14 @@ class PaymentProvider(Protocol):
         """The verified event, or None for a verified event about something else."""
         ...
 
+    async def refund(self, request: RefundRequest) -> ProviderRefund:
+        """Ask for (or, once asked, look up) a refund to the payment's original method.
+
+        Idempotent on ``request.reference``; a provider that does not answer raises
+        ``ProviderUnavailable`` (the outcome is then unknown, and the call is repeated).
+        """
+        ...
+
 
 class SandboxProvider:
     name = "sandbox"
@@ -90,6 +143,10 @@ class SandboxProvider:
         self, headers: Mapping[str, str], body: bytes, now: datetime
     ) -> WebhookEvent | None:
         raise NotAuthenticated("the sandbox provider sends no webhooks")
+
+    async def refund(self, request: RefundRequest) -> ProviderRefund:
+        return ProviderRefund("succeeded", request.provider_refund_id
+                              or f"sbx_rf_{request.reference}"[:128])
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -136,6 +193,9 @@ class WebhookProvider:
         if status not in {"completed", "failed"}:
             raise InvalidInput("webhook status must be 'completed' or 'failed'")
         return WebhookEvent(provider_payment_id=payment_id, status=status)
+
+    async def refund(self, request: RefundRequest) -> ProviderRefund:
+        raise InvalidState("this provider takes no refunds")
 
 
 def make_provider(name: str, secret: str, tolerance_seconds: int) -> PaymentProvider:

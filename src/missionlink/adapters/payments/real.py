@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import stripe
-import structlog
 from portone_server_sdk import PaymentClient
 from portone_server_sdk import errors as portone_errors
 from portone_server_sdk import webhook as portone_webhook
@@ -34,17 +33,11 @@ from missionlink.adapters.payments.providers import (
     ProviderPayment,
     WebhookEvent,
 )
-from missionlink.domain.errors import InvalidInput, NotAuthenticated, ProviderUnavailable
+from missionlink.adapters.payments.providers import unavailable as _unavailable
+from missionlink.adapters.payments.refunds import PortOneRefunds, StripeRefunds
+from missionlink.domain.errors import InvalidInput, NotAuthenticated
 
 ORDER_NAME = "MissionLink 충전"
-_log = structlog.get_logger(__name__)
-
-
-def _unavailable(provider: str, exc: Exception) -> ProviderUnavailable:
-    """The caller hears that the provider failed; the log keeps what it said."""
-    _log.warning("payments.provider_error", provider=provider, error=repr(exc)[:500])
-    return ProviderUnavailable(f"{provider} did not answer or refused the request; "
-                               "try again later")
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -56,7 +49,7 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
 
 
-class PortOneProvider:
+class PortOneProvider(PortOneRefunds):
     name = "portone"
 
     def __init__(self, *, api_secret: str, webhook_secret: str, store_id: str,
@@ -165,7 +158,7 @@ class _StripeHttpx(stripe.HTTPXClient):
         return [args, kwargs]
 
 
-class StripeProvider:
+class StripeProvider(StripeRefunds):
     name = "stripe"
 
     def __init__(self, *, secret_key: str, publishable_key: str, webhook_secret: str,
@@ -227,7 +220,13 @@ class StripeProvider:
             raise NotAuthenticated(f"webhook not verified: {exc.user_message or exc}") from exc
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInput("webhook body is not a Stripe event") from exc
-        if not str(event.type).startswith("payment_intent."):
-            return None
         obj: Any = event.data.object
-        return WebhookEvent(provider_payment_id=str(obj["id"]), status=None)
+        kind = str(event.type)
+        if kind.startswith("payment_intent."):
+            return WebhookEvent(provider_payment_id=str(obj["id"]), status=None)
+        if kind == "charge.refunded" or kind.startswith("refund."):
+            # A refund moved: its payment intent names the top-up whose refunds to settle.
+            intent = obj.to_dict().get("payment_intent")
+            return WebhookEvent(provider_payment_id=str(intent), status=None) \
+                if isinstance(intent, str) else None
+        return None

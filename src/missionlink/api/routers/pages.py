@@ -392,6 +392,7 @@ async def wallet_page(request: Request) -> HTMLResponse:
     sdk, extra = _PAY_WIDGETS.get(provider, ("", {}))
     response = render(request, "wallet.html", page="wallet", payment={
         "provider": provider, "sdk": sdk, "daily_limit": c.settings.daily_topup_limit},
+        refund_window_days=c.settings.refund_window_days,
         next=safe_next(request.query_params.get("next")))
     if extra:
         # Only the wallet page, and only when that provider is configured, may load its SDK.

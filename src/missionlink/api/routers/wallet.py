@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -20,7 +21,7 @@ from missionlink.api.problems import MEDIA_TYPE, Problem
 from missionlink.api.schemas.core import TopupIn
 from missionlink.api.schemas.payments import TopupConfirmed, TopupCreated, TopupList, TopupOut
 from missionlink.domain.errors import InvalidState, NotFound
-from missionlink.services import wallet
+from missionlink.services import refunds, wallet
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
 
@@ -105,13 +106,21 @@ async def create_topup(
 async def list_topups(user: CurrentUser, c: Deps, limit: Limit = 20) -> dict[str, Any]:
     """The user's latest top-ups, newest first, with their states."""
     async with c.core_db.read() as conn:
-        return {"items": await wallet.list_topups(conn, user.user_id, limit=limit)}
+        items = await wallet.list_topups(conn, user.user_id, limit=limit)
+        left = await refunds.refundable_of(
+            conn, user.user_id, [t["id"] for t in items], provider=c.payments.name,
+            now=c.clock.now(), window=timedelta(days=c.settings.refund_window_days))
+    return {"items": [{**t, "refundable": left.get(t["id"], 0)} for t in items]}
 
 
 @router.get("/wallet/topups/{topup_id}", response_model=TopupOut)
 async def get_topup(topup_id: PathId, user: CurrentUser, c: Deps) -> dict[str, Any]:
     async with c.core_db.read() as conn:
-        return wallet.topup_detail(await wallet.topup_of(conn, user.user_id, topup_id))
+        out = wallet.topup_detail(await wallet.topup_of(conn, user.user_id, topup_id))
+        left = await refunds.refundable_of(
+            conn, user.user_id, [topup_id], provider=c.payments.name, now=c.clock.now(),
+            window=timedelta(days=c.settings.refund_window_days))
+    return {**out, "refundable": left.get(topup_id, 0)}
 
 
 @router.post(
@@ -168,4 +177,9 @@ async def payment_webhook(provider: str, request: Request, c: Deps) -> dict[str,
                                           now=c.clock.now())
 
     result = await c.core_db.transaction(work)
+    if result["status"] == "completed":
+        # A cancellation or refund event: settle the top-up's pending refunds.
+        await refunds.settle_for_payment(c.core_db, c.payments,
+                                         provider_payment_id=event.provider_payment_id,
+                                         now=c.clock.now())
     return {"id": result["id"], "status": result["status"], "applied": result["applied"]}

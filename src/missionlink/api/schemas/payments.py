@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 TopupStatus = Literal["pending", "awaiting_deposit", "completed", "failed", "cancelled",
                       "rejected"]
@@ -28,6 +28,9 @@ class TopupOut(BaseModel):
     virtual_account: str | None = Field(description="awaiting_deposit: bank, account number "
                                                     "and holder to deposit to")
     deposit_due_at: str | None
+    refundable: int | None = Field(
+        default=None, description="KRW that may be refunded now (0 when it may not); in "
+                                  "the list and the single top-up")
 
 
 class TopupConfirmed(TopupOut):
@@ -54,3 +57,41 @@ class TopupCreated(BaseModel):
                     "channel_key, payment_id, order_name, total_amount, currency}; Stripe "
                     "{provider, publishable_key, client_secret, total_amount, currency}; null "
                     "for sandbox and webhook")
+
+
+RefundState = Literal["pending", "succeeded", "failed"]
+
+
+class RefundIn(BaseModel):
+    """POST /wallet/topups/{id}/refunds; without ``amount``, all that is refundable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: StrictInt | None = Field(default=None, ge=1, le=1_000_000_000,
+                                     description="KRW to refund; all that is refundable "
+                                                 "when left out")
+    reason: str | None = Field(default=None, max_length=100,
+                               description="the payer's words, kept with the refund")
+
+
+class RefundOut(BaseModel):
+    id: int
+    topup_id: int
+    amount: int
+    currency: Literal["KRW"]
+    state: RefundState = Field(description="pending (cash held, the provider asked), "
+                                           "succeeded (paid back), failed (reversed to cash)")
+    provider_refund_id: str | None = Field(description="the provider's id of the refund "
+                                                       "(PortOne cancellation, Stripe re_…)")
+    reason: str | None
+    failure_reason: str | None = Field(description="failed: the provider's words")
+    created_at: str
+    settled_at: str | None
+
+
+class RefundList(BaseModel):
+    items: list[RefundOut]
+
+
+class TopupRefunds(RefundList):
+    refundable: int = Field(description="KRW of this top-up that may be refunded now")
