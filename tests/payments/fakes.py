@@ -1,8 +1,9 @@
 """Local fakes of the PortOne V2 and Stripe HTTP APIs, run as real HTTP servers.
 
 Only what MissionLink calls is implemented, in the providers' own wire formats, so the
-official SDKs talk to them unchanged: PortOne's pre-register and payment lookup, Stripe's
-PaymentIntent create and retrieve. A test plays the payer and the provider's back office
+official SDKs talk to them unchanged: PortOne's pre-register, payment lookup and payment
+cancellation, Stripe's PaymentIntent create and retrieve and refund create, retrieve and
+list. A test plays the payer and the provider's back office
 through the Python methods (``pay``, ``issue_virtual_account``, ``fail``, ``cancel``), and
 sends webhooks signed with the providers' real algorithms (``portone_webhook``,
 ``stripe_webhook``), which the application verifies with the SDKs' own functions.
@@ -45,6 +46,12 @@ class Fakes:
     base_url: str = ""
     #: While set, every call answers 500, as a provider in an outage does.
     down: bool = False
+    #: How the next refunds end: "succeeded" at once, "pending" (settled later through
+    #: ``settle_refund``), or "refused" (PortOne: the PG declines; Stripe: 400).
+    refund_mode: str = "succeeded"
+    stripe_refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: While set, a refund is made at the provider but its answer is lost (a 500).
+    lose_refund_answer: bool = False
 
     # -- PortOne: the payer and the back office -------------------------------------------
     def portone_pay(self, payment_id: str, *, amount: int | None = None,
@@ -71,6 +78,32 @@ class Fakes:
     def portone_cancel(self, payment_id: str, reason: str = "구매자 취소") -> None:
         with self.lock:
             self.portone[payment_id].update(status="CANCELLED", reason=reason)
+
+    def portone_cancellations(self, payment_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.portone[payment_id].get("cancellations", []))
+
+    def settle_refund(self, provider: str, refund_id: str, status: str) -> None:
+        """The provider's back office finishes a pending refund (``succeeded``/``failed``)."""
+        with self.lock:
+            if provider == "stripe":
+                r = self.stripe_refunds[refund_id]
+                r["status"] = status
+                if status == "failed":
+                    r["failure_reason"] = "expired_or_canceled_card"
+                    pi = self.stripe[r["payment_intent"]]
+                    pi["amount_refunded"] -= r["amount"]
+                return
+            for p in self.portone.values():
+                for c in p.get("cancellations", []):
+                    if c["id"] == refund_id:
+                        c["status"] = "SUCCEEDED" if status == "succeeded" else "FAILED"
+                        if status == "failed":
+                            p["cancelled"] -= c["totalAmount"]
+                        elif p["cancelled"]:
+                            c["cancelledAt"] = NOW
+                            p["status"] = ("CANCELLED" if p["cancelled"] == p["paid"]
+                                           else "PARTIAL_CANCELLED")
 
     # -- Stripe -------------------------------------------------------------------------
     def stripe_pay(self, intent_id: str, *, amount: int | None = None,
@@ -115,6 +148,12 @@ def _portone_payment(pid: str, p: dict[str, Any]) -> dict[str, Any]:
                           "expiredAt": "2026-01-03T15:00:00Z", "issuedAt": NOW}
     elif status == "FAILED":
         body.update(failedAt=NOW, failure={"reason": p.get("reason")})
+    if p.get("cancellations"):
+        body["cancellations"] = p["cancellations"]
+        body.update(paidAt=NOW, cancelledAt=NOW)
+        if status == "PAID":
+            # Requested (not yet done) cancellations leave a payment PAID at PortOne.
+            body.pop("cancelledAt")
     elif status == "PARTIAL_CANCELLED":
         body.update(paidAt=NOW, cancelledAt=NOW, cancellations=[{
             "status": "SUCCEEDED", "id": "c-1", "totalAmount": p["cancelled"],
@@ -164,6 +203,11 @@ def _handler(fakes: Fakes) -> type[BaseHTTPRequestHandler]:
                     if auth != f"PortOne {PORTONE_SECRET}":
                         return self._send(401, {"type": "UNAUTHORIZED", "message": "bad secret"})
                     return self._portone(method, parts[1:], raw)
+                if parts[:2] == ["v1", "refunds"]:
+                    if auth != f"Bearer {STRIPE_SECRET}":
+                        return self._send(401, {"error": {"type": "invalid_request_error",
+                                                          "message": "Invalid API Key"}})
+                    return self._stripe_refund(method, parts[2:], raw)
                 if parts[:2] == ["v1", "payment_intents"]:
                     if auth != f"Bearer {STRIPE_SECRET}":
                         return self._send(401, {"error": {"type": "invalid_request_error",
@@ -178,6 +222,8 @@ def _handler(fakes: Fakes) -> type[BaseHTTPRequestHandler]:
                                           "currency": body.get("currency", "KRW"),
                                           "store_id": body.get("storeId", PORTONE_STORE)}
                 return self._send(200, {})
+            if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
+                return self._portone_cancel(rest[0], json.loads(raw))
             if method == "GET" and len(rest) == 1:
                 p = fakes.portone.get(rest[0])
                 if p is None or p["status"] == "READY":
@@ -185,6 +231,88 @@ def _handler(fakes: Fakes) -> type[BaseHTTPRequestHandler]:
                                             "message": "결제 건이 존재하지 않습니다."})
                 return self._send(200, _portone_payment(rest[0], p))
             self._send(404, {"type": "PAYMENT_NOT_FOUND", "message": "no route"})
+
+        def _portone_cancel(self, pid: str, body: dict[str, Any]) -> None:
+            p = fakes.portone.get(pid)
+            if p is not None and p["status"] == "CANCELLED":
+                return self._send(409, {"type": "PAYMENT_ALREADY_CANCELLED",
+                                        "message": "이미 취소된 결제입니다."})
+            if p is None or p["status"] not in ("PAID", "PARTIAL_CANCELLED"):
+                return self._send(409, {"type": "PAYMENT_NOT_PAID",
+                                        "message": "결제가 완료되지 않았습니다."})
+            cancellable = p["paid"] - p.get("cancelled", 0)
+            amount = int(body.get("amount") or cancellable)
+            if body.get("currentCancellableAmount", cancellable) != cancellable:
+                return self._send(409, {"type": "CANCELLABLE_AMOUNT_CONSISTENCY_BROKEN",
+                                        "message": "취소 가능 잔액 검증에 실패했습니다."})
+            if amount > cancellable:
+                return self._send(409, {"type": "CANCEL_AMOUNT_EXCEEDS_CANCELLABLE_AMOUNT",
+                                        "message": "취소 금액이 취소 가능 금액을 초과합니다."})
+            if fakes.refund_mode == "refused":
+                return self._send(400, {"type": "PG_PROVIDER", "message": "PG사 오류",
+                                        "pgCode": "CANCEL_REFUSED",
+                                        "pgMessage": "환불할 수 없는 카드입니다"})
+            done = fakes.refund_mode == "succeeded"
+            c = {"status": "SUCCEEDED" if done else "REQUESTED",
+                 "id": f"cancel-{uuid.uuid4().hex[:12]}", "totalAmount": amount,
+                 "taxFreeAmount": 0, "vatAmount": 0, "reason": body.get("reason", ""),
+                 "requestedAt": NOW, "trigger": "API"}
+            if done:
+                c["cancelledAt"] = NOW
+            p.setdefault("cancellations", []).append(c)
+            p["cancelled"] = p.get("cancelled", 0) + amount
+            if done:
+                p["status"] = "CANCELLED" if p["cancelled"] == p["paid"] else "PARTIAL_CANCELLED"
+            if fakes.lose_refund_answer:
+                return self._send(500, {"type": "UNKNOWN", "message": "lost"})
+            return self._send(200, {"cancellation": c})
+
+        def _stripe_refund(self, method: str, rest: list[str], raw: bytes) -> None:
+            if method == "POST" and not rest:
+                form = dict(parse_qsl(raw.decode()))
+                key = self.headers.get("Idempotency-Key", "")
+                if key and key in fakes.stripe_keys:
+                    if fakes.lose_refund_answer:
+                        return self._send(500, {"error": {"type": "api_error",
+                                                          "message": "lost"}})
+                    return self._send(200, fakes.stripe_refunds[fakes.stripe_keys[key]])
+                pi = fakes.stripe.get(form.get("payment_intent", ""))
+                amount = int(form.get("amount") or 0)
+                if pi is None or pi["status"] != "succeeded":
+                    return self._send(400, {"error": {
+                        "type": "invalid_request_error", "code": "resource_missing",
+                        "message": "No such payment_intent"}})
+                if amount > pi["amount_received"] - pi.get("amount_refunded", 0):
+                    return self._send(400, {"error": {
+                        "type": "invalid_request_error", "code": "amount_too_large",
+                        "message": "Refund amount is greater than unrefunded amount"}})
+                if fakes.refund_mode == "refused":
+                    return self._send(400, {"error": {
+                        "type": "invalid_request_error", "code": "charge_disputed",
+                        "message": "This charge is disputed and cannot be refunded"}})
+                rid = f"re_{uuid.uuid4().hex[:24]}"
+                refund = {"id": rid, "object": "refund", "amount": amount, "currency": "krw",
+                          "payment_intent": pi["id"], "charge": f"ch_{pi['id'][3:]}",
+                          "status": fakes.refund_mode, "failure_reason": None,
+                          "reason": form.get("reason"), "created": int(time.time()),
+                          "metadata": {k[9:-1]: v for k, v in form.items()
+                                       if k.startswith("metadata[")}}
+                fakes.stripe_refunds[rid] = refund
+                pi["amount_refunded"] = pi.get("amount_refunded", 0) + amount
+                if key:
+                    fakes.stripe_keys[key] = rid
+                if fakes.lose_refund_answer:
+                    return self._send(500, {"error": {"type": "api_error", "message": "lost"}})
+                return self._send(200, refund)
+            if method == "GET" and not rest:
+                pid = dict(parse_qsl(urlsplit(self.path).query)).get("payment_intent")
+                data = [r for r in fakes.stripe_refunds.values() if r["payment_intent"] == pid]
+                return self._send(200, {"object": "list", "data": data, "has_more": False,
+                                        "url": "/v1/refunds"})
+            if method == "GET" and len(rest) == 1 and rest[0] in fakes.stripe_refunds:
+                return self._send(200, fakes.stripe_refunds[rest[0]])
+            self._send(404, {"error": {"type": "invalid_request_error",
+                                       "code": "resource_missing", "message": "No such refund"}})
 
         def _stripe(self, method: str, rest: list[str], raw: bytes) -> None:
             if method == "POST" and not rest:
@@ -246,6 +374,18 @@ def portone_webhook(kind: str, payment_id: str, *, secret: str = PORTONE_WEBHOOK
     return body, {"webhook-id": msg_id, "webhook-timestamp": stamp,
                   "webhook-signature": "v1," + base64.b64encode(mac).decode(),
                   "content-type": "application/json"}
+
+
+def stripe_refund_webhook(fakes: Fakes, refund_id: str, kind: str = "refund.updated"
+                          ) -> tuple[bytes, dict[str, str]]:
+    """``refund.updated`` (the refund) or ``charge.refunded`` (its charge), signed."""
+    with fakes.lock:
+        refund = dict(fakes.stripe_refunds[refund_id])
+    if kind == "charge.refunded":
+        return stripe_webhook(kind, {"id": refund["charge"], "object": "charge",
+                                     "payment_intent": refund["payment_intent"],
+                                     "refunded": True})
+    return stripe_webhook(kind, refund)
 
 
 def stripe_webhook(kind: str, intent: dict[str, Any], *, secret: str = STRIPE_WEBHOOK_SECRET,

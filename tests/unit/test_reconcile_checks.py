@@ -38,7 +38,7 @@ async def test_every_invariant_is_reported_by_name_in_order(core: MemoryCore) ->
         report = await reconcile.check(conn)
     assert report.ok, report.render()
     assert report.checked == [name for name, _ in reconcile.CHECKS]
-    assert len(set(report.checked)) == len(report.checked) == 10
+    assert len(set(report.checked)) == len(report.checked) == 11
     assert report.render().splitlines()[-1] == "all invariants hold"
 
 
@@ -65,3 +65,20 @@ async def test_a_check_added_with_invariant_joins_the_report(core: MemoryCore) -
         reconcile.CHECKS[:] = before
     assert report.checked[-1] == "the added check"
     assert report.failures == ["the added check: 0 accounts"]
+
+
+async def test_refund_money_without_its_refund_fails_the_refunds_check(core: MemoryCore) -> None:
+    from sqlalchemy import insert
+
+    from missionlink.adapters.db.core_tables import transfers
+
+    name = "refunds are held, then paid out or reversed, once"
+    async with core.unit() as conn:
+        await conn.execute(insert(transfers).values(
+            id="topup_refund:77", kind="topup_refund", currency="KRW",
+            from_account="platform:fee", to_account="provider:stripe:refunds_pending",
+            amount=500, created_at=NOW))
+        report = await reconcile.check(conn)
+    assert [f for f in report.failures if f.startswith(name)] == [
+        f"{name}: transfer topup_refund:77 has no refund",
+        f"{name}: provider:stripe:refunds_pending holds 500, pending refunds 0"]

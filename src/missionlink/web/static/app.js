@@ -38,6 +38,9 @@
     'email-taken': ['이미 가입된 이메일입니다', 'This email is already registered'],
     'payment-mismatch': ['결제 금액이 충전 요청과 다릅니다', 'The payment does not match the top-up'],
     'daily-topup-limit': ['오늘의 충전 한도를 넘습니다', 'This goes past today’s top-up limit'],
+    'topup-not-refundable': ['이 충전은 지금 환불할 수 없습니다', 'This top-up cannot be refunded now'],
+    'refund-window-closed': ['환불 가능 기간이 지났습니다', 'The refund window has closed'],
+    'refund-exceeds-refundable': ['환불 가능한 금액을 넘습니다', 'This is more than can be refunded'],
     'payment-provider-unavailable': ['결제사가 응답하지 않습니다. 잠시 후 다시 시도하세요', 'The payment provider is not answering; try again shortly'],
     'idempotency-in-progress': ['같은 요청을 처리하는 중입니다', 'The same request is still being processed'],
     'idempotency-key-reused': ['멱등성 키가 다른 요청에 사용되었습니다', 'The idempotency key was used for a different request'],
@@ -787,6 +790,15 @@
       await reloadSections(['comments']);
       toast(t('deleted'));
     },
+    async refund(button) {
+      const amount = Number(button.dataset.amount);
+      if (!window.confirm(t('confirm_refund', { amount: money(amount) }))) return;
+      button.dataset.idempotencyKey ||= newKey();
+      const refund = await api('POST', `/wallet/topups/${button.dataset.topup}/refunds`, {
+        auth: 'required', key: button.dataset.idempotencyKey, body: { amount } });
+      toast(t(`refund_${refund.state}`, { amount: money(refund.amount) }));
+      await Promise.all([loadBalances(), loadJournal(), loadTopups()]);
+    },
     async csv() {
       const r = await apiResponse('GET', '/wallet/transactions?format=csv', { auth: 'required' });
       const url = URL.createObjectURL(await r.blob());
@@ -899,14 +911,52 @@
       cell(money(x.amount), 'num');
       cell(T[`topup_status_${x.status}`] || x.status);
       const due = x.deposit_due_at ? dateFormat.format(new Date(x.deposit_due_at)) : '';
-      cell(x.status === 'awaiting_deposit' && x.virtual_account
+      const note = cell(x.status === 'awaiting_deposit' && x.virtual_account
         ? t('deposit_to', { account: x.virtual_account, due }) : (x.failure_reason || ''));
+      if (x.refundable > 0) {
+        // Unspent cash of a completed top-up goes back to the method it was paid with.
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.className = 'secondary small';
+        button.dataset.action = 'refund';
+        button.dataset.topup = x.id;
+        button.dataset.amount = x.refundable;
+        button.textContent = t('refund_action', { amount: money(x.refundable) });
+        note.append(button);
+      }
       return tr;
     });
     $('#topups tbody').replaceChildren(...rows);
     $('#topups-empty').hidden = rows.length > 0;
     decorate(table);
+    await loadRefunds();
     return page.items;
+  }
+
+  /** The latest refunds of top-ups and their states (pending, succeeded, failed). */
+  async function loadRefunds() {
+    const table = $('#refunds');
+    if (!table) return;
+    const page = await api('GET', '/wallet/refunds?limit=10', { auth: 'required' });
+    const rows = page.items.map((x) => {
+      const tr = document.createElement('tr');
+      tr.dataset.state = x.state;
+      for (const [text, cls] of [['', ''], [money(x.amount), 'num'],
+        [T[`refund_state_${x.state}`] || x.state, ''], [x.failure_reason || '', '']]) {
+        const td = document.createElement('td');
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.append(td);
+      }
+      const time = document.createElement('time');
+      time.dateTime = x.created_at;
+      time.dataset.local = '';
+      tr.firstChild.append(time);
+      return tr;
+    });
+    $('#refunds tbody').replaceChildren(...rows);
+    $('#refunds-section').hidden = rows.length === 0;
+    decorate(table);
   }
 
   /** Ask the server to confirm a top-up with its provider, and say what came of it. */
