@@ -17,7 +17,7 @@ import pytest
 from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.e2e.sse import live_server
-from tests.helpers import browser_matrix, make_user, top_up
+from tests.helpers import browser_matrix, make_user, screenshot_path, top_up
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 10_000
@@ -38,7 +38,8 @@ pytestmark = [
 @pytest.mark.parametrize(("lang", "viewport"), browser_matrix(),
                          ids=lambda v: f"{v['width']}x{v['height']}" if isinstance(v, dict) else v)
 async def test_a_fan_refunds_a_top_up_from_the_wallet_page(
-    client: httpx.AsyncClient, container: Container, lang: str, viewport: dict[str, int],
+    client: httpx.AsyncClient, container: Container, tmp_path: Path, lang: str,
+    viewport: dict[str, int],
 ) -> None:
     words = WORDS[lang]
     fan = await make_user(container)
@@ -78,6 +79,9 @@ async def test_a_fan_refunds_a_top_up_from_the_wallet_page(
             assert len(dialogs) == 1 and "20,000" in dialogs[0]
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= viewport["width"], width
+            size = "phone" if viewport["width"] < 600 else "desktop"
+            await page.screenshot(path=str(screenshot_path(f"wallet-refund-{lang}-{size}.png",
+                                                           tmp_path)), full_page=True)
         finally:
             await browser.close()
     assert not errors, errors
