@@ -44,7 +44,10 @@ class MemoryCore:
         )
 
     async def create(self) -> MemoryCore:
-        from missionlink.adapters.db import board_tables  # noqa: F401  (its tables join the core's)
+        from missionlink.adapters.db import (
+            board_tables,  # noqa: F401  (its tables join the core's)
+            payout_tables,  # noqa: F401
+        )
         from missionlink.adapters.db.core_tables import core_metadata
 
         async with self.engine.begin() as conn:

@@ -19,6 +19,7 @@ from missionlink.adapters.security.revocations import (
     make_revocation_store,
 )
 from missionlink.adapters.security.tokens import TokenService, load_or_create_key
+from missionlink.adapters.security.vault import Vault, vault_from_setting
 from missionlink.config import Settings
 from missionlink.domain.clock import Clock, ReferenceClock, SystemClock
 from missionlink.observability import metrics, tracing
@@ -49,6 +50,8 @@ class Container:
     pledges: PledgeDesk
     #: What committed effects tell the other replicas and the worker, coalesced.
     notices: CommitNotices
+    #: Seals payout bank accounts; None when PAYOUT_ACCOUNT_KEYS is empty (payouts off).
+    vault: Vault | None = None
 
     @property
     def member_defaults(self) -> MemberDefaults:
@@ -176,6 +179,7 @@ def build(
         read_cache=read_cache,
         pledges=make_pledge_desk(core_db, settings),
         notices=CommitNotices(broker, read_cache),
+        vault=vault_from_setting(settings.payout_account_keys.get_secret_value()),
     )
 
 

@@ -1,4 +1,5 @@
-"""The ``missionlink`` command: serve, worker, migrate, admin, reconcile, dead-letters."""
+"""The ``missionlink`` command: serve, worker, migrate, admin, reconcile, dead-letters,
+payments, payouts."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pydantic import ValidationError
 from missionlink.config import DEFAULT_HOST, DEFAULT_PORT, Settings, public_url_for
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from missionlink.services.reconcile import Report
 
 
@@ -168,6 +171,63 @@ def cmd_payments_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+async def payout_keys(settings: Settings, *, rewrap: bool) -> tuple[dict[str, dict[str, int]],
+                                                                    int]:
+    """Which key ids seal payout accounts (per table); with ``rewrap``, first move every
+    record to the current key. The rewrapped count comes second."""
+    from missionlink.adapters.db.engine import Database, Timeouts
+    from missionlink.adapters.security.vault import vault_from_setting
+    from missionlink.services import payout_batches
+
+    vault = vault_from_setting(settings.payout_account_keys.get_secret_value())
+    db = Database(settings.core_url, timeouts=Timeouts.of(settings))
+    moved = 0
+    try:
+        if rewrap and vault is not None:
+            current = vault
+            while True:
+                async def batch(conn: AsyncConnection) -> int:
+                    return await payout_batches.rewrap(conn, vault=current)
+
+                n = await db.transaction(batch)
+                moved += n
+                if n == 0:
+                    break
+        async with db.read() as conn:
+            return await payout_batches.key_usage(conn), moved
+    finally:
+        await db.dispose()
+
+
+def cmd_payouts_keys(args: argparse.Namespace) -> int:
+    from missionlink.adapters.security.vault import parse_keys
+
+    settings = _settings()
+    configured = list(parse_keys(settings.payout_account_keys.get_secret_value()))
+    if args.rewrap and not configured:
+        print("PAYOUT_ACCOUNT_KEYS is empty: nothing to rewrap to")
+        return 1
+    usage, moved = asyncio.run(payout_keys(settings, rewrap=args.rewrap))
+    print("configured: " + (", ".join(
+        f"{k}{' (current)' if i == 0 else ''}" for i, k in enumerate(configured)) or "none"))
+    for kid in sorted(usage):
+        where = ", ".join(f"{table} {n}" for table, n in sorted(usage[kid].items()))
+        note = "" if kid in configured else "  NOT CONFIGURED: these records do not open"
+        print(f"in use: {kid}: {where}{note}")
+    if not usage:
+        print("in use: none")
+    if args.rewrap:
+        print(f"rewrapped: {moved}")
+    return 0 if all(k in configured for k in usage) else 1
+
+
+def cmd_payouts_new_key(args: argparse.Namespace) -> int:
+    from missionlink.adapters.security.vault import new_key_spec
+
+    print(new_key_spec(args.key_id))
+    return 0
+
+
 async def create_admin(settings: Settings, *, email: str, password: str, display_name: str) -> int:
     """Create an admin in the identity database and their member records in the core (the
     only way to make an admin account)."""
@@ -267,6 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
                            "ago (default 600)")
     sync.add_argument("--limit", type=int, default=500)
     sync.set_defaults(func=cmd_payments_sync)
+
+    payout_cmd = sub.add_parser("payouts", help="payout account keys")
+    payout_sub = payout_cmd.add_subparsers(dest="payouts_command", required=True)
+    keys = payout_sub.add_parser(
+        "keys", help="show the key ids sealing payout accounts; --rewrap moves them to the "
+                     "current (first) key of PAYOUT_ACCOUNT_KEYS")
+    keys.add_argument("--rewrap", action="store_true")
+    keys.set_defaults(func=cmd_payouts_keys)
+    new_key = payout_sub.add_parser(
+        "new-key", help="print a fresh '<id>:<base64 key>' entry for PAYOUT_ACCOUNT_KEYS")
+    new_key.add_argument("key_id", nargs="?", default="dev1")
+    new_key.set_defaults(func=cmd_payouts_new_key)
 
     admin = sub.add_parser("admin", help="administration")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)

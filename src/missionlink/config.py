@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -68,7 +68,9 @@ DEFAULT_BLOCKED_WORDS = ("시발", "씨발", "ㅅㅂ", "병신", "ㅂㅅ", "개�
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MISSIONLINK_", extra="ignore")
+    # A refused value is never echoed in the error (it may be a key or a password).
+    model_config = SettingsConfigDict(env_prefix="MISSIONLINK_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     env: Env = Env.dev
     data_dir: Path = Path("./var")
@@ -152,6 +154,14 @@ class Settings(BaseSettings):
     #: Days after a top-up completes during which its unspent cash may be refunded to the
     #: payment method (within the providers' own windows for card cancellations).
     refund_window_days: int = Field(default=180, ge=1, le=3650)
+    #: Key-encryption keys of the payout bank accounts: ``<key id>:<base64 of 32 bytes>``,
+    #: comma-separated, the current one first (docs/security.md). Empty: payouts are off
+    #: (their routes answer 503 ``payouts-unavailable``).
+    payout_account_keys: SecretStr = SecretStr("")
+    #: Days after a mission's payout before those earnings may be withdrawn.
+    payout_hold_days: int = Field(default=7, ge=0, le=365)
+    #: The smallest withdrawal, KRW.
+    payout_minimum: int = Field(default=10_000, ge=1000)
     trusted_proxies: Annotated[list[str], NoDecode] = []
     client_ip_header: str = ""
 
@@ -223,6 +233,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("payout_account_keys")
+    @classmethod
+    def _payout_keys_parse(cls, value: SecretStr) -> SecretStr:
+        from missionlink.adapters.security.vault import parse_keys
+
+        parse_keys(value.get_secret_value())  # its errors name key ids, never key material
+        return value
 
     @field_validator("payment_provider")
     @classmethod

@@ -38,7 +38,11 @@ async def test_every_invariant_is_reported_by_name_in_order(core: MemoryCore) ->
         report = await reconcile.check(conn)
     assert report.ok, report.render()
     assert report.checked == [name for name, _ in reconcile.CHECKS]
-    assert len(set(report.checked)) == len(report.checked) == 11
+    assert len(set(report.checked)) == len(report.checked) == 14
+    assert report.checked[-3:] == [
+        "withdrawal clearing holds the withdrawals on their way",
+        "withholding holds the tax of withdrawals not failed",
+        "each withdrawal's journal matches its state"]
     assert report.render().splitlines()[-1] == "all invariants hold"
 
 

@@ -16,6 +16,7 @@ from missionlink.adapters.payments.providers import PaymentProvider
 from missionlink.adapters.security.rate_limit import RateLimiter
 from missionlink.adapters.security.revocations import SessionRevocations
 from missionlink.adapters.security.tokens import TokenService
+from missionlink.adapters.security.vault import Vault
 from missionlink.config import Settings
 from missionlink.domain.clock import Clock
 from missionlink.services.identity import Accounts
@@ -54,3 +55,5 @@ class AppContext(Protocol):
     def notices(self) -> CommitNotices: ...
     @property
     def accounts(self) -> Accounts: ...
+    @property
+    def vault(self) -> Vault | None: ...

@@ -28,6 +28,7 @@ from missionlink.domain.errors import (
     InvalidInput,
     NotAuthenticated,
     NotFound,
+    PayoutsUnavailable,
     ProviderUnavailable,
     RateLimited,
     RefundExceedsRefundable,
@@ -106,6 +107,7 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     RateLimited: 429,
     StreamsFull: 503,
     ProviderUnavailable: 502,
+    PayoutsUnavailable: 503,
 }
 
 

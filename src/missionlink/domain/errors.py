@@ -186,3 +186,23 @@ class RefundExceedsRefundable(Conflict):
     def __init__(self, detail: str, *, refundable: int = 0) -> None:
         super().__init__(detail)
         self.refundable = refundable
+
+
+class NotWithdrawable(Conflict):
+    code = "not-withdrawable"
+    title = "More than is withdrawable"
+
+
+class PayoutAccountMissing(Conflict):
+    code = "payout-account-missing"
+    title = "No payout account registered"
+
+
+class WithdrawalState(Conflict):
+    code = "withdrawal-state"
+    title = "The withdrawal's state does not allow this"
+
+
+class PayoutsUnavailable(DomainError):
+    code = "payouts-unavailable"
+    title = "Payouts are not configured"

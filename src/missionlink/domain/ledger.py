@@ -11,6 +11,12 @@ PTS = "PTS"
 
 PLATFORM_FEE_ACCOUNT = "platform:fee"
 PLATFORM_POINTS_ACCOUNT = "platform:points"
+#: Withdrawals' net amounts between a streamer's wallet and the bank transfer.
+WITHDRAWAL_CLEARING = "withdrawal:clearing"
+#: Income tax and local income tax withheld from withdrawals, until remitted.
+WITHHOLDING_ACCOUNT = "tax:withholding"
+#: Money the bank sent to streamers' accounts: leaves the books here.
+PAYOUT_BANK = "bank:payouts"
 
 
 class TransferKind(StrEnum):
@@ -30,6 +36,11 @@ class TransferKind(StrEnum):
     topup_refund = "topup_refund"
     topup_refund_paid = "topup_refund_paid"
     topup_refund_reversal = "topup_refund_reversal"
+    withdrawal = "withdrawal"
+    withholding = "withholding"
+    withdrawal_paid = "withdrawal_paid"
+    withdrawal_failed = "withdrawal_failed"
+    withholding_back = "withholding_back"
 
 
 def user_cash(user_id: int) -> str:

@@ -362,3 +362,7 @@ async def check_measured(conn: AsyncConnection) -> Report:
     return report
 
 
+
+
+# The payout invariants register themselves, after the ones above.
+from missionlink.services import reconcile_payouts  # noqa: E402, F401

@@ -1,4 +1,5 @@
-import missionlink.adapters.db.board_tables  # noqa: F401  (registers the board tables)
+# Importing them registers the board and payout tables with the core's metadata.
+from missionlink.adapters.db import board_tables, payout_tables  # noqa: F401
 from missionlink.adapters.db.core_tables import core_metadata
 from missionlink.migrations.env_common import run
 
