@@ -221,7 +221,8 @@ _PYDANTIC_CODES = {
 #: Every field code the API answers; a custom validator's error type is one of them.
 FIELD_CODES = frozenset({
     *_PYDANTIC_CODES.values(), "invalid", "blank", "bad-characters", "invalid-email",
-    "reserved-email-domain", "out-of-range", "below-channel-minimum", "malformed",
+    "reserved-email-domain", "out-of-range", "below-channel-minimum", "below-minimum",
+    "malformed",
 })
 #: Request parts named first in a pydantic location; the field is what follows.
 _PARTS = frozenset({"body", "query", "path", "header", "cookie"})

@@ -33,6 +33,7 @@ from missionlink.domain.board import BODY, COMMENT, SEARCH, TITLE, check_search
 from missionlink.domain.errors import InvalidInput, NotFound
 from missionlink.domain.identity import DISPLAY_NAME_MAX, EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN
 from missionlink.domain.missions import Status
+from missionlink.domain.payouts import ACCOUNT_NUMBER_MAX, ACCOUNT_NUMBER_MIN, BANK_CODES, HOLDER_MAX
 from missionlink.domain.pledge_messages import MESSAGE_MAX
 from missionlink.domain.profile import NAME_SEARCH, PLATFORM_HOSTS, check_name_search
 from missionlink.domain.timestamps import iso
@@ -410,6 +411,25 @@ async def my_page(request: Request) -> HTMLResponse:
 @router.get("/studio", response_class=HTMLResponse)
 async def studio_page(request: Request) -> HTMLResponse:
     return render(request, "studio.html", page="studio")
+
+
+@router.get("/studio/payouts", response_class=HTMLResponse)
+async def payouts_page(request: Request) -> HTMLResponse:
+    """Streamers only (the API checks): the payout account, earnings, withdrawals."""
+    c = _context(request)
+    return render(request, "payouts.html", page="payouts", banks=sorted(BANK_CODES.items()),
+                  payout={"minimum": c.settings.payout_minimum,
+                          "hold_days": c.settings.payout_hold_days,
+                          "account_min": ACCOUNT_NUMBER_MIN, "account_max": ACCOUNT_NUMBER_MAX,
+                          "holder_max": HOLDER_MAX, "year": c.clock.now().year})
+
+
+@router.get("/studio/payouts/statement/{year}", response_class=HTMLResponse)
+async def statement_page(request: Request, year: str) -> HTMLResponse:
+    """The yearly statement, printable (filled in from /api/v1/me/statements/{year})."""
+    if not (year.isascii() and year.isdigit() and 2000 <= int(year) <= 2100):
+        return _not_found(request)
+    return render(request, "statement.html", page="statement", year=int(year))
 
 
 @router.get("/admin/operations", response_class=HTMLResponse)

@@ -42,6 +42,10 @@
     'refund-window-closed': ['환불 가능 기간이 지났습니다', 'The refund window has closed'],
     'refund-exceeds-refundable': ['환불 가능한 금액을 넘습니다', 'This is more than can be refunded'],
     'payment-provider-unavailable': ['결제사가 응답하지 않습니다. 잠시 후 다시 시도하세요', 'The payment provider is not answering; try again shortly'],
+    'not-withdrawable': ['출금 가능 금액을 넘습니다', 'This is more than you can withdraw now'],
+    'payout-account-missing': ['출금 계좌를 먼저 등록하세요', 'Register a payout account first'],
+    'withdrawal-state': ['출금 상태상 할 수 없습니다', 'The withdrawal’s state does not allow this'],
+    'payouts-unavailable': ['지금은 출금을 이용할 수 없습니다', 'Payouts are not available right now'],
     'idempotency-in-progress': ['같은 요청을 처리하는 중입니다', 'The same request is still being processed'],
     'idempotency-key-reused': ['멱등성 키가 다른 요청에 사용되었습니다', 'The idempotency key was used for a different request'],
     'rate-limited': ['요청이 너무 많습니다', 'Too many requests'],
@@ -1675,6 +1679,166 @@
   PAGES.me = async () => {
     await loadMyPage();
     followMyResults();
+  };
+
+  /* ---------- studio payouts: the payout account, earnings, withdrawals, statement ---------- */
+
+  /** Income tax 3% and local income tax 10% of it, each truncated to 10 won: the rule of
+   *  domain/payouts.py, shown before sending (the server computes it again). */
+  function withholdingFor(gross) {
+    const income = Math.floor(gross * 3 / 1000) * 10;
+    const local = Math.floor(income / 100) * 10;
+    return { income, local, tax: income + local, net: gross - income - local };
+  }
+
+  function showWithdrawPreview() {
+    const form = $('form[data-form=withdraw]');
+    if (!form) return;
+    const raw = rawNumber(form.elements.amount);
+    const w = WHOLE.test(raw) && Number(raw) > 0 ? withholdingFor(Number(raw)) : null;
+    $('#withdraw-preview').textContent = w ? t('withdraw_preview', { tax: money(w.tax),
+      income: money(w.income), local: money(w.local), net: money(w.net) }) : '';
+  }
+
+  function showPayoutAccount(a) {
+    $('#payout-account-now').textContent = a ? t('payout_account_now',
+      { bank: a.bank_name, number: a.account_number_masked, holder: a.holder })
+      : T.payout_account_none;
+    $('[data-action=delete-payout-account]').hidden = !a;
+    if (a) $('form[data-form=payout-account]').elements.bank_code.value = a.bank_code;
+  }
+
+  /** The amounts and the account; false when payouts are off on this server. */
+  async function loadPayouts() {
+    let s;
+    try {
+      s = await api('GET', '/me/payouts', { auth: 'required' });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 'payouts-unavailable')) throw err;
+      $('#payouts-off').hidden = false;
+      $('#payouts-main').hidden = true;
+      return false;
+    }
+    for (const k of ['withdrawable', 'pending', 'requested', 'paid']) {
+      $(`#payout-${k}`).textContent = money(s[k]);
+    }
+    showPayoutAccount(s.account);
+    return true;
+  }
+
+  async function loadWithdrawals() {
+    const page = await api('GET', '/me/withdrawals?limit=20', { auth: 'required' });
+    const rows = page.items.map((w) => {
+      const tr = document.createElement('tr');
+      tr.dataset.state = w.state;
+      const cell = (text, cls) => {
+        const td = document.createElement('td');
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.append(td);
+        return td;
+      };
+      const time = document.createElement('time');
+      time.dateTime = w.created_at;
+      time.dataset.local = '';
+      cell('').append(time);
+      cell(money(w.gross), 'num');
+      cell(money(w.withholding), 'num');
+      cell(money(w.net), 'num');
+      cell(T[`withdrawal_state_${w.state}`] || w.state);
+      cell(w.failure_reason || w.account_number_masked);
+      return tr;
+    });
+    $('#withdrawals tbody').replaceChildren(...rows);
+    $('#withdrawals-empty').hidden = rows.length > 0;
+    decorate($('#withdrawals'));
+  }
+
+  Object.assign(FORMS, {
+    async 'payout-account'(form) {
+      const f = form.elements;
+      const account = await api('PUT', '/me/payout-account', { auth: 'required', body: {
+        bank_code: f.bank_code.value, account_number: f.account_number.value.replace(/[\s-]/g, ''),
+        holder: f.holder.value } });
+      f.account_number.value = '';
+      f.holder.value = '';
+      showPayoutAccount(account);
+      toast(t('payout_account_saved'));
+    },
+    async withdraw(form, key) {
+      const amount = int(form, 'amount');
+      await api('POST', '/me/withdrawals', { auth: 'required', key, body: { amount } });
+      form.reset();
+      showWithdrawPreview();
+      await Promise.all([loadPayouts(), loadWithdrawals()]);
+      toast(t('withdraw_done', { amount: money(amount) }));
+    },
+  });
+
+  Object.assign(ACTIONS, {
+    async 'delete-payout-account'() {
+      if (!window.confirm(t('confirm_delete_payout_account'))) return;
+      await api('DELETE', '/me/payout-account', { auth: 'required' });
+      showPayoutAccount(null);
+      toast(t('payout_account_deleted'));
+    },
+    async 'statement-csv'() {
+      const year = $('#statement-year').value;
+      const r = await apiResponse('GET', `/me/statements/${year}`, { auth: 'required' });
+      const url = URL.createObjectURL(await r.blob());
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = `missionlink-statement-${year}.csv`;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    },
+    async print() { window.print(); },
+  });
+
+  document.addEventListener('input', (event) => {
+    const form = event.target.form;
+    if (form && form.dataset.form === 'withdraw') showWithdrawPreview();
+  });
+
+  document.addEventListener('change', (event) => {
+    if (event.target.id === 'statement-year') {
+      $('#statement-print').href = `/studio/payouts/statement/${event.target.value}`;
+    }
+  });
+
+  PAGES.payouts = async () => {
+    if (!me || me.role !== 'streamer') return;
+    if (await loadPayouts()) await loadWithdrawals();
+  };
+
+  /** The printable statement: twelve months (KST) and the year's total. */
+  PAGES.statement = async () => {
+    if (!me || me.role !== 'streamer') return;
+    const year = Number(document.body.dataset.year);
+    const s = await api('GET', `/me/statements/${year}?format=json`, { auth: 'required' });
+    const monthName = new Intl.DateTimeFormat(LANG === 'en' ? 'en-GB' : 'ko-KR',
+      { month: 'long', timeZone: 'UTC' });
+    const columns = ['gross', 'fee', 'earnings', 'withdrawn', 'withholding', 'net'];
+    const row = (label, values) => {
+      const tr = document.createElement('tr');
+      const th = document.createElement('th');
+      th.scope = 'row';
+      th.textContent = label;
+      tr.append(th);
+      for (const c of columns) {
+        const td = document.createElement('td');
+        td.className = 'num';
+        td.textContent = money(values[c]);
+        tr.append(td);
+      }
+      return tr;
+    };
+    $('#statement tbody').replaceChildren(...s.months.map((m, i) =>
+      row(monthName.format(new Date(Date.UTC(year, i, 15))), m)));
+    $('#statement tfoot').replaceChildren(row(T.statement_total, s.total));
+    $('#statement-who').textContent = me.display_name || `#${me.id}`;
   };
 
   async function init() {
