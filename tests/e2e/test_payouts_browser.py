@@ -15,7 +15,7 @@ from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from missionlink.domain.clock import FrozenClock
 from missionlink.services.wallet import KST
-from tests.e2e.test_pages_live_browser import CHROMIUM, TIMEOUT_MS, _ids, _text, browsing
+from tests.e2e.test_pages_live_browser import CHROMIUM, _ids, _text, browsing
 from tests.e2e.test_payouts import _earn
 from tests.helpers import browser_matrix, make_user
 

@@ -33,7 +33,12 @@ from missionlink.domain.board import BODY, COMMENT, SEARCH, TITLE, check_search
 from missionlink.domain.errors import InvalidInput, NotFound
 from missionlink.domain.identity import DISPLAY_NAME_MAX, EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN
 from missionlink.domain.missions import Status
-from missionlink.domain.payouts import ACCOUNT_NUMBER_MAX, ACCOUNT_NUMBER_MIN, BANK_CODES, HOLDER_MAX
+from missionlink.domain.payouts import (
+    ACCOUNT_NUMBER_MAX,
+    ACCOUNT_NUMBER_MIN,
+    BANK_CODES,
+    HOLDER_MAX,
+)
 from missionlink.domain.pledge_messages import MESSAGE_MAX
 from missionlink.domain.profile import NAME_SEARCH, PLATFORM_HOSTS, check_name_search
 from missionlink.domain.timestamps import iso
