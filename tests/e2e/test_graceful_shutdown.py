@@ -52,7 +52,7 @@ async def serve(container: Container, tmp_path: Path) -> AsyncIterator[
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded machine starts slowly
         while True:
             try:
                 async with httpx.AsyncClient() as http:

@@ -97,7 +97,7 @@ def test_make_run_default_serves_health_and_docs(tmp_path: Path) -> None:
     proc = subprocess.Popen([*MISSIONLINK, "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a first start migrates both databases
         while True:
             try:
                 r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
