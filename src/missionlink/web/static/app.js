@@ -377,7 +377,13 @@
     for (const id of ids) {
       const fresher = doc.getElementById(id);
       const old = document.getElementById(id);
-      if (fresher && old) old.replaceWith(document.adoptNode(fresher));
+      if (!fresher || !old) continue;
+      // A section the reader opened (details with an id) stays open.
+      for (const d of $$('details[id][open]', old)) {
+        const again = fresher.querySelector(`details#${CSS.escape(d.id)}`);
+        if (again) again.open = true;
+      }
+      old.replaceWith(document.adoptNode(fresher));
     }
     decorate(document);
   }
