@@ -41,11 +41,13 @@ REASON = "오늘은 <b>시간</b>이 없어요 & 다음에"
 WORDS = {
     "ko": {"reason": "스트리머의 거절 사유:", "results": "최근 결과", "refunded": "10,000원 환불됨",
            "won": "적중 · 100 포인트 받음", "paid_out": "스트리머에게 지급됨", "lost": "적중 실패",
-           "open": "진행 중", "nav": "마이 페이지", "result_reason": "거절 사유: "},
+           "open": "진행 중", "nav": "마이 페이지", "result_reason": "거절 사유: ",
+           "bad_reason": "사용할 수 없는 문자가 있습니다"},
     "en": {"reason": "The streamer's reason:", "results": "Recent results",
            "refunded": "10,000 KRW refunded", "won": "Won 100 points",
            "paid_out": "Paid out to the streamer", "lost": "Lost", "open": "In progress",
-           "nav": "My page", "result_reason": "Reason: "},
+           "nav": "My page", "result_reason": "Reason: ",
+           "bad_reason": "Contains characters that are not allowed"},
 }
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -104,8 +106,20 @@ async def test_a_backer_sees_the_reject_reason_and_my_page_shows_outcomes(
         box = page.locator("#mission-card input[name=reject_reason]")
         await box.wait_for(timeout=TIMEOUT_MS)
         assert await box.get_attribute("maxlength") == "200"
-        await box.fill(f"  {REASON}  ")
         page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        # A reason the server refuses: its message, in the page's language, next to it.
+        await box.fill("종소리\u0007")
+        await page.click("[data-op=reject]")
+        note = page.locator("#mission-card .reject-reason-field .field-error")
+        await note.wait_for(timeout=TIMEOUT_MS)
+        assert await note.inner_text() == words["bad_reason"]
+        assert await box.get_attribute("aria-invalid") == "true"
+        assert await note.get_attribute("id") in (await box.get_attribute("aria-describedby"))
+        assert await page.locator("#mission-card[data-status=pending]").count() == 1
+        refused = "the server responded with a status of 422"
+        assert [e for e in browser.errors if refused in e], browser.errors
+        browser.errors[:] = [e for e in browser.errors if refused not in e]
+        await box.fill(f"  {REASON}  ")
         await page.click("[data-op=reject]")
         await _text(page, "#mission-card .reject-reason", words["reason"])
         shown = page.locator("#mission-card .reject-reason-text")
