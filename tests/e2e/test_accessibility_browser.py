@@ -163,6 +163,11 @@ async def test_the_pledge_button_is_near_the_top_of_the_mission_page_on_a_phone(
             assert await page.locator("#mission-card details.more-facts").count() == 1
             assert await page.locator("#mission-card .total").is_visible()
             assert await page.locator("#mission-card .countdown").is_visible()
+            # Korean breaks between words, never inside one (미/션).
+            breaks = await page.evaluate(
+                "[...document.querySelectorAll('h1, .facts dt, .pledge-message, td')]"
+                ".map((el) => getComputedStyle(el).wordBreak)")
+            assert breaks and set(breaks) == {"keep-all"}, breaks
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= viewport["width"], width
         finally:
