@@ -5,7 +5,8 @@ Headless Chromium (Debian's ``chromium``) via Playwright, at the sizes and langu
 ``browser_matrix()``, on demo data made through the API (tests/e2e/demo.py): the
 directory and its search, a channel, missions in several states, a post, log in and sign
 up (also with their field errors shown), the wallet, My page, the studio and the overlay,
-as a visitor, a viewer and the streamer. One browser per size; one tab per person, walked
+as a visitor, a viewer and the streamer (the studio's payouts page and yearly statement
+too). One browser per size; one tab per person, walked
 from page to page. On a 390x844 phone the pledge button of the mission page is within
 the first screen and a half, and the header takes two rows at most. Skipped when
 Playwright, axe-playwright-python or /usr/bin/chromium is missing.
@@ -108,7 +109,9 @@ async def _walk(checker: Checker, browser: Any, base: str, demo: Demo, lang: str
         await checker.visit(viewer, base + path + q)
 
     streamer = await checker.tab(browser, lang, viewport, demo.streamer)
-    for path in ("/studio", f"/missions/{m['pending']}", f"/channels/{demo.streamer.id}"):
+    year = time.gmtime().tm_year
+    for path in ("/studio", "/studio/payouts", f"/studio/payouts/statement/{year}",
+                 f"/missions/{m['pending']}", f"/channels/{demo.streamer.id}"):
         await checker.visit(streamer, base + path + q)
 
 
@@ -135,7 +138,7 @@ async def test_every_page_has_no_serious_accessibility_violation(
             await _walk(checker, browser, base, demo, lang, viewport, pledge)
         finally:
             await browser.close()
-    assert len(checker.checked) == 17, checker.checked
+    assert len(checker.checked) == 19, checker.checked
     assert not checker.found, "\n".join(checker.found)
     assert not checker.errors, checker.errors
 
