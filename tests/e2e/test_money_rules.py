@@ -121,7 +121,7 @@ async def test_ledger_csv_export_has_a_receipt_per_movement(
     m = await propose(client, a, streamer, amount=10_000, duration=600, title="t")
     await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 2_000},
                       headers=a.headers)
-    r = await client.get("/api/v1/wallet/transactions?format=csv", headers=a.headers)
+    r = await client.get("/api/v1/wallet/transactions?format=raw_csv", headers=a.headers)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
     kinds = sorted(row["kind"] for row in rows)

@@ -31,6 +31,7 @@ from missionlink.api.routers import (
     overlay,
     payouts,
     refunds,
+    statement,
     streamers,
     wallet,
 )
@@ -40,7 +41,8 @@ from missionlink.config import Env
 from missionlink.observability import tracing
 from missionlink.observability.http import RequestIdMiddleware, RequestMetricsMiddleware
 
-ROUTERS = [health.router, auth.router, me.router, wallet.router, refunds.router, missions.router,
+ROUTERS = [health.router, auth.router, me.router, wallet.router, statement.router,
+           refunds.router, missions.router,
            streamers.router, board.router, overlay.router, live.router, admin.router,
            payouts.router]
 ROUTERS.append(web_pages.router)  # HTML pages and /static, after every API route

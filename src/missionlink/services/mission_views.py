@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import members, mission_totals, missions, pledges
 from missionlink.domain.errors import NotFound
-from missionlink.domain.missions import MissionView, Status, effective_status
+from missionlink.domain.ledger import fee_for
+from missionlink.domain.missions import OPEN, MissionView, Status, effective_status
 from missionlink.domain.timestamps import iso
 
 
@@ -34,9 +35,27 @@ def result_by(row: Row[Any]) -> datetime:
     return value
 
 
+def mission_outcome(status: str, settlement: str | None) -> str:
+    """What came of a mission for its proposer and backers: ``open``, ``settling`` (ended,
+    money not moved yet), then ``paid_out`` (succeeded) or ``refunded`` (any other end)."""
+    if Status(status) in OPEN:
+        return "open"
+    if settlement != "settled":
+        return "settling"
+    return "paid_out" if status == Status.succeeded.value else "refunded"
+
+
+def payout_breakdown(gross: int, fee_bps: int) -> dict[str, int]:
+    """A payout as the streamer is paid it: ``gross`` pledged, the ``fee``, the ``net``."""
+    fee = fee_for(gross, fee_bps)
+    return {"gross": gross, "fee": fee, "fee_bps": fee_bps, "net": gross - fee}
+
+
 def mission_out(
     row: Row[Any], total_pledged: int, pledge_count: int, now: datetime
 ) -> dict[str, Any]:
+    status = effective_status(view_of(row), now).value
+    outcome = mission_outcome(status, row.settlement)
     return {
         "id": row.id,
         "streamer_id": row.streamer_id,
@@ -45,7 +64,7 @@ def mission_out(
         "creator_name": row.creator_name,
         "title": row.title,
         "description": row.description,
-        "status": effective_status(view_of(row), now).value,
+        "status": status,
         "total_pledged": total_pledged,
         "pledge_count": pledge_count,
         "fee_bps": row.fee_bps,
@@ -57,6 +76,10 @@ def mission_out(
         "ended_at": iso(row.ended_at),
         "settlement": row.settlement,
         "reject_reason": row.reject_reason,
+        "outcome": outcome,
+        # The escrow holds exactly the pledges, so the settled payout is this (settlement.py).
+        "payout": (payout_breakdown(total_pledged, row.fee_bps)
+                   if outcome == "paid_out" else None),
     }
 
 

@@ -24,20 +24,11 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import bets, missions, pledges, transfers
-from missionlink.domain.missions import OPEN, MissionView, Status, effective_status
+from missionlink.domain.missions import MissionView, Status, effective_status
 from missionlink.domain.timestamps import iso
-from missionlink.services.mission_views import list_missions
+from missionlink.services.mission_views import list_missions, mission_outcome
 
 Page = tuple[list[dict[str, Any]], int | None]
-
-
-def mission_outcome(status: str, settlement: str | None) -> str:
-    """What came of a mission for its proposer and backers (see the module's words)."""
-    if Status(status) in OPEN:
-        return "open"
-    if settlement != "settled":
-        return "settling"
-    return "paid_out" if status == Status.succeeded.value else "refunded"
 
 
 async def my_missions(
@@ -45,8 +36,6 @@ async def my_missions(
 ) -> Page:
     items, nxt = await list_missions(conn, now=now, limit=limit, before_id=before_id,
                                      streamer_id=None, status=None, creator_id=user_id)
-    for m in items:
-        m["outcome"] = mission_outcome(m["status"], m["settlement"])
     return items, nxt
 
 

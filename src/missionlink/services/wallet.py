@@ -342,7 +342,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return at, tid
 
 
-def _line(row: Any, accounts: set[str]) -> dict[str, Any]:
+def journal_line(row: Any, accounts: set[str]) -> dict[str, Any]:
+    """One transfer as a line of the wallet owning ``accounts``: signed, from its side."""
     incoming = row.to_account in accounts
     return {
         "id": row.id,
@@ -377,7 +378,7 @@ async def journal_lines(
     rows = list(await conn.execute(stmt.limit(limit + 1)))
     page = rows[:limit]
     nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return [_line(r, accounts) for r in page], nxt
+    return [journal_line(r, accounts) for r in page], nxt
 
 
 CSV_FIELDS = ["id", "created_at", "kind", "currency", "amount", "account", "counterparty",
@@ -390,4 +391,4 @@ async def stream_lines(db: Transactions, user_id: int) -> AsyncIterator[dict[str
     async with db.connect_readonly() as conn:
         result = await conn.stream(stmt.execution_options(yield_per=500))
         async for row in result:
-            yield _line(row, accounts)
+            yield journal_line(row, accounts)

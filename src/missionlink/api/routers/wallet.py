@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.payments.providers import WebhookEvent
 from missionlink.api.deps import CurrentUser, Deps, IdempotencyKey
 from missionlink.api.effects import run_effect
-from missionlink.api.pagination import PageParams
 from missionlink.api.params import Limit, PathId
 from missionlink.api.problems import MEDIA_TYPE, Problem
 from missionlink.api.schemas.core import TopupIn
@@ -39,44 +35,6 @@ _PROVIDER_DOWN: dict[int | str, dict[str, Any]] = {
 async def get_wallet(user: CurrentUser, c: Deps) -> dict[str, int]:
     async with c.core_db.read() as conn:
         return await wallet.balances(conn, user.user_id)
-
-
-@router.get(
-    "/wallet/transactions",
-    response_model=None,
-    responses={200: {"description": "journal lines as JSON, or with `?format=csv` the whole "
-                                    "journal as a CSV receipt export (an attachment)",
-                     "content": {"text/csv": {"schema": {"type": "string"}}}}},
-)
-async def transactions(
-    user: CurrentUser, c: Deps, page: PageParams, format: Literal["json", "csv"] = "json"
-) -> Any:
-    if format == "csv":
-        return StreamingResponse(
-            _csv(c, user.user_id),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="missionlink-ledger.csv"'},
-        )
-    async with c.core_db.read() as conn:
-        items, nxt = await wallet.journal_lines(
-            conn, user.user_id, limit=page.limit, cursor=page.cursor
-        )
-    return {"items": items, "next_cursor": nxt}
-
-
-async def _csv(c: Deps, user_id: int) -> AsyncIterator[str]:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=wallet.CSV_FIELDS)
-    writer.writeheader()
-    count = 0
-    async for line in wallet.stream_lines(c.core_db, user_id):
-        writer.writerow(line)
-        count += 1
-        if count % 500 == 0:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
 
 
 @router.post(

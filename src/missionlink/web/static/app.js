@@ -810,11 +810,12 @@
       await Promise.all([loadBalances(), loadJournal(), loadTopups()]);
     },
     async csv() {
-      const r = await apiResponse('GET', '/wallet/transactions?format=csv', { auth: 'required' });
+      const r = await apiResponse('GET', `/wallet/transactions?format=csv&lang=${LANG}`,
+        { auth: 'required' });
       const url = URL.createObjectURL(await r.blob());
       const a = document.createElement('a');
       a.href = url;
-      a.download = 'missionlink-ledger.csv';
+      a.download = 'missionlink-statement.csv';
       document.body.append(a);
       a.click();
       a.remove();
@@ -999,7 +1000,7 @@
 
   async function loadJournal() {
     const cursor = journal.cursors[journal.index];
-    const query = `?limit=20${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const query = `?limit=20&lang=${LANG}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
     const page = await api('GET', `/wallet/transactions${query}`, { auth: 'required' });
     journal.cursors[journal.index + 1] = page.next_cursor;
     const rows = page.items.map((line) => {
@@ -1019,13 +1020,7 @@
       const sign = line.amount > 0 ? '+' : '−';
       cell(sign + num(Math.abs(line.amount)) + (T[`currency_${line.currency}`] || ''),
         `num ${line.amount > 0 ? 'plus' : 'minus'}`);
-      const where = cell('');
-      if (line.mission_id) {
-        const a = document.createElement('a');
-        a.href = `/missions/${line.mission_id}`;
-        a.textContent = `#${line.mission_id}`;
-        where.append(a);
-      }
+      journalDetail(cell(''), line);
       return tr;
     });
     $('#journal tbody').replaceChildren(...rows);
@@ -1034,6 +1029,69 @@
     $('[data-action=journal-newer]').disabled = journal.index === 0;
     decorate($('#journal'));
   }
+
+  // --- Wallet as a statement: a line's mission title or other side, a payout's fee, and
+  // the pledges held in escrow (docs/web.md, "Wallet").
+  function journalDetail(td, line) {
+    if (line.mission_id) {
+      const a = document.createElement('a');
+      a.href = `/missions/${line.mission_id}`;
+      a.textContent = line.mission_title || `#${line.mission_id}`;
+      a.className = 'journal-title';
+      td.append(a);
+    } else {
+      const span = document.createElement('span');
+      span.className = 'journal-counterparty';
+      span.textContent = line.counterparty_label || '';
+      td.append(span);
+    }
+    if (line.payout) {
+      const p = document.createElement('span');
+      p.className = 'payout-breakdown muted small';
+      p.textContent = t('payout_breakdown', { gross: money(line.payout.gross),
+        fee: money(line.payout.fee), rate: line.payout.fee_bps / 100,
+        net: money(line.payout.net) });
+      td.append(document.createElement('br'), p);
+    }
+  }
+
+  async function loadEscrow() {
+    const table = $('#escrow-items');
+    if (!table) return;
+    const page = await api('GET', '/wallet/escrow?limit=50', { auth: 'required' });
+    $('#escrow-total').textContent = money(page.total);
+    const rows = page.items.map((x) => {
+      const tr = document.createElement('tr');
+      tr.dataset.mission = x.mission_id;
+      const cell = (cls) => {
+        const td = document.createElement('td');
+        if (cls) td.className = cls;
+        tr.append(td);
+        return td;
+      };
+      const a = document.createElement('a');
+      a.href = `/missions/${x.mission_id}`;
+      a.textContent = x.mission_title;
+      cell('escrow-title').append(a);
+      cell('num').textContent = money(x.amount);
+      cell('escrow-state').textContent = x.outcome === 'settling'
+        ? T.escrow_settling : (T[`status_${x.mission_status}`] || x.mission_status);
+      const until = x.mission_status === 'pending' ? x.accept_by
+        : (x.mission_status === 'accepted' ? x.deadline_at : null);
+      const when = cell('');
+      if (until) {
+        const time = document.createElement('time');
+        time.dateTime = until;
+        time.dataset.local = '';
+        when.append(time);
+      }
+      return tr;
+    });
+    $('#escrow-items tbody').replaceChildren(...rows);
+    $('#escrow-empty').hidden = rows.length > 0;
+    decorate(table);
+  }
+  // --- /Wallet as a statement
 
   function fillSettings(form, s) {
     form.elements.missions_enabled.checked = s.missions_enabled;
@@ -1523,8 +1581,10 @@
   const PAGES = {
     async wallet() {
       if (!me) return;
+      const escrowShown = loadEscrow();
       const [, , topups] = await Promise.all([loadBalances(), loadJournal(), loadTopups()]);
       await returnFromProvider(topups);
+      await escrowShown;
     },
     async studio() {
       if (!me || me.role !== 'streamer') return;
