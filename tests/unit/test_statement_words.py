@@ -28,6 +28,8 @@ def test_the_language_is_asked_then_the_browsers_then_the_users_own() -> None:
     ("provider:sandbox", "테스트 결제", "Test payment"),
     ("provider:portone", "PortOne 결제", "PortOne payment"),
     ("provider:acme", "결제 대행사", "Payment provider"),
+    ("provider:portone:refunds_pending", "결제 취소 처리 중", "Refund to payment method (pending)"),
+    ("tax:withholding", "원천징수 세금", "Tax withheld"),
     ("something:new", "MissionLink", "MissionLink"),
 ])
 def test_accounts_are_named_as_a_person_calls_them(account: str, ko: str, en: str) -> None:

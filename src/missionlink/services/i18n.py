@@ -65,6 +65,14 @@ KINDS: dict[str, dict[Language, str]] = {
     "bet_payout": {"ko": "예측 적중 지급", "en": "Bet payout"},
     "bet_refund": {"ko": "베팅 환불", "en": "Bet refund"},
     "bet_dust": {"ko": "베팅 잔여분", "en": "Bet rounding"},
+    "topup_refund": {"ko": "충전 환불", "en": "Top-up refund"},
+    "topup_refund_paid": {"ko": "충전 환불 완료", "en": "Top-up refund paid"},
+    "topup_refund_reversal": {"ko": "충전 환불 취소", "en": "Top-up refund reversed"},
+    "withdrawal": {"ko": "출금", "en": "Withdrawal"},
+    "withholding": {"ko": "원천징수", "en": "Withholding"},
+    "withdrawal_paid": {"ko": "출금 입금", "en": "Withdrawal paid"},
+    "withdrawal_failed": {"ko": "출금 실패 환급", "en": "Withdrawal returned"},
+    "withholding_back": {"ko": "원천징수 환급", "en": "Withholding returned"},
 }
 
 _OTHER_KIND: dict[Language, str] = {"ko": "기타", "en": "Other"}
@@ -89,6 +97,11 @@ _ACCOUNTS: list[tuple[re.Pattern[str], dict[Language, str]]] = [
     (re.compile(r"mission:\d+:pool"), {"ko": "승부 예측 풀", "en": "Prediction pool"}),
     (re.compile(r"platform:fee"), {"ko": "플랫폼 수수료", "en": "Platform fee"}),
     (re.compile(r"platform:points"), {"ko": "MissionLink 포인트", "en": "MissionLink points"}),
+    (re.compile(r"provider:[a-z0-9_-]+:refunds_pending"),
+     {"ko": "결제 취소 처리 중", "en": "Refund to payment method (pending)"}),
+    (re.compile(r"withdrawal:clearing"), {"ko": "출금 처리 중", "en": "Withdrawal in progress"}),
+    (re.compile(r"tax:withholding"), {"ko": "원천징수 세금", "en": "Tax withheld"}),
+    (re.compile(r"bank:payouts"), {"ko": "내 은행 계좌", "en": "Your bank account"}),
 ]
 
 _PROVIDER = re.compile(r"provider:([a-z0-9_-]+)")
