@@ -15,8 +15,8 @@ LANGUAGES: tuple[Language, ...] = ("ko", "en")
 DEFAULT_LANGUAGE: Language = "ko"
 
 
-def _weighted(header: str | None) -> list[tuple[str, float]]:
-    """``Accept-Language`` tags with their ``q``, best first (stable)."""
+def weighted(header: str | None) -> list[tuple[str, float]]:
+    """``Accept`` or ``Accept-Language`` values with their ``q``, best first (stable)."""
     found: list[tuple[str, float]] = []
     for part in (header or "").split(","):
         tag, *params = (p.strip() for p in part.split(";"))
@@ -37,7 +37,7 @@ def pick_language(asked: str | None, accept_language: str | None,
                   stored: str | None = None) -> Language:
     """``lang`` when given, then the first of the browser's languages we speak, then the
     user's own setting; Korean otherwise."""
-    candidates = [(asked or "", 1.0), *_weighted(accept_language), (stored or "", 1.0)]
+    candidates = [(asked or "", 1.0), *weighted(accept_language), (stored or "", 1.0)]
     for tag, q in candidates:
         primary = tag.split("-")[0]
         if q > 0 and primary == "ko":
@@ -49,7 +49,7 @@ def pick_language(asked: str | None, accept_language: str | None,
 
 def speaks(accept_language: str | None) -> bool:
     """Whether a browser's ``Accept-Language`` names a language we speak."""
-    return any(t.split("-")[0] in LANGUAGES and q > 0 for t, q in _weighted(accept_language))
+    return any(t.split("-")[0] in LANGUAGES and q > 0 for t, q in weighted(accept_language))
 
 
 #: What each kind of transfer is, as a statement line says it.

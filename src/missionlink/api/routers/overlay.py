@@ -16,7 +16,7 @@ from missionlink.api.overlay_stream import ROTATED, OverlayStream, Presence, cha
 from missionlink.api.problems import MEDIA_TYPE, Problem
 from missionlink.api.stream_gate import GatedStream, gate_of
 from missionlink.domain.errors import NotFound
-from missionlink.services import overlay
+from missionlink.services import i18n, overlay
 
 router = APIRouter(tags=["overlay"])
 
@@ -85,29 +85,11 @@ async def rotate_overlay(user: CurrentStreamer, c: Deps) -> dict[str, Any]:
     return {"url": overlay.overlay_url(c.settings.public_url, token)}
 
 
-def _weighted(header: str | None) -> list[tuple[str, float]]:
-    """``Accept`` or ``Accept-Language`` values with their ``q``, best first (stable)."""
-    found: list[tuple[str, float]] = []
-    for part in (header or "").split(","):
-        value, *params = (p.strip() for p in part.split(";"))
-        q = 1.0
-        for param in params:
-            name, _, number = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(number)
-                except ValueError:
-                    q = 0.0
-        if value:
-            found.append((value.lower(), q))
-    return sorted(found, key=lambda pair: -pair[1])
-
-
 def wants_html(accept: str | None) -> bool:
     """A browser (it names ``text/html``) rather than an API client; ``*/*`` alone and no
     ``Accept`` at all read as an API client, which keeps getting problem+json."""
     html = json = 0.0
-    for media, q in _weighted(accept):
+    for media, q in i18n.weighted(accept):
         if media in ("text/html", "application/xhtml+xml", "text/*"):
             html = max(html, q)
         elif media in ("application/json", MEDIA_TYPE, "application/*"):
@@ -117,13 +99,7 @@ def wants_html(accept: str | None) -> bool:
 
 def viewer_language(asked: str | None, accept_language: str | None) -> Literal["ko", "en"]:
     """``?lang=`` first, then the browser's languages in order of preference; Korean."""
-    for tag, q in [(asked or "", 1.0), *_weighted(accept_language)]:
-        primary = tag.split("-")[0]
-        if q > 0 and primary == "ko":
-            return "ko"
-        if q > 0 and primary == "en":
-            return "en"
-    return "ko"
+    return i18n.pick_language(asked, accept_language)
 
 
 def _gone_page(request: Request, lang: str | None) -> HTMLResponse:
