@@ -25,14 +25,17 @@ from missionlink.adapters.db.core_tables import (
     mission_totals,
     outbox,
     pledges,
+    topups,
     transfers,
     wallets,
 )
+from missionlink.adapters.payments.providers import ProviderDispute
 from missionlink.bootstrap import Container
 from missionlink.domain import events as topics
 from missionlink.domain import ledger as L
 from missionlink.domain.clock import FrozenClock
 from missionlink.domain.missions import Status
+from missionlink.services.chargebacks import apply_dispute
 from missionlink.services.missions import expire_due
 from missionlink.services.pledges import PostgresPledgeDesk, TransactionalPledgeDesk
 from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up
@@ -138,6 +141,17 @@ async def _refused_with_key_then_topped_up(w: World) -> None:
     await top_up(w.client, w.fan, 5_000)
 
 
+async def _in_debt(w: World) -> None:
+    """The fan pledges 1,000, then a chargeback takes all 5,000 of their top-up back:
+    the 4,000 left in cash and 1,000 owed."""
+    assert (await w.pledge(1_000)).status_code == 201
+    async with w.container.core_db.begin() as conn:
+        pid = await conn.scalar(select(topups.c.provider_payment_id)
+                                .where(topups.c.user_id == w.fan.id))
+        dispute = ProviderDispute("dp_parity", str(pid), FAN_CASH, L.KRW, "opened")
+        await apply_dispute(conn, provider="sandbox", dispute=dispute, now=w.clock.now())
+
+
 async def _key_a_day_old_on_a_long_mission(w: World) -> None:
     long = 3 * 86_400
     r = await w.client.patch("/api/v1/streamers/me/settings", headers=w.streamer.headers,
@@ -178,6 +192,8 @@ MESSAGE_TOO_LONG = "message: must be at most 100 characters"
 CLOSED = "the mission's deadline has passed: pledges and bets are closed"
 OWN = "a streamer cannot pledge to or bet on their own channel's missions"
 BOUNDS = "amount must be between 1000 and 1000000 KRW"
+IN_DEBT = ("a chargeback left this wallet 1000 KRW in debt; pledges and bets are refused "
+           "until it is repaid")
 REUSED = "this Idempotency-Key was already used with a different request body or path"
 
 CASES = [
@@ -185,6 +201,11 @@ CASES = [
     Case("above the maximum", 422, "invalid-input", BOUNDS, amount=1_000_001),
     Case("not enough cash", 409, "insufficient-funds", "not enough cash in the wallet for 5001",
          amount=FAN_CASH + 1),
+    Case("wallet in debt", 409, "wallet-in-debt", IN_DEBT, arrange=_in_debt),
+    Case("wallet in debt and not enough cash", 409, "wallet-in-debt", IN_DEBT,
+         amount=FAN_CASH + 1, arrange=_in_debt),
+    Case("wallet in debt with a key", 409, "wallet-in-debt", IN_DEBT, key=KEY,
+         arrange=_in_debt),
     Case("unknown mission", 404, "not-found", "mission 999999 does not exist",
          mission=lambda w: 999_999),
     Case("largest id", 404, "not-found", f"mission {LARGEST_ID} does not exist",
@@ -290,6 +311,8 @@ def _assert_problem(r: httpx.Response, case: Case) -> None:
     assert r.headers["content-type"] == "application/problem+json"
     problem = r.json()
     assert problem["type"].endswith(f"/{case.code}"), problem
+    if case.code == "wallet-in-debt":
+        assert problem["debt"] == 1_000
     # A body the request model refuses is described by the validation layer's words.
     assert problem["detail"] == case.detail or (
         case.detail == MESSAGE_TOO_LONG and "must be at most 100 characters" in problem["detail"]

@@ -2,9 +2,10 @@
 
 Only what MissionLink calls is implemented, in the providers' own wire formats, so the
 official SDKs talk to them unchanged: PortOne's pre-register, payment lookup and payment
-cancellation, Stripe's PaymentIntent create and retrieve and refund create, retrieve and
-list. A test plays the payer and the provider's back office
-through the Python methods (``pay``, ``issue_virtual_account``, ``fail``, ``cancel``), and
+cancellation, Stripe's PaymentIntent create and retrieve, refund create, retrieve and
+list, and dispute retrieve. A test plays the payer and the provider's back office through
+the Python methods (``pay``, ``issue_virtual_account``, ``fail``, ``cancel``,
+``portone_take_back``, ``stripe_dispute``), and
 sends webhooks signed with the providers' real algorithms (``portone_webhook``,
 ``stripe_webhook``), which the application verifies with the SDKs' own functions.
 """
@@ -41,6 +42,7 @@ class Fakes:
     portone: dict[str, dict[str, Any]] = field(default_factory=dict)
     stripe: dict[str, dict[str, Any]] = field(default_factory=dict)
     stripe_keys: dict[str, str] = field(default_factory=dict)
+    disputes: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     base_url: str = ""
@@ -105,6 +107,21 @@ class Fakes:
                             p["status"] = ("CANCELLED" if p["cancelled"] == p["paid"]
                                            else "PARTIAL_CANCELLED")
 
+    def portone_take_back(self, payment_id: str, amount: int, *,
+                          trigger: str = "CHARGEBACK", reason: str = "카드사 차지백") -> str:
+        """A cancellation of a paid payment that MissionLink did not ask for (the card
+        company's chargeback, the console): what is left cancels it whole, less in part."""
+        with self.lock:
+            p = self.portone[payment_id]
+            cid = f"cancel-{uuid.uuid4().hex[:12]}"
+            p.setdefault("cancellations", []).append({
+                "status": "SUCCEEDED", "id": cid, "totalAmount": amount, "taxFreeAmount": 0,
+                "vatAmount": 0, "reason": reason, "requestedAt": NOW, "cancelledAt": NOW,
+                "trigger": trigger})
+            p["cancelled"] = p.get("cancelled", 0) + amount
+            p["status"] = "CANCELLED" if p["cancelled"] >= p["paid"] else "PARTIAL_CANCELLED"
+            return cid
+
     # -- Stripe -------------------------------------------------------------------------
     def stripe_pay(self, intent_id: str, *, amount: int | None = None,
                    currency: str = "krw") -> None:
@@ -124,6 +141,24 @@ class Fakes:
         with self.lock:
             self.stripe[intent_id].update(status="canceled",
                                           cancellation_reason="abandoned")
+
+    def stripe_dispute(self, intent_id: str, *, amount: int | None = None,
+                       status: str = "needs_response", dispute_id: str | None = None,
+                       currency: str = "krw") -> dict[str, Any]:
+        """Open (or move, given ``dispute_id``) a dispute on a paid PaymentIntent."""
+        with self.lock:
+            if dispute_id is not None:
+                self.disputes[dispute_id]["status"] = status
+                return dict(self.disputes[dispute_id])
+            pi = self.stripe[intent_id]
+            did = f"dp_{uuid.uuid4().hex[:24]}"
+            self.disputes[did] = {
+                "id": did, "object": "dispute", "charge": f"ch_{intent_id[3:]}",
+                "payment_intent": intent_id, "currency": currency, "status": status,
+                "amount": pi["amount_received"] if amount is None else amount,
+                "reason": "fraudulent", "created": int(time.time()), "livemode": False,
+                "is_charge_refundable": False, "metadata": {}, "balance_transactions": []}
+            return dict(self.disputes[did])
 
 
 def _portone_payment(pid: str, p: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +243,15 @@ def _handler(fakes: Fakes) -> type[BaseHTTPRequestHandler]:
                         return self._send(401, {"error": {"type": "invalid_request_error",
                                                           "message": "Invalid API Key"}})
                     return self._stripe_refund(method, parts[2:], raw)
+                if parts[:2] == ["v1", "disputes"]:
+                    if auth != f"Bearer {STRIPE_SECRET}":
+                        return self._send(401, {"error": {"type": "invalid_request_error",
+                                                          "message": "Invalid API Key"}})
+                    if method == "GET" and len(parts) == 3 and parts[2] in fakes.disputes:
+                        return self._send(200, fakes.disputes[parts[2]])
+                    return self._send(404, {"error": {"type": "invalid_request_error",
+                                                      "code": "resource_missing",
+                                                      "message": "No such dispute"}})
                 if parts[:2] == ["v1", "payment_intents"]:
                     if auth != f"Bearer {STRIPE_SECRET}":
                         return self._send(401, {"error": {"type": "invalid_request_error",

@@ -38,7 +38,7 @@ async def test_every_invariant_is_reported_by_name_in_order(core: MemoryCore) ->
         report = await reconcile.check(conn)
     assert report.ok, report.render()
     assert report.checked == [name for name, _ in reconcile.CHECKS]
-    assert len(set(report.checked)) == len(report.checked) == 14
+    assert len(set(report.checked)) == len(report.checked) == 16
     assert report.checked[-3:] == [
         "withdrawal clearing holds the withdrawals on their way",
         "withholding holds the tax of withdrawals not failed",
@@ -86,3 +86,13 @@ async def test_refund_money_without_its_refund_fails_the_refunds_check(core: Mem
     assert [f for f in report.failures if f.startswith(name)] == [
         f"{name}: transfer topup_refund:77 has no refund",
         f"{name}: provider:stripe:refunds_pending holds 500, pending refunds 0"]
+
+
+async def test_a_debt_without_its_receivable_fails_the_receivables_check(
+    core: MemoryCore,
+) -> None:
+    async with core.unit() as conn:
+        await conn.execute(update(wallets).where(wallets.c.user_id == 2).values(debt=5))
+        report = await reconcile.check(conn)
+    assert report.failures == ["receivables equal wallet debts: user:2:receivable owes 0 "
+                               "but the wallet's debt is 5"]

@@ -24,6 +24,7 @@ from missionlink.api.routers import (
     admin,
     auth,
     board,
+    chargebacks,
     health,
     live,
     me,
@@ -42,9 +43,8 @@ from missionlink.observability import tracing
 from missionlink.observability.http import RequestIdMiddleware, RequestMetricsMiddleware
 
 ROUTERS = [health.router, auth.router, me.router, wallet.router, statement.router,
-           refunds.router, missions.router,
-           streamers.router, board.router, overlay.router, live.router, admin.router,
-           payouts.router]
+           refunds.router, chargebacks.router, missions.router, streamers.router, board.router,
+           overlay.router, live.router, admin.router, payouts.router]
 ROUTERS.append(web_pages.router)  # HTML pages and /static, after every API route
 
 

@@ -134,6 +134,7 @@ def domain_problem(exc: DomainError) -> JSONResponse:
         extra["errors"] = [domain_field_error(e) for e in exc.errors]
     if isinstance(exc, RefundExceedsRefundable):
         extra["refundable"] = exc.refundable
+    extra.update(exc.fields())
     return problem(status, exc.code, exc.title, exc.detail, headers=headers, **extra)
 
 

@@ -18,6 +18,10 @@ class DomainError(Exception):
         self.detail = detail
         self.retry_after = retry_after
 
+    def fields(self) -> dict[str, Any]:
+        """More members of the problem document, beside ``detail`` (none by default)."""
+        return {}
+
 
 @dataclasses.dataclass(frozen=True)
 class FieldError:
@@ -107,6 +111,21 @@ class Conflict(DomainError):
 class InsufficientFunds(Conflict):
     code = "insufficient-funds"
     title = "Insufficient funds"
+
+
+class WalletInDebt(Conflict):
+    """A chargeback left the wallet owing ``debt`` KRW: no pledge or bet until it is repaid."""
+
+    code = "wallet-in-debt"
+    title = "Wallet in debt"
+
+    def __init__(self, debt: int) -> None:
+        super().__init__(f"a chargeback left this wallet {debt} KRW in debt; pledges and "
+                         f"bets are refused until it is repaid")
+        self.debt = debt
+
+    def fields(self) -> dict[str, Any]:
+        return {"debt": self.debt}
 
 
 class InvalidState(Conflict):

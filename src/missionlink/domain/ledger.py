@@ -41,6 +41,9 @@ class TransferKind(StrEnum):
     withdrawal_paid = "withdrawal_paid"
     withdrawal_failed = "withdrawal_failed"
     withholding_back = "withholding_back"
+    chargeback = "chargeback"
+    chargeback_won = "chargeback_won"
+    debt_repayment = "debt_repayment"
 
 
 def user_cash(user_id: int) -> str:
@@ -49,6 +52,14 @@ def user_cash(user_id: int) -> str:
 
 def user_points(user_id: int) -> str:
     return f"user:{user_id}:points"
+
+
+def user_receivable(user_id: int) -> str:
+    """What a user owes the platform after a chargeback took back more than their cash.
+
+    Its journal balance is minus the wallet's ``debt``: a chargeback beyond the cash is
+    posted from it, and repayments and won disputes are posted to it."""
+    return f"user:{user_id}:receivable"
 
 
 def escrow(mission_id: int) -> str:

@@ -37,11 +37,14 @@ class TopupForRefund:
     #: Whether one of its refunds is still pending.
     refund_pending: bool
     cash_balance: int
+    #: KRW of this top-up its provider took back in chargebacks not won.
+    charged_back: int = 0
 
 
 def refundable(t: TopupForRefund) -> int:
-    """KRW that may still be refunded: what is left of the top-up, up to the unspent cash."""
-    return max(min(t.amount - t.refunded, t.cash_balance), 0)
+    """KRW that may still be refunded: what is left of the top-up (after its refunds and
+    chargebacks), up to the unspent cash."""
+    return max(min(t.amount - t.refunded - t.charged_back, t.cash_balance), 0)
 
 
 def closes_at(t: TopupForRefund, window: timedelta) -> datetime | None:

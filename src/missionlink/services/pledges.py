@@ -35,6 +35,7 @@ from missionlink.adapters.db.core_tables import TOTAL_SHARDS
 from missionlink.adapters.db.engine import RETRYABLE_SQLSTATES, Database, is_retryable
 from missionlink.domain import ledger
 from missionlink.domain import ledger as L
+from missionlink.domain.errors import WalletInDebt
 from missionlink.domain.missions import OPEN, Action, MissionView, Status, check_action
 from missionlink.domain.pledge_messages import blocked_pattern, message_of
 from missionlink.domain.timestamps import iso
@@ -305,6 +306,8 @@ class PostgresPledgeDesk:
             raise missions.mission_not_found(pledge.mission_id)
         if outcome == "funds":
             raise ledger.insufficient_funds(L.KRW, pledge.amount)
+        if outcome == "debt":
+            raise WalletInDebt(int(row.body))
         if outcome == "refused":
             check_action(_refused_view(row), Action.pledge, pledge.user_id, pledge.now)
         if outcome == "error" and row.error_state == idempotency.LOCK_NOT_AVAILABLE:

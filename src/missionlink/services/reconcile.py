@@ -17,6 +17,10 @@
     has its hold, a succeeded one is paid out once (and not reversed), a failed one is
     reversed once (and not paid); no refund transfer lacks its refund, and no top-up is
     refunded past its amount.
+11. Each receivable account holds minus its wallet's debt (what chargebacks left owed).
+12. Each chargeback took its amount once, from its top-up owner's cash and receivable to
+    its provider's clearing account, and gave it back once if (and only if) it was won;
+    no top-up is taken back (chargebacks and refunds) past its amount.
 
 Each invariant is one function marked ``@invariant(name)``, run by ``check`` in the order
 it is defined; to add one, write another such function (it gets the shared ``Books``).
@@ -36,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import (
     bets,
+    chargebacks,
     email_jobs,
     mission_totals,
     missions,
@@ -222,16 +227,21 @@ def _is_clearing(account: str) -> bool:
 
 @invariant("completed top-ups match provider clearing")
 async def topups_match_clearing(conn: AsyncConnection, books: Books) -> list[str]:
-    """Clearing paid out the completed top-ups and took back the refunds paid."""
+    """Clearing paid out the completed top-ups and took back the refunds paid and the
+    chargebacks standing (not won)."""
     completed = int(await conn.scalar(
         select(func.coalesce(func.sum(topups.c.amount), 0)).where(topups.c.status == "completed")
     ) or 0)
     refunded = int(await conn.scalar(
         select(func.coalesce(func.sum(topup_refunds.c.amount), 0))
         .where(topup_refunds.c.state == "succeeded")) or 0)
+    taken = int(await conn.scalar(
+        select(func.coalesce(func.sum(chargebacks.c.amount), 0))
+        .where(chargebacks.c.state != "won")) or 0)
     clearing = sum(v for (a, _), v in books.balances.items() if _is_clearing(a))
-    return [] if completed - refunded == -clearing else [
-        f"top-ups {completed} less refunds {refunded}, clearing {clearing}"]
+    return [] if completed - refunded - taken == -clearing else [
+        f"top-ups {completed} less refunds {refunded} and chargebacks {taken}, "
+        f"clearing {clearing}"]
 
 
 @invariant("each top-up is credited once, and only when completed")
@@ -316,6 +326,66 @@ async def refunds_settled_once(conn: AsyncConnection, books: Books) -> list[str]
         if balance != pending.get(provider, 0):
             problems.append(f"{L.refunds_pending(provider)} holds {balance}, pending "
                             f"refunds {pending.get(provider, 0)}")
+    return problems
+
+
+@invariant("receivables equal wallet debts")
+async def receivables_match_debts(conn: AsyncConnection, books: Books) -> list[str]:
+    """A receivable account's journal balance is minus its wallet's ``debt``; none is
+    positive, and none exists without a wallet."""
+    debts = {L.user_receivable(w.user_id): int(w.debt)
+             for w in await conn.execute(select(wallets.c.user_id, wallets.c.debt))}
+    owed = {a: -v for (a, _), v in books.balances.items() if a.endswith(":receivable")}
+    return [f"{a} owes {owed.get(a, 0)} but the wallet's debt is {debt}"
+            for a, debt in sorted(debts.items())
+            if owed.get(a, 0) != debt or debt < 0] + [
+        f"{a} owes {v} without a wallet" for a, v in sorted(owed.items())
+        if a not in debts and v != 0]
+
+
+@invariant("each chargeback is in the journal once")
+async def chargebacks_in_journal(conn: AsyncConnection, books: Books) -> list[str]:
+    """Its take (``chargeback:<id>:cash`` and ``:debt``) sums to its amount, from its
+    top-up owner's cash or receivable to the provider's clearing; its return
+    (``chargeback:<id>:won:…``) sums to the amount if it was won and is absent otherwise;
+    every chargeback transfer has its chargeback."""
+    kinds = (L.TransferKind.chargeback.value, L.TransferKind.chargeback_won.value)
+    posted: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for t in await conn.execute(select(transfers).where(transfers.c.kind.in_(kinds))):
+        cb_id, _, rest = t.id.removeprefix("chargeback:").partition(":")
+        posted[(cb_id, "won" if rest.startswith("won:") else "take")].append(t)
+    problems = []
+    rows = await conn.execute(
+        select(chargebacks.c.id, chargebacks.c.amount, chargebacks.c.state, topups.c.user_id,
+               topups.c.provider)
+        .select_from(chargebacks.join(topups, topups.c.id == chargebacks.c.topup_id)))
+    for r in rows:
+        own = {L.user_cash(r.user_id), L.user_receivable(r.user_id)}
+        clearing = L.provider_clearing(r.provider)
+        take = posted.pop((str(r.id), "take"), [])
+        back = posted.pop((str(r.id), "won"), [])
+        if sum(t.amount for t in take) != r.amount or any(
+                t.from_account not in own or t.to_account != clearing for t in take):
+            problems.append(f"chargeback {r.id} took {sum(t.amount for t in take)} "
+                            f"of {r.amount}, or not from its owner to {clearing}")
+        want_back = r.amount if r.state == "won" else 0
+        if sum(t.amount for t in back) != want_back or any(
+                t.to_account not in own or t.from_account != clearing for t in back):
+            problems.append(f"chargeback {r.id} ({r.state}) gave back "
+                            f"{sum(t.amount for t in back)}, expected {want_back}")
+    problems += [f"transfer {t.id} has no chargeback" for ts in posted.values() for t in ts]
+    totals = await conn.execute(
+        select(topups.c.id, topups.c.amount,
+               select(func.coalesce(func.sum(chargebacks.c.amount), 0))
+               .where(chargebacks.c.topup_id == topups.c.id, chargebacks.c.state != "won")
+               .scalar_subquery().label("charged"),
+               select(func.coalesce(func.sum(topup_refunds.c.amount), 0))
+               .where(topup_refunds.c.topup_id == topups.c.id,
+                      topup_refunds.c.state != "failed")
+               .scalar_subquery().label("refunded"))
+        .where(select(chargebacks.c.id).where(chargebacks.c.topup_id == topups.c.id).exists()))
+    problems += [f"top-up {r.id} of {r.amount} charged back {r.charged} and refunded "
+                 f"{r.refunded}" for r in totals if r.charged + r.refunded > r.amount]
     return problems
 
 

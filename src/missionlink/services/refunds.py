@@ -31,6 +31,7 @@ from missionlink.domain import ledger as L
 from missionlink.domain import refunds as rules
 from missionlink.domain.errors import IdempotencyMismatch, NotFound, ProviderUnavailable
 from missionlink.domain.timestamps import iso
+from missionlink.services import chargebacks
 from missionlink.services.ports import Transactions
 
 _log = structlog.get_logger(__name__)
@@ -74,7 +75,8 @@ async def _facts(conn: AsyncConnection, topup: Any, cash: int) -> rules.TopupFor
     return rules.TopupForRefund(
         status=topup.status, provider=topup.provider, amount=topup.amount,
         completed_at=topup.completed_at, refunded=int(held[0]),
-        refund_pending=int(held[1] or 0) > 0, cash_balance=cash)
+        refund_pending=int(held[1] or 0) > 0, cash_balance=cash,
+        charged_back=(await chargebacks.standing(conn, [topup.id])).get(topup.id, 0))
 
 
 async def request_refund(
@@ -244,8 +246,11 @@ async def refundable_of(
     """KRW each of these top-ups of the user may be refunded now (0 when it may not)."""
     if not topup_ids:
         return {}
-    cash = int(await conn.scalar(select(wallets.c.cash_balance)
-                                 .where(wallets.c.user_id == user_id)) or 0)
+    wallet = (await conn.execute(select(wallets.c.cash_balance, wallets.c.debt)
+                                 .where(wallets.c.user_id == user_id))).first()
+    # A wallet in debt refunds nothing until the debt is repaid (pays no one before us).
+    cash = int(wallet.cash_balance) if wallet is not None and not wallet.debt else 0
+    charged = await chargebacks.standing(conn, topup_ids)
     held = {r.topup_id: r for r in await conn.execute(
         select(topup_refunds.c.topup_id,
                func.sum(topup_refunds.c.amount).label("amount"),
@@ -259,6 +264,6 @@ async def refundable_of(
         facts = rules.TopupForRefund(
             status=t.status, provider=t.provider, amount=t.amount, completed_at=t.completed_at,
             refunded=int(h.amount) if h else 0, refund_pending=bool(h and h.pending),
-            cash_balance=cash)
+            cash_balance=cash, charged_back=charged.get(t.id, 0))
         out[t.id] = rules.refundable_now(facts, provider=provider, now=now, window=window)
     return out

@@ -31,6 +31,7 @@ from missionlink.domain.errors import (
     check_range,
 )
 from missionlink.domain.timestamps import iso
+from missionlink.services import chargebacks
 from missionlink.services.ports import Transactions
 
 MIN_TOPUP = 1000
@@ -40,7 +41,8 @@ async def balances(conn: AsyncConnection, user_id: int) -> dict[str, int]:
     row = (await conn.execute(select(wallets).where(wallets.c.user_id == user_id))).first()
     if row is None:
         raise NotFound("you have no wallet yet")
-    return {"cash_balance": row.cash_balance, "points_balance": row.points_balance}
+    return {"cash_balance": row.cash_balance, "points_balance": row.points_balance,
+            "debt": row.debt}
 
 
 def check_topup_amount(amount: int, *, max_topup: int) -> None:
@@ -59,6 +61,11 @@ async def _complete(conn: AsyncConnection, topup: Any, provider: str, now: datet
         transfer_id=f"topup:{topup.id}",
     )
     await journal.credit_wallet(conn, topup.user_id, L.KRW, topup.amount)
+    # A chargeback's debt is paid first from a new top-up, so the wallet can pledge again.
+    if await chargebacks.debt_of(conn, topup.user_id):
+        await chargebacks.repay_debt(conn, user_id=topup.user_id, now=now,
+                                     transfer_id=f"{L.TransferKind.debt_repayment}:topup:"
+                                                 f"{topup.id}")
 
 
 def topup_out(row: Any) -> dict[str, Any]:

@@ -43,8 +43,13 @@ wallets = Table(
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     Column("cash_balance", BigInteger, nullable=False, server_default=text("0")),
     Column("points_balance", BigInteger, nullable=False, server_default=text("0")),
+    # What a chargeback took back beyond the cash there was: owed to the platform, kept in
+    # the user's receivable account (``user:{id}:receivable``), never as negative cash.
+    # While it is above zero, pledges and bets are refused.
+    Column("debt", BigInteger, nullable=False, server_default=text("0")),
     CheckConstraint("cash_balance >= 0", name="cash_not_negative"),
     CheckConstraint("points_balance >= 0", name="points_not_negative"),
+    CheckConstraint("debt >= 0", name="debt_not_negative"),
 )
 
 channels = Table(
@@ -152,6 +157,27 @@ topup_refunds = Table(
     # One pending refund per top-up: the provider's guard on what is left stays exact.
     Index("ux_topup_refunds_one_pending", "topup_id", unique=True,
           sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
+)
+
+#: A chargeback's states, as the provider reports the dispute: ``opened`` (the money was
+#: taken back while the dispute runs), ``lost`` (taken back for good), ``won`` (given back).
+CHARGEBACK_STATES = ("opened", "lost", "won")
+
+chargebacks = Table(
+    "chargebacks",
+    core_metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("topup_id", BigInteger, ForeignKey("topups.id"), nullable=False, index=True),
+    # Stripe's dispute id (``dp_…``); PortOne's ``{paymentId}:{cancellationId}``.
+    Column("provider_dispute_id", String(160), nullable=False, unique=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("reason", String(300), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint("state IN ({})".format(", ".join(f"'{s}'" for s in CHARGEBACK_STATES)),
+                    name="state"),
 )
 
 MISSION_STATUSES = (

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db.core_tables import transfers, wallets
+from missionlink.domain.errors import WalletInDebt
 from missionlink.domain.ledger import KRW, insufficient_funds
 
 
@@ -49,16 +50,22 @@ def _column(currency: str) -> str:
 
 
 async def debit_wallet(conn: AsyncConnection, user_id: int, currency: str, amount: int) -> int:
-    """Take ``amount`` from a user's wallet in one conditional statement; the new balance."""
+    """Take ``amount`` from a user's wallet in one conditional statement; the new balance.
+
+    This is spending (a pledge, a bet): a wallet with a chargeback's debt unpaid is refused
+    (``WalletInDebt``, before insufficient funds), as ``missionlink_place_pledges`` does."""
     col = wallets.c[_column(currency)]
     result = await conn.execute(
         update(wallets)
-        .where(wallets.c.user_id == user_id, col >= amount)
+        .where(wallets.c.user_id == user_id, col >= amount, wallets.c.debt == 0)
         .values({col: col - amount})
         .returning(col)
     )
     row = result.first()
     if row is None:
+        debt = await conn.scalar(select(wallets.c.debt).where(wallets.c.user_id == user_id))
+        if debt:
+            raise WalletInDebt(int(debt))
         raise insufficient_funds(currency, amount)
     return int(row[0])
 

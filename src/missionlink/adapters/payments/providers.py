@@ -54,6 +54,23 @@ class PaymentIntent:
     checkout: dict[str, Any] | None = None
 
 
+#: A chargeback's state as the provider reports its dispute.
+DisputeState = Literal["opened", "lost", "won"]
+
+
+@dataclass(frozen=True)
+class ProviderDispute:
+    """Money the provider took back from a paid payment without our asking: a dispute
+    (Stripe) or a cancellation we did not make (PortOne)."""
+
+    dispute_id: str
+    provider_payment_id: str
+    amount: int
+    currency: str
+    state: DisputeState
+    reason: str | None = None
+
+
 @dataclass(frozen=True)
 class ProviderPayment:
     """A payment as the provider's API reports it (never as the browser says)."""
@@ -65,6 +82,8 @@ class ProviderPayment:
     reason: str | None = None
     virtual_account: str | None = None
     deposit_due_at: datetime | None = None
+    #: Cancellations of this payment that were not ours (PortOne): chargebacks.
+    disputes: tuple[ProviderDispute, ...] = ()
 
 
 #: What a provider says about a refund: paid back, still in progress, or refused.
@@ -102,6 +121,8 @@ class WebhookEvent:
     #: "completed" or "failed" as the generic webhook states it; None when the event only
     #: says something happened, and the payment must be fetched from the provider.
     status: str | None
+    #: Set when the event is about a dispute (Stripe): fetch it with ``fetch_dispute``.
+    dispute_id: str | None = None
 
 
 class PaymentProvider(Protocol):
@@ -113,6 +134,11 @@ class PaymentProvider(Protocol):
 
     async def fetch(self, provider_payment_id: str) -> ProviderPayment:
         """The payment as the provider's API reports it now."""
+        ...
+
+    async def fetch_dispute(self, dispute_id: str) -> ProviderDispute | None:
+        """The dispute as the provider's API reports it now; None if it takes no money
+        back (an inquiry)."""
         ...
 
     def verify_webhook(
@@ -138,6 +164,9 @@ class SandboxProvider:
 
     async def fetch(self, provider_payment_id: str) -> ProviderPayment:
         raise InvalidState("sandbox top-ups complete at once; there is nothing to confirm")
+
+    async def fetch_dispute(self, dispute_id: str) -> ProviderDispute | None:
+        raise InvalidState("the sandbox provider has no disputes")
 
     def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, now: datetime
@@ -167,6 +196,9 @@ class WebhookProvider:
 
     async def fetch(self, provider_payment_id: str) -> ProviderPayment:
         raise InvalidState("this provider confirms top-ups by its webhook only")
+
+    async def fetch_dispute(self, dispute_id: str) -> ProviderDispute | None:
+        raise InvalidState("this provider reports no disputes")
 
     def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, now: datetime

@@ -25,11 +25,14 @@ from portone_server_sdk.payment import (
     PaidPayment,
     PartialCancelledPayment,
     PaymentMethodVirtualAccount,
+    SucceededPaymentCancellation,
     VirtualAccountIssuedPayment,
 )
 
 from missionlink.adapters.payments.providers import (
+    DisputeState,
     PaymentIntent,
+    ProviderDispute,
     ProviderPayment,
     WebhookEvent,
 )
@@ -47,6 +50,23 @@ def _parse_time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+#: Who made a PortOne cancellation: ``API`` is our own call (a refund the user asked for);
+#: ``CONSOLE``, ``PORTONE_ADMIN``, ``CHARGEBACK`` (and any newer value) were not ours.
+_OUR_TRIGGER = "API"
+
+
+def _portone_disputes(pid: str, payment: CancelledPayment | PartialCancelledPayment
+                      ) -> tuple[ProviderDispute, ...]:
+    """The succeeded cancellations of a payment that we did not make: chargebacks, taken
+    back for good (PortOne has no dispute to win afterwards)."""
+    return tuple(
+        ProviderDispute(f"{pid}:{c.id}", pid, c.total_amount, str(payment.currency), "lost",
+                        reason=c.reason or None)
+        for c in payment.cancellations
+        if isinstance(c, SucceededPaymentCancellation) and c.trigger != _OUR_TRIGGER
+    )
 
 
 class PortOneProvider(PortOneRefunds):
@@ -89,7 +109,8 @@ class PortOneProvider(PortOneRefunds):
         if isinstance(p, PartialCancelledPayment):
             # Part was taken back before we credited anything: what is left is what was paid.
             return ProviderPayment(pid, "paid", amount=p.amount.paid - p.amount.cancelled,
-                                   currency=str(p.currency))
+                                   currency=str(p.currency),
+                                   disputes=_portone_disputes(pid, p))
         if isinstance(p, VirtualAccountIssuedPayment):
             account = None
             due = None
@@ -107,8 +128,13 @@ class PortOneProvider(PortOneRefunds):
         if isinstance(p, CancelledPayment):
             reasons = [r for r in (getattr(c, "reason", None) for c in p.cancellations) if r]
             return ProviderPayment(pid, "cancelled",
-                                   reason=str(reasons[0]) if reasons else "cancelled")
+                                   reason=str(reasons[0]) if reasons else "cancelled",
+                                   disputes=_portone_disputes(pid, p))
         return ProviderPayment(pid, "pending")
+
+    async def fetch_dispute(self, dispute_id: str) -> ProviderDispute | None:
+        # PortOne reports money taken back as cancellations of the payment (``fetch``).
+        return None
 
     def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, now: datetime
@@ -220,13 +246,46 @@ class StripeProvider(StripeRefunds):
             raise NotAuthenticated(f"webhook not verified: {exc.user_message or exc}") from exc
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             raise InvalidInput("webhook body is not a Stripe event") from exc
-        obj: Any = event.data.object
+        obj: Any = event.data.object.to_dict()
         kind = str(event.type)
         if kind.startswith("payment_intent."):
             return WebhookEvent(provider_payment_id=str(obj["id"]), status=None)
+        if kind.startswith("charge.dispute."):
+            if "id" not in obj:
+                raise InvalidInput("a Stripe dispute event needs the dispute's id")
+            return WebhookEvent(provider_payment_id=_id_of(obj.get("payment_intent")),
+                                status=None, dispute_id=str(obj["id"]))
         if kind == "charge.refunded" or kind.startswith("refund."):
             # A refund moved: its payment intent names the top-up whose refunds to settle.
-            intent = obj.to_dict().get("payment_intent")
+            intent = obj.get("payment_intent")
             return WebhookEvent(provider_payment_id=str(intent), status=None) \
                 if isinstance(intent, str) else None
         return None
+
+    async def fetch_dispute(self, dispute_id: str) -> ProviderDispute | None:
+        try:
+            dispute = await self._client.v1.disputes.retrieve_async(dispute_id)
+        except stripe.StripeError as exc:
+            raise _unavailable("Stripe", exc) from exc
+        state = _STRIPE_DISPUTE_STATES.get(str(dispute.status))
+        if state is None:  # an inquiry, or one prevented: no money was taken back
+            return None
+        return ProviderDispute(dispute.id, _id_of(dispute.payment_intent), dispute.amount,
+                               (dispute.currency or "").upper(), state,
+                               reason=str(dispute.reason or "") or None)
+
+
+#: Stripe's dispute statuses that take money back, in our words. ``warning_*`` (an
+#: inquiry) and ``prevented`` take nothing.
+_STRIPE_DISPUTE_STATES: dict[str, DisputeState] = {
+    "needs_response": "opened", "under_review": "opened",
+    "appeal_needs_response": "opened", "appeal_under_review": "opened",
+    "lost": "lost", "won": "won",
+}
+
+
+def _id_of(value: Any) -> str:
+    """An expandable Stripe field's id, whether it came as an id or as the object."""
+    if value is None:
+        return ""
+    return str(value if isinstance(value, str) else value["id"])

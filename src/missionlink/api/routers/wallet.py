@@ -15,9 +15,15 @@ from missionlink.api.effects import run_effect
 from missionlink.api.params import Limit, PathId
 from missionlink.api.problems import MEDIA_TYPE, Problem
 from missionlink.api.schemas.core import TopupIn
-from missionlink.api.schemas.payments import TopupConfirmed, TopupCreated, TopupList, TopupOut
+from missionlink.api.schemas.payments import (
+    TopupConfirmed,
+    TopupCreated,
+    TopupList,
+    TopupOut,
+    WalletOut,
+)
 from missionlink.domain.errors import InvalidState, NotFound
-from missionlink.services import refunds, wallet
+from missionlink.services import chargebacks, refunds, wallet
 
 router = APIRouter(prefix="/api/v1", tags=["wallet"])
 
@@ -31,7 +37,7 @@ _PROVIDER_DOWN: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/wallet")
+@router.get("/wallet", response_model=WalletOut)
 async def get_wallet(user: CurrentUser, c: Deps) -> dict[str, int]:
     async with c.core_db.read() as conn:
         return await wallet.balances(conn, user.user_id)
@@ -112,13 +118,16 @@ async def confirm_topup(topup_id: PathId, user: CurrentUser, c: Deps) -> dict[st
 @router.post("/payments/webhook/{provider}", responses=_PROVIDER_DOWN)
 async def payment_webhook(provider: str, request: Request, c: Deps) -> dict[str, Any]:
     """A provider's signed notice. The generic ``webhook`` provider states the outcome;
-    PortOne's and Stripe's only say a payment changed, so it is fetched from them."""
+    PortOne's and Stripe's only say a payment (or a dispute) changed, so it is fetched from
+    them. Money a provider took back without our asking becomes a chargeback."""
     if provider != c.payments.name or provider == "sandbox":
         raise NotFound(f"no webhook for provider {provider!r}")
     raw = await request.body()
     event = c.payments.verify_webhook(request.headers, raw, c.clock.now())
     if event is None:
         return {"applied": False, "ignored": True}
+    if event.dispute_id is not None:
+        return await _dispute(c, provider, event.dispute_id)
     if event.status is not None:
         status = event.status
 
@@ -131,8 +140,11 @@ async def payment_webhook(provider: str, request: Request, c: Deps) -> dict[str,
     payment = await c.payments.fetch(event.provider_payment_id)
 
     async def work(conn: AsyncConnection) -> dict[str, Any]:
-        return await wallet.apply_payment(conn, provider=provider, payment=payment,
-                                          now=c.clock.now())
+        now = c.clock.now()
+        result = await wallet.apply_payment(conn, provider=provider, payment=payment, now=now)
+        for dispute in payment.disputes:
+            await chargebacks.apply_dispute(conn, provider=provider, dispute=dispute, now=now)
+        return result
 
     result = await c.core_db.transaction(work)
     if result["status"] == "completed":
@@ -141,3 +153,18 @@ async def payment_webhook(provider: str, request: Request, c: Deps) -> dict[str,
                                          provider_payment_id=event.provider_payment_id,
                                          now=c.clock.now())
     return {"id": result["id"], "status": result["status"], "applied": result["applied"]}
+
+
+async def _dispute(c: Deps, provider: str, dispute_id: str) -> dict[str, Any]:
+    """A dispute changed: fetch it from the provider and apply it to its top-up once."""
+    dispute = await c.payments.fetch_dispute(dispute_id)
+    if dispute is None:  # an inquiry: nothing was taken back
+        return {"applied": False, "ignored": True}
+
+    async def work(conn: AsyncConnection) -> dict[str, Any]:
+        return await chargebacks.apply_dispute(conn, provider=provider, dispute=dispute,
+                                               now=c.clock.now())
+
+    result = await c.core_db.transaction(work)
+    return {"id": result.get("id"), "topup_id": result["topup_id"], "state": result["state"],
+            "applied": result["applied"]}

@@ -95,3 +95,33 @@ class RefundList(BaseModel):
 
 class TopupRefunds(RefundList):
     refundable: int = Field(description="KRW of this top-up that may be refunded now")
+class WalletOut(BaseModel):
+    cash_balance: int
+    points_balance: int
+    debt: int = Field(description="KRW a chargeback took back beyond the cash there was; "
+                                  "while above 0, pledges and bets are refused "
+                                  "(`wallet-in-debt`)")
+
+
+class ChargebackOut(BaseModel):
+    id: int
+    topup_id: int
+    provider_dispute_id: str = Field(
+        description="Stripe's dispute id, or PortOne's `{paymentId}:{cancellationId}`")
+    amount: int = Field(description="KRW taken back (at most what is left of the top-up)")
+    state: Literal["opened", "lost", "won"] = Field(
+        description="as the provider reports the dispute: opened (taken back while it "
+                    "runs), lost (taken back for good), won (given back)")
+    reason: str | None
+    created_at: str
+    updated_at: str
+
+
+class ChargebackList(BaseModel):
+    items: list[ChargebackOut]
+
+
+class DebtRepaid(BaseModel):
+    repaid: int = Field(description="KRW moved from cash to the debt by this request")
+    cash_balance: int
+    debt: int
