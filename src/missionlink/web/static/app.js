@@ -32,6 +32,7 @@
     'method-not-allowed': ['허용되지 않은 요청 방식입니다', 'This request method is not allowed'],
     conflict: ['요청이 현재 상태와 충돌합니다', 'This conflicts with the current state'],
     'insufficient-funds': ['잔액이 부족합니다', 'Not enough balance'],
+    'wallet-in-debt': ['차지백으로 생긴 미수금이 있어 후원과 베팅을 할 수 없습니다', 'A chargeback left your wallet in debt: pledges and bets wait until it is repaid'],
     'invalid-state': ['미션 상태상 할 수 없습니다', 'The mission’s status does not allow this'],
     'deadline-passed': ['기한이 지났습니다', 'The deadline has passed'],
     'proposal-blocked': ['지금은 미션을 제안할 수 없습니다', 'You cannot propose a mission right now'],
@@ -95,9 +96,10 @@
   }
 
   class ApiError extends Error {
-    constructor({ status = 0, code = 'error', detail = '', retryAfter = null, fields = [] }) {
+    constructor({ status = 0, code = 'error', detail = '', retryAfter = null, fields = [],
+      debt = null }) {
       super(code);
-      Object.assign(this, { status, code, detail, retryAfter, fields });
+      Object.assign(this, { status, code, detail, retryAfter, fields, debt });
     }
   }
 
@@ -117,7 +119,8 @@
     const fields = Array.isArray(body.errors)
       ? body.errors.filter((e) => e && typeof e.code === 'string') : [];
     return new ApiError({ status: response.status, code, detail: body.detail || '',
-      retryAfter: body.retry_after ?? (header > 0 ? header : null), fields });
+      retryAfter: body.retry_after ?? (header > 0 ? header : null), fields,
+      debt: Number.isSafeInteger(body.debt) ? body.debt : null });
   }
 
   /* ---------- language ---------- */
@@ -419,6 +422,7 @@
     box.replaceChildren(document.createTextNode(text));
     box.hidden = false;
     if (err.code === 'insufficient-funds') explainFunds(box, scope);
+    if (err.code === 'wallet-in-debt') explainDebt(box, err);
     if (rest) return; // the fields say it in the page's language: no English detail
     if (err.detail && EXPLAINED.has(err.code)) {
       const small = document.createElement('small');
@@ -590,6 +594,18 @@
     } catch { /* the message stands without the balance */ }
   }
 
+  /** Under "wallet in debt": how much is owed, and the wallet page where it is repaid. */
+  function explainDebt(box, err) {
+    const line = document.createElement('small');
+    line.className = 'funds';
+    if (err.debt !== null) line.append(t('debt_now', { amount: money(err.debt) }), ' ');
+    const a = document.createElement('a');
+    a.href = '/wallet';
+    a.textContent = t('repay_debt');
+    line.append(a);
+    box.append(document.createElement('br'), line);
+  }
+
   /** A whole-number field; anything else is refused here, as the API would refuse it. */
   function int(form, name) {
     const input = form.elements[name];
@@ -758,6 +774,14 @@
   }
 
   const ACTIONS = {
+    async 'repay-debt'(button) {
+      button.dataset.idempotencyKey ||= newKey();
+      const r = await api('POST', '/wallet/debt/repay', { auth: 'required',
+        key: button.dataset.idempotencyKey });
+      delete button.dataset.idempotencyKey;
+      await Promise.all([loadBalances(), loadJournal()]);
+      toast(t(r.debt ? 'debt_repaid_part' : 'debt_repaid', { amount: r.repaid, debt: r.debt }));
+    },
     async 'hide-message'(button) {
       // The mission's streamer hides a backer's message; the pledge stays.
       if (!window.confirm(t('confirm_hide_message'))) return;
@@ -996,6 +1020,40 @@
     const w = await api('GET', '/wallet', { auth: 'required' });
     $('#cash-balance').textContent = money(w.cash_balance);
     $('#points-balance').textContent = num(w.points_balance) + T.currency_PTS;
+    const banner = $('#debt-banner');
+    if (banner) {
+      banner.hidden = !w.debt;
+      $('#debt-amount').textContent = money(w.debt || 0);
+    }
+  }
+
+  /** Top-up money a payment provider took back (disputes, cancellations we did not make). */
+  async function loadChargebacks() {
+    const section = $('#chargebacks-section');
+    if (!section) return;
+    const page = await api('GET', '/wallet/chargebacks?limit=20', { auth: 'required' });
+    const rows = page.items.map((x) => {
+      const tr = document.createElement('tr');
+      tr.dataset.state = x.state;
+      const cell = (text, cls) => {
+        const td = document.createElement('td');
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.append(td);
+        return td;
+      };
+      const time = document.createElement('time');
+      time.dateTime = x.created_at;
+      time.dataset.local = '';
+      cell('').append(time);
+      cell(money(x.amount), 'num');
+      cell(T[`chargeback_state_${x.state}`] || x.state);
+      cell(x.reason || '');
+      return tr;
+    });
+    $('#chargebacks tbody').replaceChildren(...rows);
+    section.hidden = rows.length === 0;
+    decorate(section);
   }
 
   async function loadJournal() {
@@ -1582,7 +1640,8 @@
     async wallet() {
       if (!me) return;
       const escrowShown = loadEscrow();
-      const [, , topups] = await Promise.all([loadBalances(), loadJournal(), loadTopups()]);
+      const [, , topups] = await Promise.all([loadBalances(), loadJournal(), loadTopups(),
+        loadChargebacks()]);
       await returnFromProvider(topups);
       await escrowShown;
     },
