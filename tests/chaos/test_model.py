@@ -608,7 +608,8 @@ def build_machine(backend: Backend) -> type[RuleBasedStateMachine]:
                 for u in self.users:
                     r = self.run(self.client.get(f"{API}/wallet", headers=u.headers))
                     w = self.model.wallets[u.id]
-                    assert r.json() == {"cash_balance": w.cash, "points_balance": w.points}
+                    assert r.json() == {"cash_balance": w.cash, "points_balance": w.points,
+                                        "debt": 0}
 
         @invariant()
         def missions_match(self) -> None:

@@ -42,11 +42,11 @@ async def test_success_pays_streamer_minus_fee_and_pays_winning_bets(
     got = (await client.get(f"/api/v1/missions/{m['id']}")).json()
     assert got["settlement"] == "settled"
     assert await wallet(client, streamer) == {"cash_balance": 13_500,
-                                               "points_balance": SIGNUP_POINTS}
+                                               "points_balance": SIGNUP_POINTS, "debt": 0}
     # a: 40,000 cash; 1000 - 100 staked + 400 won + 100 earned for pledging 10,000.
-    assert await wallet(client, a) == {"cash_balance": 40_000, "points_balance": 1_400}
-    assert await wallet(client, b) == {"cash_balance": 45_000, "points_balance": 1_050}
-    assert await wallet(client, bettor) == {"cash_balance": 0, "points_balance": 700}
+    assert await wallet(client, a) == {"cash_balance": 40_000, "points_balance": 1_400, "debt": 0}
+    assert await wallet(client, b) == {"cash_balance": 45_000, "points_balance": 1_050, "debt": 0}
+    assert await wallet(client, bettor) == {"cash_balance": 0, "points_balance": 700, "debt": 0}
     recipients = sorted(str(msg["To"]) for msg in mailer.sent)
     assert len(recipients) == 3 and all(x for x in recipients)
     assert not mailer.to(bettor.email)
@@ -69,7 +69,8 @@ async def test_failure_refunds_every_pledge_and_awards_no_pledge_points(
                           headers=streamer.headers)
     assert r.json()["status"] == "failed"
     await settle_all(container)
-    assert await wallet(client, a) == {"cash_balance": 20_000, "points_balance": SIGNUP_POINTS}
+    assert await wallet(client, a) == {"cash_balance": 20_000, "points_balance": SIGNUP_POINTS,
+                                       "debt": 0}
     lines = (await client.get("/api/v1/wallet/transactions?limit=100", headers=a.headers)).json()
     refunds = [x for x in lines["items"] if x["kind"] == "refund"]
     assert sorted(x["amount"] for x in refunds) == [3_000, 10_000]
@@ -90,7 +91,8 @@ async def test_refunds_every_backer_when_streamer_rejects_and_blocks_reproposal(
     r = await client.post(f"/api/v1/missions/{m['id']}/reject", headers=streamer.headers)
     assert r.json()["status"] == "rejected"
     await settle_all(container)
-    assert await wallet(client, a) == {"cash_balance": 20_000, "points_balance": SIGNUP_POINTS}
+    assert await wallet(client, a) == {"cash_balance": 20_000, "points_balance": SIGNUP_POINTS,
+                                       "debt": 0}
     r = await client.post("/api/v1/missions", headers=a.headers, json={
         "streamer_id": streamer.id, "title": "again", "amount": 1000, "duration_seconds": 600})
     assert r.status_code == 409
@@ -161,7 +163,8 @@ async def test_accepted_mission_expires_at_result_by_and_result_after_is_refused
     await settle_all(container)
     got = (await client.get(f"/api/v1/missions/{m['id']}")).json()
     assert got["status"] == "expired" and got["settlement"] == "settled"
-    assert (await wallet(client, a)) == {"cash_balance": 20_000, "points_balance": SIGNUP_POINTS}
+    assert (await wallet(client, a)) == {"cash_balance": 20_000,
+                                         "points_balance": SIGNUP_POINTS, "debt": 0}
     await assert_ledger_ok(container)
 
 

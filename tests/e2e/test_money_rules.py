@@ -22,7 +22,7 @@ async def test_amounts_must_be_json_integers(
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
     assert "amount" in r.json()["detail"]
-    assert await wallet(client, a) == {"cash_balance": 0, "points_balance": 1000}
+    assert await wallet(client, a) == {"cash_balance": 0, "points_balance": 1000, "debt": 0}
 
 
 async def test_unknown_fields_and_out_of_range_top_ups_are_refused(
@@ -51,7 +51,7 @@ async def test_pledge_larger_than_balance_is_refused_and_changes_nothing(
     r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 3_000},
                           headers=b.headers)
     assert r.status_code == 409 and r.json()["type"].endswith("/insufficient-funds")
-    assert await wallet(client, b) == {"cash_balance": 2_000, "points_balance": 1000}
+    assert await wallet(client, b) == {"cash_balance": 2_000, "points_balance": 1000, "debt": 0}
     assert (await client.get(f"/api/v1/missions/{m['id']}")).json()["total_pledged"] == 10_000
     r = await client.post(f"/api/v1/missions/{m['id']}/pledges", json={"amount": 500},
                           headers=b.headers)
@@ -167,7 +167,7 @@ async def test_mission_proposals_are_validated(
     r = await client.post("/api/v1/missions", json=body, headers=a.headers)
     assert r.status_code == 422, r.text
     assert field in r.json()["detail"]
-    assert await wallet(client, a) == {"cash_balance": 10_000, "points_balance": 1000}
+    assert await wallet(client, a) == {"cash_balance": 10_000, "points_balance": 1000, "debt": 0}
 
 
 async def test_proposals_respect_channel_settings(

@@ -62,9 +62,9 @@ async def test_colluding_backer_earns_no_points_when_the_cash_comes_back(
     await end(client, clock, m, streamer, creator)
     await settle_all(container)
     assert await wallet(client, backer) == {"cash_balance": 500_000,
-                                            "points_balance": SIGNUP_POINTS}
+                                            "points_balance": SIGNUP_POINTS, "debt": 0}
     assert await wallet(client, creator) == {"cash_balance": 20_000,
-                                             "points_balance": SIGNUP_POINTS}
+                                             "points_balance": SIGNUP_POINTS, "debt": 0}
     lines = (await client.get("/api/v1/wallet/transactions?limit=100",
                               headers=backer.headers)).json()["items"]
     assert "pledge_points" not in {x["kind"] for x in lines}

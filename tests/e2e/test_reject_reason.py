@@ -59,8 +59,8 @@ async def test_reject_with_reason_is_stored_shown_and_mailed(
     assert "The streamer&#39;s reason:" in english.text
 
     await settle_all(container)
-    assert await wallet(client, a) == {"cash_balance": 30_000, "points_balance": 1000}
-    assert await wallet(client, b) == {"cash_balance": 30_000, "points_balance": 1000}
+    assert await wallet(client, a) == {"cash_balance": 30_000, "points_balance": 1000, "debt": 0}
+    assert await wallet(client, b) == {"cash_balance": 30_000, "points_balance": 1000, "debt": 0}
     ko = mailer.to(a.email)
     en = mailer.to(b.email)
     assert len(ko) == 1 and len(en) == 1
