@@ -27,7 +27,8 @@ _REFUSED: dict[int | str, dict[str, Any]] = {
                          "refund of it still pending); `refund-window-closed` "
                          "(REFUND_WINDOW_DAYS after completion passed); "
                          "`refund-exceeds-refundable` (more than the top-up less its "
-                         "refunds, or than the unspent cash; `refundable` says how much)"},
+                         "refunds and chargebacks, or than the unspent cash; `refundable` "
+                         "says how much); `wallet-in-debt` (a chargeback's debt is unpaid)"},
 }
 
 
