@@ -230,3 +230,51 @@ async def test_our_own_cancellations_are_no_chargeback(
     assert await chargebacks_of(client, fan) == []
     assert await cash(client, fan) == 10_000
     await assert_ledger_ok(container)
+
+
+@pytest.mark.parametrize("provider", ["stripe"])
+async def test_a_wallet_in_debt_refunds_nothing_until_repaid(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    streamer, fan = await make_user(container, "streamer"), await make_user(container)
+    disputed = await paid_topup(client, payer, fan, 30_000)
+    other = await paid_topup(client, payer, fan, 10_000)
+    mission = await propose(client, fan, streamer, amount=40_000)
+    dispute = payer.fakes.stripe_dispute(disputed["provider_payment_id"])
+    await deliver(client, payer, F.stripe_webhook("charge.dispute.created", dispute))
+    assert (await client.post(f"{API}/missions/{mission['id']}/reject",
+                              headers=streamer.headers)).status_code == 200
+    await settle_all(container)
+    assert await wallet_of(client, fan) == {"cash_balance": 40_000, "points_balance": 1000,
+                                            "debt": 30_000}
+    listed = (await client.get(f"{API}/wallet/topups/{other['id']}/refunds",
+                               headers=fan.headers)).json()
+    assert listed["refundable"] == 0
+    r = await client.post(f"{API}/wallet/topups/{other['id']}/refunds", json={},
+                          headers=fan.headers)
+    assert_in_debt(r, 30_000)
+    assert (await client.post(f"{API}/wallet/debt/repay", headers=fan.headers)).json() == {
+        "repaid": 30_000, "cash_balance": 10_000, "debt": 0}
+    r = await client.post(f"{API}/wallet/topups/{other['id']}/refunds", json={},
+                          headers=fan.headers)
+    assert r.status_code == 202, r.text
+    await assert_ledger_ok(container)
+
+
+@pytest.mark.parametrize("provider", ["stripe"])
+async def test_a_refund_offers_what_the_chargebacks_left(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    fan = await make_user(container)
+    topup = await paid_topup(client, payer, fan, 30_000)
+    await deliver(client, payer, take_back(payer, topup["provider_payment_id"], 10_000))
+    assert await cash(client, fan) == 20_000
+    refunds = f"{API}/wallet/topups/{topup['id']}/refunds"
+    assert (await client.get(refunds, headers=fan.headers)).json()["refundable"] == 20_000
+    r = await client.post(refunds, json={"amount": 20_001}, headers=fan.headers)
+    assert r.status_code == 409 and r.json()["refundable"] == 20_000, r.text
+    r = await client.post(refunds, json={"amount": 20_000}, headers=fan.headers)
+    assert r.status_code == 202, r.text
+    await settle_all(container)
+    assert await cash(client, fan) == 0
+    await assert_ledger_ok(container)
