@@ -279,7 +279,8 @@ async def test_pledges_and_bets_at_once_keep_cash_and_points_apart(
     assert pledged == 4 and betted == points // 150, [r.text for r in rs]
     assert all(_code(r) == "insufficient-funds" for r in rs if r.status_code != 201)
     w = await wallet(client, fan)
-    assert w == {"cash_balance": 0, "points_balance": points - 150 * betted}
+    assert w == {"cash_balance": 0, "points_balance": points - 150 * betted,
+                 "debt": 0}
     await _finish(container)
 
 
