@@ -13,9 +13,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from missionlink.adapters.db.core_tables import topups
 from missionlink.adapters.db.payout_tables import payout_accounts
+from missionlink.adapters.payments.providers import ProviderDispute
 from missionlink.bootstrap import Container
+from missionlink.domain import ledger as L
 from missionlink.domain.clock import FrozenClock
+from missionlink.services.chargebacks import apply_dispute
 from missionlink.services.wallet import KST
 from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up, wallet
 
@@ -105,6 +109,34 @@ async def test_a_streamer_withdraws_earnings_after_the_hold_with_tax_withheld(
     lines = {(line["kind"], line["amount"], line["counterparty"]) for line in r.json()["items"]}
     assert {("withdrawal", -48_350, "withdrawal:clearing"),
             ("withholding", -1_650, "tax:withholding")} <= lines
+    await assert_ledger_ok(container)
+
+
+async def test_a_wallet_in_debt_withdraws_nothing_until_repaid(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    streamer = await make_user(container, "streamer")
+    other = await make_user(container, "streamer")
+    await top_up(client, streamer, 10_000)
+    await propose(client, streamer, other, amount=10_000)
+    async with container.core_db.begin() as conn:
+        pid = await conn.scalar(select(topups.c.provider_payment_id)
+                                .where(topups.c.user_id == streamer.id))
+        dispute = ProviderDispute("dp_payout", str(pid), 10_000, L.KRW, "opened")
+        await apply_dispute(conn, provider="sandbox", dispute=dispute, now=clock.now())
+    await _earn(client, container, streamer, 100_000)
+    r = await client.put("/api/v1/me/payout-account", json=ACCOUNT, headers=streamer.headers)
+    assert r.status_code == 200, r.text
+    clock.advance(7 * DAY)
+    got = await _summary(client, streamer)
+    assert (got["withdrawable"], got["cash_balance"]) == (0, 90_000)
+    r = await _withdraw(client, streamer, 10_000, "w-debt")
+    assert r.status_code == 409 and "10000 KRW in debt" in r.json()["detail"], r.text
+    r = await client.post("/api/v1/wallet/debt/repay", headers=streamer.headers)
+    assert r.json() == {"repaid": 10_000, "cash_balance": 80_000, "debt": 0}, r.text
+    assert (await _summary(client, streamer))["withdrawable"] == 80_000
+    r = await _withdraw(client, streamer, 80_000, "w-debt")
+    assert r.status_code == 201, r.text
     await assert_ledger_ok(container)
 
 

@@ -115,9 +115,12 @@ async def summary(conn: AsyncConnection, *, user_id: int, hold: timedelta, now: 
     committed = await _sum(conn, withdrawals.c.gross, mine, withdrawals.c.state.in_(P.COMMITTED))
     requested = await _sum(conn, withdrawals.c.gross, mine, withdrawals.c.state.in_(P.IN_FLIGHT))
     paid = await _sum(conn, withdrawals.c.gross, mine, withdrawals.c.state == "paid")
-    balance = int(await conn.scalar(
-        select(wallets.c.cash_balance).where(wallets.c.user_id == user_id)) or 0)
-    return {"pending": pending, "withdrawable": max(0, min(matured - committed, balance)),
+    wallet = (await conn.execute(select(wallets.c.cash_balance, wallets.c.debt)
+                                 .where(wallets.c.user_id == user_id))).first()
+    balance = int(wallet.cash_balance) if wallet is not None else 0
+    # A wallet in debt (a chargeback's) withdraws nothing until the debt is repaid.
+    room = 0 if wallet is not None and wallet.debt else balance
+    return {"pending": pending, "withdrawable": max(0, min(matured - committed, room)),
             "requested": requested, "paid": paid, "cash_balance": balance}
 
 
@@ -143,8 +146,11 @@ async def request_withdrawal(
     if account is None:
         raise PayoutAccountMissing("register a payout account before withdrawing")
     # The wallet row is locked first: two requests at once are counted one after the other.
-    await conn.execute(select(wallets.c.user_id).where(wallets.c.user_id == user_id)
-                       .with_for_update())
+    debt = await conn.scalar(select(wallets.c.debt).where(wallets.c.user_id == user_id)
+                             .with_for_update())
+    if debt:
+        raise NotWithdrawable(f"a chargeback left this wallet {debt} KRW in debt; nothing "
+                              f"is withdrawable until it is repaid")
     now_sum = await summary(conn, user_id=user_id, hold=hold, now=now)
     if amount > now_sum["withdrawable"]:
         raise NotWithdrawable(f"{now_sum['withdrawable']} KRW is withdrawable now "
