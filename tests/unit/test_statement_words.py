@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from missionlink.domain import ledger as L
 from missionlink.domain.errors import InvalidInput
 from missionlink.services import i18n, statement
 
@@ -21,6 +22,7 @@ def test_the_language_is_asked_then_the_browsers_then_the_users_own() -> None:
 @pytest.mark.parametrize(("account", "ko", "en"), [
     ("user:3:cash", "현금 지갑", "Cash wallet"),
     ("user:3:points", "포인트 지갑", "Points wallet"),
+    ("user:3:receivable", "미수금", "Debt"),
     ("mission:4:escrow", "미션 보관금", "Mission escrow"),
     ("mission:4:pool", "승부 예측 풀", "Prediction pool"),
     ("platform:fee", "플랫폼 수수료", "Platform fee"),
@@ -36,6 +38,10 @@ def test_accounts_are_named_as_a_person_calls_them(account: str, ko: str, en: st
     assert i18n.account_label(account, "ko") == ko
     assert i18n.account_label(account, "en") == en
 
+
+
+def test_every_kind_of_transfer_has_its_words() -> None:
+    assert [k.value for k in L.TransferKind if k.value not in i18n.KINDS] == []
 
 @pytest.mark.parametrize("text", ["=1+1", "+82", "-5", "@SUM(A1)", "\tx", "\rx"])
 def test_a_cell_that_a_spreadsheet_would_run_is_written_as_text(text: str) -> None:

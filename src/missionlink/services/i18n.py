@@ -73,6 +73,9 @@ KINDS: dict[str, dict[Language, str]] = {
     "withdrawal_paid": {"ko": "출금 입금", "en": "Withdrawal paid"},
     "withdrawal_failed": {"ko": "출금 실패 환급", "en": "Withdrawal returned"},
     "withholding_back": {"ko": "원천징수 환급", "en": "Withholding returned"},
+    "chargeback": {"ko": "차지백", "en": "Chargeback"},
+    "chargeback_won": {"ko": "차지백 반환", "en": "Chargeback reversed"},
+    "debt_repayment": {"ko": "미수금 상환", "en": "Debt repayment"},
 }
 
 _OTHER_KIND: dict[Language, str] = {"ko": "기타", "en": "Other"}
@@ -93,6 +96,7 @@ PROVIDERS: dict[str, dict[Language, str]] = {
 _ACCOUNTS: list[tuple[re.Pattern[str], dict[Language, str]]] = [
     (re.compile(r"user:\d+:cash"), {"ko": "현금 지갑", "en": "Cash wallet"}),
     (re.compile(r"user:\d+:points"), {"ko": "포인트 지갑", "en": "Points wallet"}),
+    (re.compile(r"user:\d+:receivable"), {"ko": "미수금", "en": "Debt"}),
     (re.compile(r"mission:\d+:escrow"), {"ko": "미션 보관금", "en": "Mission escrow"}),
     (re.compile(r"mission:\d+:pool"), {"ko": "승부 예측 풀", "en": "Prediction pool"}),
     (re.compile(r"platform:fee"), {"ko": "플랫폼 수수료", "en": "Platform fee"}),
