@@ -4,7 +4,7 @@ works on a phone.
 Headless Chromium (Debian's ``chromium``) via Playwright, at the sizes and languages of
 ``browser_matrix()``, on demo data made through the API (tests/e2e/demo.py): the
 directory and its search, a channel, missions in several states, a post, log in and sign
-up (also with their field errors shown), the wallet, My page, the studio and the overlay,
+up (also with their field errors shown), the wallet with its refund list, My page, the studio and the overlay,
 as a visitor, a viewer and the streamer (the studio's payouts page and yearly statement
 too). One browser per size; one tab per person, walked
 from page to page. On a 390x844 phone the pledge button of the mission page is within
@@ -105,8 +105,10 @@ async def _walk(checker: Checker, browser: Any, base: str, demo: Demo, lang: str
     viewer = await checker.tab(browser, lang, viewport, demo.viewer)
     for path in (f"/channels/{demo.streamer.id}", f"/missions/{m['live']}",
                  f"/missions/{m['rejected']}", f"/missions/{m['succeeded']}",
-                 f"/posts/{demo.post_id}", "/wallet", "/me"):
+                 f"/posts/{demo.post_id}", "/me"):
         await checker.visit(viewer, base + path + q)
+    # The wallet with its top-ups (a refund button each) and the list of refunds.
+    await checker.visit(viewer, base + "/wallet" + q, ready="#refunds tbody tr")
 
     streamer = await checker.tab(browser, lang, viewport, demo.streamer)
     year = time.gmtime().tm_year
