@@ -1,8 +1,9 @@
 """What the deployment guards take from the product's own files, in one place: the health
 routes (``api/routers/health.py``), the worker's health routes (``workers/health.py``), the
 ``serve`` port (``cli.py``), the worker's metrics port and the API's internal metrics port
-(``config.py``). ``deploy/docker/guards.py`` and ``deploy/k8s/guards.py`` both check
-against these."""
+(``config.py``), and the settings ``config.py`` types ``SecretStr`` (credentials whatever
+their name). ``deploy/docker/guards.py`` and ``deploy/k8s/guards.py`` both check against
+these."""
 
 from __future__ import annotations
 
@@ -56,3 +57,11 @@ def worker_health_paths() -> dict[str, str]:
     found = dict(re.findall(r'^(HEALTH_PATH|READY_PATH) = "([^"]+)"', text, re.M))
     assert set(found) == {"HEALTH_PATH", "READY_PATH"}, "workers/health.py: routes not found"
     return {"liveness": found["HEALTH_PATH"], "readiness": found["READY_PATH"]}
+
+
+def secret_typed_settings() -> set[str]:
+    """MISSIONLINK_<NAME> of every setting config.py types ``SecretStr``: a credential
+    whatever its name says, so the secret guards need no new pattern for it."""
+    text = (SRC / "config.py").read_text()
+    names = re.findall(r"^    ([a-z_]+): [^=\n]*\bSecretStr\b", text, re.M)
+    return {f"MISSIONLINK_{n.upper()}" for n in names}

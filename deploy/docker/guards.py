@@ -24,6 +24,7 @@ from product_facts import (
     api_metrics_default_port,
     health_paths,
     metrics_default_port,
+    secret_typed_settings,
     serve_default_port,
     worker_health_paths,
 )
@@ -53,10 +54,10 @@ BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|make|build-essential|cargo|rustc|git)\b"
 # the product's own facts ----------------------------------------------------------------
 
 
-
-
-
-
+def is_secret(name: str) -> bool:
+    """A credential: by its name, or a setting config.py types ``SecretStr``."""
+    upper = name.upper()
+    return bool(SECRET_NAME.search(upper)) or upper in secret_typed_settings()
 
 
 def settings() -> set[str]:
@@ -166,7 +167,7 @@ def check_secrets(instructions: list[Instruction]) -> list[str]:
     for keyword, rest in instructions:
         if keyword in ("ENV", "ARG"):
             for name in re.findall(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=", rest) or [rest.split()[0]]:
-                if SECRET_NAME.search(name.upper()):
+                if is_secret(name):
                     problems.append(f"P16: {keyword} {name} puts a secret into the image")
         if keyword == "COPY" and re.search(r"secrets?/|\.pem\b|\.key\b|\.env\b", rest):
             problems.append(f"P16: COPY {rest} copies secrets into the image")
@@ -368,7 +369,7 @@ def check_p16(compose: Compose, tracked: list[str]) -> list[str]:
     problems: list[str] = []
     for name, svc in compose["services"].items():
         for key, value in environment(svc).items():
-            if SECRET_NAME.search(key) and not key.endswith("_FILE") and value:
+            if is_secret(key) and not key.endswith("_FILE") and value:
                 problems.append(f"P16: {name} sets {key} as a plain value")
             if URL_WITH_PASSWORD.match(value):
                 problems.append(f"P16: {name} {key} carries a password in the URL")

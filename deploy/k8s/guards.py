@@ -22,6 +22,7 @@ from product_facts import (
     api_metrics_default_port,
     health_paths,
     metrics_default_port,
+    secret_typed_settings,
     serve_default_port,
     worker_health_paths,
 )
@@ -38,17 +39,17 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 INGRESS_ANNOTATION = "alb.ingress.kubernetes.io/"
 
 
-
-
+def is_secret(name: str) -> bool:
+    """A credential: by its name, or a setting config.py types ``SecretStr``."""
+    upper = name.upper()
+    return bool(SECRET_NAME.search(upper)) or upper in secret_typed_settings()
 
 
 def secret_settings() -> list[str]:
     """MISSIONLINK_<NAME> of every setting in config.py that holds a credential."""
     text = (SRC / "config.py").read_text()
     names = re.findall(r"^    ([a-z_]+): ", text, re.M)
-    return sorted(
-        f"MISSIONLINK_{n.upper()}" for n in names if SECRET_NAME.search(n.upper())
-    )
+    return sorted(f"MISSIONLINK_{n.upper()}" for n in names if is_secret(f"MISSIONLINK_{n}"))
 
 
 # helpers ---------------------------------------------------------------------------------
@@ -321,13 +322,13 @@ def check_p16(docs: list[Doc]) -> list[str]:
             problems.append(f"P16 {name_of(secret)}: secret values in a manifest")
     for cm in objects(docs, "ConfigMap"):
         for key in cm.get("data", {}):
-            if SECRET_NAME.search(key.upper()):
+            if is_secret(key):
                 problems.append(f"P16 {name_of(cm)}: {key} is a secret in a ConfigMap")
     targets = {e["spec"]["target"]["name"] for e in objects(docs, "ExternalSecret")}
     for doc in workloads(docs):
         for c in containers(doc):
             for var in c.get("env", []):
-                if "value" in var and SECRET_NAME.search(var["name"].upper()):
+                if "value" in var and is_secret(var["name"]):
                     problems.append(
                         f"P16 {name_of(doc)}/{c['name']}: {var['name']} has a plain value"
                     )

@@ -141,6 +141,9 @@ DOCKERFILE_BREAKS: dict[str, tuple[str, str, str, str]] = {
         "COPY --from=build /src /src", "/src"),
     "a password in ENV": ("P16", "PYTHONUNBUFFERED=1 \\",
                           "PYTHONUNBUFFERED=1 MISSIONLINK_DATABASE_PASSWORD=x \\", "DATABASE_PASSWORD"),
+    "a SecretStr setting in ENV": ("P16", "PYTHONUNBUFFERED=1 \\",
+                                   "PYTHONUNBUFFERED=1 MISSIONLINK_PAYOUT_ACCOUNT_KEYS=k1:AAAA \\",
+                                   "PAYOUT_ACCOUNT_KEYS"),
     "a secret build ARG": ("P16", "ARG VERSION=0.0.0", "ARG VERSION=0.0.0\nARG PYPI_TOKEN",
                            "PYPI_TOKEN"),
     "data outside /tmp": ("RO", "MISSIONLINK_DATA_DIR=/tmp/missionlink",
@@ -261,6 +264,8 @@ def test_p4_guard_catches(compose: Compose, nginx_conf: str, prometheus: str, ca
 P16_BREAKS: dict[str, tuple[Mutation, str]] = {
     "a password as a plain value": (
         _env("api-1", "MISSIONLINK_DATABASE_PASSWORD", "hunter2"), "plain value"),
+    "a SecretStr setting as a plain value": (
+        _env("worker", "MISSIONLINK_PAYOUT_ACCOUNT_KEYS", "k1:AAAA"), "PAYOUT_ACCOUNT_KEYS"),
     "a password in the URL": (
         _env("worker", "MISSIONLINK_DATABASE_URL", "postgresql://u:p@postgres:5432/core"),
         "password in the URL"),

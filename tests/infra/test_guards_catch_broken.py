@@ -441,6 +441,15 @@ def test_p16_database_endpoint_in_plain_environment(broken: Broken) -> None:
     caught("P16", a, "MISSIONLINK_DB_HOST")
 
 
+def test_p16_secretstr_setting_in_plain_environment(broken: Broken) -> None:
+    a = broken("dev")
+    task = one(a, "AWS::ECS::TaskDefinition", "Worker")
+    task.props["ContainerDefinitions"][0]["Environment"].append(
+        {"Name": "MISSIONLINK_PAYOUT_ACCOUNT_KEYS", "Value": "k1:AAAA"}
+    )
+    caught("P16", a, "sets MISSIONLINK_PAYOUT_ACCOUNT_KEYS as a plain environment value")
+
+
 # P17 ------------------------------------------------------------------------------------
 
 

@@ -349,6 +349,16 @@ def _add_env(name: str, value: str) -> Mutation:
     return lambda d: container(d, "worker").setdefault("env", []).append({"name": name, "value": value})
 
 
+def _drop_external(secret_key: str) -> Mutation:
+    def drop(d: Docs) -> None:
+        data = one(d, "ExternalSecret")["spec"]["data"]
+        kept = [item for item in data if item["secretKey"] != secret_key]
+        assert len(kept) == len(data) - 1, f"no ExternalSecret entry {secret_key}"
+        data[:] = kept
+
+    return drop
+
+
 P16_BREAKS: dict[str, tuple[Mutation, str]] = {
     "a password as a plain value": (_add_env("MISSIONLINK_DATABASE_PASSWORD", "hunter2"), "plain value"),
     "a database URL as a plain value": (
@@ -367,7 +377,17 @@ P16_BREAKS: dict[str, tuple[Mutation, str]] = {
         "hand-made",
     ),
     "a secret setting with no source": (
-        lambda d: one(d, "ExternalSecret")["spec"]["data"].pop(), "PAYMENT_WEBHOOK_SECRET"
+        lambda d: _drop_external("MISSIONLINK_PAYMENT_WEBHOOK_SECRET")(d), "PAYMENT_WEBHOOK_SECRET"
+    ),
+    "a SecretStr setting with no source": (
+        lambda d: _drop_external("MISSIONLINK_PAYOUT_ACCOUNT_KEYS")(d), "PAYOUT_ACCOUNT_KEYS"
+    ),
+    "a SecretStr setting in the ConfigMap": (
+        lambda d: settings(d).__setitem__("MISSIONLINK_PAYOUT_ACCOUNT_KEYS", "k1:AAAA"),
+        "PAYOUT_ACCOUNT_KEYS is a secret in a ConfigMap",
+    ),
+    "a SecretStr setting as a plain value": (
+        _add_env("MISSIONLINK_PAYOUT_ACCOUNT_KEYS", "k1:AAAA"), "PAYOUT_ACCOUNT_KEYS has a plain"
     ),
     "a templated target": (
         lambda d: one(d, "ExternalSecret")["spec"]["target"].__setitem__(
@@ -394,8 +414,34 @@ def test_p16_guard_catches(prod: Docs, case: str) -> None:
 def test_every_secret_setting_in_config_is_known_to_the_guard() -> None:
     names = guards.secret_settings()
     for expected in ("DATABASE_URL", "IDENTITY_DATABASE_URL", "BROKER_URL", "JWT_PRIVATE_KEY",
-                     "SMTP_PASSWORD", "PAYMENT_WEBHOOK_SECRET"):
+                     "SMTP_PASSWORD", "PAYMENT_WEBHOOK_SECRET", "PORTONE_API_SECRET",
+                     "PORTONE_WEBHOOK_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
+                     "PAYOUT_ACCOUNT_KEYS"):
         assert f"MISSIONLINK_{expected}" in names, names
+
+
+def test_every_secret_setting_comes_from_the_external_secret(rendered: dict[str, Docs]) -> None:
+    for env, docs in rendered.items():
+        provided = {item["secretKey"] for item in one(docs, "ExternalSecret")["spec"]["data"]}
+        assert set(guards.secret_settings()) <= provided, env
+        assert "MISSIONLINK_PAYOUT_ACCOUNT_KEYS" in provided, env
+
+
+def test_a_setting_typed_secretstr_is_a_secret_whatever_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import product_facts
+
+    config = (ROOT / "src" / "missionlink" / "config.py").read_text().replace(
+        "    payout_minimum: int", '    bank_pepper: SecretStr = SecretStr("")\n'
+        "    payout_minimum: int", 1)
+    assert "bank_pepper" in config
+    (tmp_path / "config.py").write_text(config)
+    monkeypatch.setattr(product_facts, "SRC", tmp_path)
+    monkeypatch.setattr(guards, "SRC", tmp_path)
+    assert "MISSIONLINK_BANK_PEPPER" in guards.secret_settings()
+    assert guards.is_secret("MISSIONLINK_BANK_PEPPER")
+    assert not guards.is_secret("MISSIONLINK_PAYOUT_MINIMUM")
 
 
 def _security(field: str, value: Any) -> Mutation:

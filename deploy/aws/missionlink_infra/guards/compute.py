@@ -3,7 +3,9 @@ deploy strategy and scaling in code (P15)."""
 
 from __future__ import annotations
 
+import functools
 import re
+from pathlib import Path
 
 from missionlink_infra.guards.model import Assembly, Json, Resource, as_list
 
@@ -25,6 +27,8 @@ IMMUTABLE_REF = re.compile(
 SECRET_NAME = re.compile(
     r"PASSWORD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|DATABASE_URL|BROKER_URL", re.IGNORECASE
 )
+# The product's settings: any it types SecretStr is a secret whatever its name says.
+CONFIG_PY = Path(__file__).resolve().parents[4] / "src" / "missionlink" / "config.py"
 SECRET_STORES = (
     "AWS::SecretsManager::Secret",
     "AWS::SecretsManager::SecretTargetAttachment",
@@ -37,6 +41,18 @@ ENDPOINT_ATTRIBUTES = (
     "ReadEndpoint",
     "ConfigurationEndPoint",
 )
+
+
+@functools.cache
+def secret_typed_settings() -> frozenset[str]:
+    """MISSIONLINK_<NAME> of every setting config.py types ``SecretStr``."""
+    names = re.findall(r"^    ([a-z_]+): [^=\n]*\bSecretStr\b", CONFIG_PY.read_text(), re.M)
+    return frozenset(f"MISSIONLINK_{n.upper()}" for n in names)
+
+
+def is_secret(name: str) -> bool:
+    """A credential: by its name, or a setting config.py types ``SecretStr``."""
+    return bool(SECRET_NAME.search(name)) or name.upper() in secret_typed_settings()
 
 
 def task_definition_of(a: Assembly, service: Resource) -> Resource | None:
@@ -231,7 +247,7 @@ def check_secrets_by_reference(a: Assembly) -> list[str]:
             for env in as_list(container.get("Environment")):
                 name, value = str(env.get("Name", "")), env.get("Value")
                 text = a.flat(task.stack, value)
-                if SECRET_NAME.search(name):
+                if is_secret(name):
                     problems.append(f"P16: {label} sets {name} as a plain environment value")
                 elif "{{resolve:" in text or any(att in text for att in ENDPOINT_ATTRIBUTES):
                     problems.append(f"P16: {label} puts a secret or endpoint in {name}")
