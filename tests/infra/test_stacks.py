@@ -258,6 +258,42 @@ def test_one_image_three_commands(assemblies: dict[str, Any], env: str) -> None:
     }
 
 
+PAYMENT_SECRETS = {
+    # variable: (secret name after the prefix, JSON key or "")
+    "MISSIONLINK_PORTONE_API_SECRET": ("portone", "api-secret"),
+    "MISSIONLINK_PORTONE_WEBHOOK_SECRET": ("portone", "webhook-secret"),
+    "MISSIONLINK_STRIPE_SECRET_KEY": ("stripe", "secret-key"),
+    "MISSIONLINK_STRIPE_WEBHOOK_SECRET": ("stripe", "webhook-secret"),
+    "MISSIONLINK_PAYOUT_ACCOUNT_KEYS": ("payout-account-keys", ""),
+}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_payment_and_payout_secrets_reach_every_task_as_secrets(
+    assemblies: dict[str, Any], env: str
+) -> None:
+    a = assemblies[env]
+    prefix = ENVIRONMENTS[env].prefix
+    arns = {}
+    for secret in a.resources("AWS::SecretsManager::Secret"):
+        name = secret.props.get("Name")
+        if name in {f"{prefix}/{n}" for n, _ in PAYMENT_SECRETS.values()}:
+            arns[name] = secret
+    assert len(arns) == 3, sorted(arns)
+    for task in a.resources("AWS::ECS::TaskDefinition"):
+        app = task.props["ContainerDefinitions"][0]
+        plain = {e["Name"] for e in app.get("Environment", [])}
+        secrets = {s["Name"]: s["ValueFrom"] for s in app.get("Secrets", [])}
+        for variable, (name, key) in PAYMENT_SECRETS.items():
+            assert variable not in plain, (task, variable)
+            assert variable in secrets, (task, variable)
+            refs = a.references(task.stack, secrets[variable])
+            assert [r.logical_id for r in refs] == [arns[f"{prefix}/{name}"].logical_id], (
+                task, variable, secrets[variable])
+            value_from = a.flat(task.stack, secrets[variable])
+            assert value_from.endswith(f":{key}::") if key else not value_from.endswith("::")
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_worker_publishes_the_outbox_age(assemblies: dict[str, Any], env: str) -> None:
     worker = next(

@@ -76,7 +76,37 @@ class DataStack(Stack):
             ),
             removal_policy=removal,
         )
-        for secret in (self.jwt_private_key, self.payment_webhook_secret, self.smtp_credentials):
+        # The real payment providers' keys (docs/payments.md), as PortOne and Stripe issue
+        # them; blank until then, so PAYMENT_PROVIDER=portone or stripe refuses to start
+        # rather than run on a made-up key (the sandbox and the generic webhook ignore them).
+        self.portone = self._blank_secret(
+            "Portone", "portone", "PortOne V2 API secret and webhook secret",
+            ("api-secret", "webhook-secret"), removal,
+        )
+        self.stripe = self._blank_secret(
+            "Stripe", "stripe", "Stripe secret key and webhook signing secret",
+            ("secret-key", "webhook-secret"), removal,
+        )
+        # The key-encryption keys of the payout bank accounts (docs/security.md), made by
+        # `missionlink payouts new-key`; blank leaves payouts off (503 payouts-unavailable).
+        self.payout_account_keys = sm.Secret(
+            self,
+            "PayoutAccountKeys",
+            secret_name=f"{config.prefix}/payout-account-keys",
+            description="PAYOUT_ACCOUNT_KEYS: <key id>:<base64 of 32 bytes>, current first",
+            encryption_key=self.key,
+            # A blank placeholder (Secrets Manager stores no empty string): no keys yet.
+            secret_string_value=SecretValue.unsafe_plain_text(" "),
+            removal_policy=removal,
+        )
+        for secret in (
+            self.jwt_private_key,
+            self.payment_webhook_secret,
+            self.smtp_credentials,
+            self.portone,
+            self.stripe,
+            self.payout_account_keys,
+        ):
             skip_nag(
                 secret,
                 "AwsSolutions-SMG4",
@@ -94,6 +124,25 @@ class DataStack(Stack):
             generate_secret_string=sm.SecretStringGenerator(
                 exclude_punctuation=True, password_length=64
             ),
+            removal_policy=removal,
+        )
+
+    def _blank_secret(
+        self,
+        cid: str,
+        name: str,
+        description: str,
+        keys: tuple[str, ...],
+        removal: RemovalPolicy,
+    ) -> sm.Secret:
+        """A JSON secret whose keys the operator fills (docs/deploy-aws.md, step 7)."""
+        return sm.Secret(
+            self,
+            cid,
+            secret_name=f"{self.config.prefix}/{name}",
+            description=f"{description} (JSON keys {', '.join(keys)})",
+            encryption_key=self.key,
+            secret_object_value={k: SecretValue.unsafe_plain_text("") for k in keys},
             removal_policy=removal,
         )
 

@@ -215,6 +215,11 @@ class TaskFactory:
             "MISSIONLINK_SMTP_PASSWORD": from_sm(refs["smtp"], "password"),
             "MISSIONLINK_JWT_PRIVATE_KEY": from_sm(refs["jwt"]),
             "MISSIONLINK_PAYMENT_WEBHOOK_SECRET": from_sm(refs["webhook"]),
+            "MISSIONLINK_PORTONE_API_SECRET": from_sm(refs["portone"], "api-secret"),
+            "MISSIONLINK_PORTONE_WEBHOOK_SECRET": from_sm(refs["portone"], "webhook-secret"),
+            "MISSIONLINK_STRIPE_SECRET_KEY": from_sm(refs["stripe"], "secret-key"),
+            "MISSIONLINK_STRIPE_WEBHOOK_SECRET": from_sm(refs["stripe"], "webhook-secret"),
+            "MISSIONLINK_PAYOUT_ACCOUNT_KEYS": from_sm(refs["payout_keys"]),
         }
 
     def _import_secrets(self) -> dict[str, sm.ISecret]:
@@ -231,6 +236,9 @@ class TaskFactory:
             "smtp": d.smtp_credentials,
             "jwt": d.jwt_private_key,
             "webhook": d.payment_webhook_secret,
+            "portone": d.portone,
+            "stripe": d.stripe,
+            "payout_keys": d.payout_account_keys,
         }
         return {
             name: sm.Secret.from_secret_attributes(
