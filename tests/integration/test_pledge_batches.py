@@ -1,8 +1,10 @@
-"""Pledges gathered into batches on PostgreSQL (``PostgresPledgeDesk``, migration 0005).
+"""Pledges gathered into batches on PostgreSQL (``PostgresPledgeDesk``, migration 0018).
 
-Pledges that arrive together share one statement and one commit; each is still refused or
-failed on its own, answered only after the commit, and counted once. The table of single
-refusals and successes is ``test_pledge_parity.py``; these are the batch's own cases.
+Pledges that arrive together share one call and one commit: set-based statements place
+the batch, and the pledges a set step refuses take the per-pledge path, so each is still
+refused or failed on its own, answered only after the commit, and counted once. The table
+of single refusals and successes is ``test_pledge_parity.py``; these are the batch's own
+cases.
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from missionlink.adapters.db.core_tables import idempotency_keys, mission_totals, pledges
+from missionlink.adapters.db.core_tables import (
+    idempotency_keys,
+    mission_totals,
+    outbox,
+    pledges,
+    wallets,
+)
 from missionlink.bootstrap import Container
+from missionlink.domain import events as topics
 from missionlink.domain.clock import FrozenClock
 from missionlink.domain.errors import DomainError
 from missionlink.services.pledges import PledgeFailed, PostgresPledgeDesk
@@ -97,6 +106,85 @@ async def test_one_batch_answers_each_pledge_on_its_own(
     await assert_ledger_ok(container)
 
 
+async def _cash(container: Container, actor: Actor) -> int:
+    async with container.core_db.read() as conn:
+        return int(await conn.scalar(select(wallets.c.cash_balance)
+                                     .where(wallets.c.user_id == actor.id)) or 0)
+
+
+async def _stored_keys(container: Container, actor: Actor) -> dict[str, int | None]:
+    async with container.core_db.read() as conn:
+        rows = await conn.execute(select(idempotency_keys.c.key, idempotency_keys.c.status_code)
+                                  .where(idempotency_keys.c.user_id == actor.id))
+    return {r.key: r.status_code for r in rows}
+
+
+async def _events(container: Container, mission_id: int) -> list[dict[str, Any]]:
+    async with container.core_db.read() as conn:
+        rows = await conn.execute(select(outbox.c.payload)
+                                  .where(outbox.c.topic == topics.PLEDGE_CREATED)
+                                  .order_by(outbox.c.id))
+    return [dict(r.payload) for r in rows if r.payload["mission_id"] == mission_id]
+
+
+async def test_one_wallet_and_one_mission_in_a_batch_mixing_placed_refused_and_replayed(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    """The set-based statements place what fits; each pledge they refuse is decided on its
+    own, in the batch's order, as if the batch had been applied one pledge at a time."""
+    streamer, mission = await _mission(client, container)
+    (proposer,) = await _fans(client, container, 1, 10_000)
+    closed = await propose(client, proposer, streamer, amount=10_000, duration=7_200)
+    r = await client.post(f"/api/v1/missions/{closed['id']}/reject", headers=streamer.headers)
+    assert r.status_code == 200, r.text
+    opener, fan, other = await _fans(client, container, 3, 6_000)
+    desk = PostgresPledgeDesk(container.core_db, container.settings)
+    desk.max_running = 1
+    done = await _place(desk, clock, fan, mission["id"], 1_000, key="done")
+    assert (await _place(desk, clock, fan, mission["id"], 1_000, key="done2")).status_code == 201
+    base, count, rows = await _total(container, mission["id"])
+    events_before = len(await _events(container, mission["id"]))
+    assert await _cash(container, fan) == 4_000
+
+    # The opener's pledge runs alone; the others wait and go together, the fan's in this
+    # order (the batch is sorted by wallet, keeping each wallet's order).
+    results = await asyncio.gather(
+        _place(desk, clock, opener, mission["id"], 1_000),
+        _place(desk, clock, fan, mission["id"], 1_000, key="a1"),    # placed: 1,000 of 4,000
+        _place(desk, clock, fan, mission["id"], 3_500, key="a2"),    # 3,000 left: refused
+        _place(desk, clock, fan, mission["id"], 1_000, key="a3"),    # fits after a2's refusal
+        _place(desk, clock, fan, mission["id"], 1_000, key="done"),  # replayed
+        _place(desk, clock, fan, mission["id"], 2_000, key="done2"),  # reused for another body
+        _place(desk, clock, fan, closed["id"], 1_000, key="a5"),     # mission rejected
+        _place(desk, clock, other, mission["id"], 1_000),            # placed
+        _place(desk, clock, streamer, mission["id"], 1_000),         # own channel
+        return_exceptions=True,
+    )
+
+    names = [type(r).__name__ if isinstance(r, BaseException) else r.status_code
+             for r in results]
+    assert names == [201, 201, "InsufficientFunds", 201, 201, "IdempotencyMismatch",
+                     "InvalidState", 201, "Forbidden"], results
+    opened, a1, _, a3, replay, _, _, b, _ = results
+    assert replay.replayed and replay.body == done.body  # type: ignore[union-attr]
+    # Totals after each pledge, in the batch's order (the opener's batch committed first).
+    assert [x.body["total_pledged"] for x in (opened, a1, a3, b)] == [  # type: ignore[union-attr]
+        base + 1_000, base + 2_000, base + 3_000, base + 4_000]
+    assert await _cash(container, fan) == 2_000
+    assert await _total(container, mission["id"]) == (base + 4_000, count + 4, rows + 4)
+    # A refused pledge leaves no key behind, so a retry with it runs afresh.
+    assert await _stored_keys(container, fan) == {"done": 201, "done2": 201, "a1": 201,
+                                                  "a3": 201}
+    events = (await _events(container, mission["id"]))[events_before:]
+    assert [(e["user_id"], e["amount"], e["total_pledged"]) for e in events] == [
+        (opener.id, 1_000, base + 1_000), (fan.id, 1_000, base + 2_000),
+        (fan.id, 1_000, base + 3_000), (other.id, 1_000, base + 4_000)]
+    assert [e["pledge_id"] for e in events] == [
+        x.body["id"] for x in (opened, a1, a3, b)]  # type: ignore[union-attr]
+    await settle_all(container)
+    await assert_ledger_ok(container)
+
+
 async def test_a_repeated_key_in_one_burst_is_applied_once_and_replayed(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
@@ -143,35 +231,76 @@ async def test_two_processes_pledging_to_one_hot_mission_never_deadlock(
     await assert_ledger_ok(container)
 
 
-async def test_a_pledge_chosen_as_a_deadlock_victim_runs_again(
+async def test_a_batch_waiting_for_a_locked_mission_holds_no_wallet_yet(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
-    """Settlement holds a mission, then takes wallets; a batch holds a wallet, then waits on
-    that mission. PostgreSQL breaks the cycle by failing the batch's pledge alone, which
-    is then placed again in a later batch rather than answered with a failure."""
+    """Settlement holds a mission, then takes wallets. A batch locks all its missions
+    before any wallet, so while it waits on that mission the wallets are free and the
+    two never wait on each other in a cycle."""
     _, first = await _mission(client, container)
     _, second = await _mission(client, container)
     opener, u1, u2 = await _fans(client, container, 3, 5_000)
-    assert u1.id < u2.id
     desk = PostgresPledgeDesk(container.core_db, container.settings)
-    desk.max_running = 1
     async with container.core_db.engine.connect() as other:
         await other.begin()
         await other.execute(text("SELECT id FROM missions WHERE id = :m FOR UPDATE"),
                             {"m": second["id"]})
-        # The opener's batch runs alone; the next batch is [u1 -> first, u2 -> second]:
-        # it locks u1's wallet, then waits on the second mission.
+        # One batch: [opener -> first, u1 -> first, u2 -> second].
         burst = asyncio.gather(_place(desk, clock, opener, first["id"], 1_000),
                                _place(desk, clock, u1, first["id"], 1_000),
                                _place(desk, clock, u2, second["id"], 1_000))
         await asyncio.sleep(0.3)
-        # ... while this transaction, holding the mission, now wants u1's wallet.
+        # Would time out if the waiting batch held u1's wallet.
+        await other.execute(text("SET LOCAL lock_timeout = '200ms'"))
         await other.execute(text("UPDATE wallets SET cash_balance = cash_balance "
                                  "WHERE user_id = :u"), {"u": u1.id})
         await other.commit()
         results = await burst
     assert [r.status_code for r in results] == [201, 201, 201]
-    assert desk._waiting == []
+    await settle_all(container)
+    await assert_ledger_ok(container)
+
+
+class _CountedConnections:
+    """Stands in for the desk's database and counts the connections its batches take:
+    one per attempt of a batch."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.engine = self
+        self.count = 0
+
+    def connect(self) -> Any:
+        self.count += 1
+        return self.db.engine.connect()
+
+
+async def test_a_batch_chosen_as_a_deadlock_victim_is_placed_one_pledge_at_a_time(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    """A transaction holds a wallet, then wants a mission the batch has locked: PostgreSQL
+    fails the batch's set-based statements, which are undone as a whole, and the batch's
+    pledges are then placed one at a time in the same call, not sent again."""
+    _, mission = await _mission(client, container)
+    u1, u2 = await _fans(client, container, 2, 5_000)
+    desk = PostgresPledgeDesk(container.core_db, container.settings)
+    counted = _CountedConnections(container.core_db)
+    desk.db = counted  # type: ignore[assignment]
+    base, count, rows = await _total(container, mission["id"])
+    async with container.core_db.engine.connect() as other:
+        await other.begin()
+        await other.execute(text("SELECT 1 FROM wallets WHERE user_id = :u FOR UPDATE"),
+                            {"u": u1.id})
+        burst = asyncio.gather(_place(desk, clock, u1, mission["id"], 1_000),
+                               _place(desk, clock, u2, mission["id"], 1_000))
+        await asyncio.sleep(0.3)  # the batch holds the mission and waits on u1's wallet
+        await other.execute(text("SELECT id FROM missions WHERE id = :m FOR UPDATE"),
+                            {"m": mission["id"]})
+        await other.commit()
+        results = await burst
+    assert [r.status_code for r in results] == [201, 201]
+    assert counted.count == 1
+    assert await _total(container, mission["id"]) == (base + 2_000, count + 2, rows + 2)
     await settle_all(container)
     await assert_ledger_ok(container)
 

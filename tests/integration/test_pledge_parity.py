@@ -1,7 +1,7 @@
 """One table of pledge refusals and successes, run unchanged on SQLite and on PostgreSQL.
 
 On SQLite the container's pledge desk is the portable transaction; on PostgreSQL it is the
-batched function of migration 0005. Each row states the status, the problem code, the
+batched function of migration 0018. Each row states the status, the problem code, the
 words of the refusal and what the databases hold afterwards, so a backend that answers or
 writes differently fails its row.
 """
@@ -440,7 +440,8 @@ def _migration(name: str) -> Any:
 
 
 @pytest.mark.parametrize("name", ["0004_place_pledge_function",
-                                  "0005_place_pledges_in_batches"])
+                                  "0005_place_pledges_in_batches",
+                                  "0018_set_based_pledge_batches"])
 def test_the_pledge_function_spells_out_no_domain_value(name: str) -> None:
     """Statuses, accounts, kinds, currencies and topics reach it as call parameters, so a
     change of a domain constant cannot leave the function behind."""
