@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic import command
 from sqlalchemy import func, select, text
 
 from missionlink.adapters.db.core_tables import (
@@ -27,8 +28,10 @@ from missionlink.bootstrap import Container
 from missionlink.domain import events as topics
 from missionlink.domain.clock import FrozenClock
 from missionlink.domain.errors import DomainError
+from missionlink.migrations.runner import alembic_config
 from missionlink.services.pledges import PledgeFailed, PostgresPledgeDesk
 from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up
+from tests.integration.test_pledge_parity import _migration
 
 #: Batches are the PostgreSQL desk's; SQLite runs one transaction per pledge.
 pytestmark = pytest.mark.parametrize(
@@ -261,31 +264,15 @@ async def test_a_batch_waiting_for_a_locked_mission_holds_no_wallet_yet(
     await assert_ledger_ok(container)
 
 
-class _CountedConnections:
-    """Stands in for the desk's database and counts the connections its batches take:
-    one per attempt of a batch."""
-
-    def __init__(self, db: Any) -> None:
-        self.db = db
-        self.engine = self
-        self.count = 0
-
-    def connect(self) -> Any:
-        self.count += 1
-        return self.db.engine.connect()
-
-
-async def test_a_batch_chosen_as_a_deadlock_victim_is_placed_one_pledge_at_a_time(
+async def test_a_batch_in_a_deadlock_still_places_every_pledge(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
     """A transaction holds a wallet, then wants a mission the batch has locked: PostgreSQL
-    fails the batch's set-based statements, which are undone as a whole, and the batch's
-    pledges are then placed one at a time in the same call, not sent again."""
+    fails the batch's waiting statement; whatever it undid (the set pass, a pledge, or the
+    call), every pledge is placed once and the ledger balances."""
     _, mission = await _mission(client, container)
     u1, u2 = await _fans(client, container, 2, 5_000)
     desk = PostgresPledgeDesk(container.core_db, container.settings)
-    counted = _CountedConnections(container.core_db)
-    desk.db = counted  # type: ignore[assignment]
     base, count, rows = await _total(container, mission["id"])
     async with container.core_db.engine.connect() as other:
         await other.begin()
@@ -299,7 +286,6 @@ async def test_a_batch_chosen_as_a_deadlock_victim_is_placed_one_pledge_at_a_tim
         await other.commit()
         results = await burst
     assert [r.status_code for r in results] == [201, 201]
-    assert counted.count == 1
     assert await _total(container, mission["id"]) == (base + 2_000, count + 2, rows + 2)
     await settle_all(container)
     await assert_ledger_ok(container)
@@ -349,4 +335,33 @@ async def test_a_keyless_pledge_behind_a_locked_wallet_is_a_503_and_applies_noth
     assert await _total(container, mission["id"]) == before
     r = await client.post(path, json={"amount": 1_000}, headers=fan.headers)
     assert r.status_code == 201, r.text
+    await assert_ledger_ok(container)
+
+
+async def _function_source(container: Container) -> str:
+    async with container.core_db.read() as conn:
+        return str(await conn.scalar(text(
+            "SELECT prosrc FROM pg_proc WHERE proname = 'missionlink_place_pledges'")))
+
+
+async def test_migration_0018_goes_down_to_the_per_pledge_function_and_up_again(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    set_based = _migration("0018_set_based_pledge_batches")
+    cfg = alembic_config("core", container.settings.core_url)
+    await container.core_db.dispose()
+    await asyncio.to_thread(command.downgrade, cfg, set_based.down_revision)
+    assert await _function_source(container) in set_based._previous().function_sql()
+    _, mission = await _mission(client, container)
+    (fan,) = await _fans(client, container, 1, 5_000)
+    desk = PostgresPledgeDesk(container.core_db, container.settings)
+    assert (await _place(desk, clock, fan, mission["id"], 1_000, key="down")).status_code == 201
+
+    await container.core_db.dispose()
+    await asyncio.to_thread(command.upgrade, cfg, "head")
+    assert await _function_source(container) in set_based.FUNCTION
+    again = await _place(desk, clock, fan, mission["id"], 1_000, key="down")
+    assert again.replayed
+    assert (await _place(desk, clock, fan, mission["id"], 1_000, key="up")).status_code == 201
+    await settle_all(container)
     await assert_ledger_ok(container)

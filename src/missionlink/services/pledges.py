@@ -6,8 +6,9 @@ response, replayed for a repeated Idempotency-Key) or raise the same domain erro
 - ``TransactionalPledgeDesk`` runs ``services.missions.pledge`` inside
   ``services.idempotency.run``: portable, several statements in one transaction.
 - ``PostgresPledgeDesk`` gathers the pledges that arrive together into one autocommit
-  call to ``missionlink_place_pledges`` (migration 0005): the hot path, one round trip
-  and one commit for a whole batch, idempotency keys included. The function
+  call to ``missionlink_place_pledges`` (migration 0018): the hot path, one round trip
+  and one commit for a whole batch, idempotency keys included, placed by set-based
+  statements (a pledge they refuse takes the per-pledge path in the same call). The function
   receives every status, account name, transfer kind, currency and topic from the domain
   constants below, and a refusal comes back as an outcome that is explained here with the
   domain's own code (``check_action``), so both paths refuse with the same words.
@@ -160,7 +161,7 @@ class _Pledge:
 class PostgresPledgeDesk:
     """The same pledge on PostgreSQL, gathered with the pledges that arrive with it.
 
-    Pledges are applied in batches by ``missionlink_place_pledges`` (migration 0005): one
+    Pledges are applied in batches by ``missionlink_place_pledges`` (migration 0018): one
     autocommit statement, one round trip and one commit for the whole batch, each pledge
     refused or failed on its own inside it. A pledge starts a batch on the event loop's
     next turn (with every pledge read in this turn) while fewer than
@@ -247,7 +248,8 @@ class PostgresPledgeDesk:
 
     async def _run(self, batch: list[_Pledge]) -> None:
         # Wallet rows are locked in id order, so two batches never wait on each other in
-        # a cycle over wallets.
+        # a cycle over wallets; a wallet's pledges keep their order, which decides which
+        # of them its cash covers.
         batch.sort(key=lambda p: p.user_id)
         try:
             rows = await self._call(batch)
@@ -267,8 +269,8 @@ class PostgresPledgeDesk:
             if (row is not None and row.outcome == "error"
                     and row.error_state in RETRYABLE_SQLSTATES
                     and pledge.retries < _BATCH_RETRIES):
-                # Chosen as a deadlock victim against another transaction (settlement
-                # holds a mission, then wallets): undone alone, so it can run again.
+                # Chosen as a deadlock victim on the function's per-pledge path against
+                # another transaction: undone alone, so it can run again.
                 pledge.retries += 1
                 again.append(pledge)
             elif row is None:

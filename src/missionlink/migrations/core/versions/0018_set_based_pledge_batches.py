@@ -97,16 +97,16 @@ BEGIN
         PERFORM set_config('lock_timeout', saved_wait, true);
 
         PERFORM 1 FROM missions ms
-          WHERE ms.id IN (SELECT u.mission
-                            FROM unnest(p_missions, p_keys) WITH ORDINALITY
-                                 AS u (mission, key, i)
-                           WHERE u.key IS NULL OR u.i = ANY (claimed))
+          WHERE ms.id = ANY (ARRAY(SELECT u.mission
+                                     FROM unnest(p_missions, p_keys) WITH ORDINALITY
+                                          AS u (mission, key, i)
+                                    WHERE u.key IS NULL OR u.i = ANY (claimed)))
           ORDER BY ms.id FOR KEY SHARE;
 
         SELECT coalesce(array_agg(u.i::integer ORDER BY u.i), '{}') INTO open_rows
           FROM unnest(p_missions, p_users, p_keys, p_nows) WITH ORDINALITY
                AS u (mission, usr, key, at, i)
-          JOIN missions ms ON ms.id = u.mission
+          JOIN missions ms ON ms.id = u.mission AND ms.id = ANY (p_missions)
          WHERE (u.key IS NULL OR u.i = ANY (claimed))
            AND NOT coalesce(ms.streamer_id = u.usr
                             OR NOT (ms.status = ANY (p_open_statuses))
@@ -115,7 +115,7 @@ BEGIN
                             false);
 
         PERFORM 1 FROM wallets w
-          WHERE w.user_id IN (SELECT p_users[o] FROM unnest(open_rows) AS o)
+          WHERE w.user_id = ANY (ARRAY(SELECT p_users[o] FROM unnest(open_rows) AS o))
           ORDER BY w.user_id FOR NO KEY UPDATE;
 
         WITH wanted AS (
@@ -125,19 +125,21 @@ BEGIN
              WHERE u.i = ANY (open_rows)),
         fitting AS (
             SELECT wanted.i, wanted.usr, wanted.amount
-              FROM wanted JOIN wallets w ON w.user_id = wanted.usr
+              FROM wanted
+              JOIN wallets w ON w.user_id = wanted.usr AND w.user_id = ANY (p_users)
              WHERE wanted.running <= w.cash_balance),
         debited AS (
             UPDATE wallets w SET cash_balance = w.cash_balance - d.amount
               FROM (SELECT fitting.usr, sum(fitting.amount) AS amount
                       FROM fitting GROUP BY fitting.usr) d
-             WHERE w.user_id = d.usr)
+             WHERE w.user_id = d.usr AND w.user_id = ANY (p_users))
         SELECT coalesce(array_agg(fitting.i::integer ORDER BY fitting.i), '{}') INTO placed
           FROM fitting;
 
         FOR r IN
             SELECT o.i, ms.streamer_id AS streamer
-              FROM unnest(placed) AS o (i) JOIN missions ms ON ms.id = p_missions[o.i]
+              FROM unnest(placed) AS o (i)
+              JOIN missions ms ON ms.id = p_missions[o.i] AND ms.id = ANY (p_missions)
              ORDER BY o.i
         LOOP
             new_ids[r.i] := nextval(pledge_ids);
@@ -164,7 +166,8 @@ BEGIN
         DELETE FROM idempotency_keys ik
          USING unnest(claimed) AS c (i)
          WHERE NOT (c.i = ANY (placed))
-           AND ik.user_id = p_users[c.i] AND ik.key = p_keys[c.i];
+           AND ik.user_id = p_users[c.i] AND ik.key = p_keys[c.i]
+           AND ik.user_id = ANY (p_users) AND ik.key = ANY (p_keys);
     EXCEPTION WHEN OTHERS THEN
         -- Everything the set pass wrote is undone: every pledge takes the per-pledge path.
         placed := '{}';
@@ -314,7 +317,8 @@ BEGIN
         UPDATE idempotency_keys ik
            SET status_code = p_created_status, response_body = a.response
           FROM answered a
-         WHERE a.key IS NOT NULL AND ik.user_id = a.usr AND ik.key = a.key)
+         WHERE a.key IS NOT NULL AND ik.user_id = a.usr AND ik.key = a.key
+           AND ik.user_id = ANY (p_users) AND ik.key = ANY (p_keys))
     SELECT a.i, 'created'::text, p_created_status, a.response, NULL::bigint, NULL::bigint,
            NULL::bigint, NULL::text, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz,
            NULL::text
