@@ -1,7 +1,7 @@
 """Place a batch of pledges with set-based statements, one pledge at a time only when refused
 
 Revision ID: 0018
-Revises: 0011
+Revises: 0017
 
 Recreates ``missionlink_place_pledges`` (last 0013) with the same parameters and outcomes.
 Before, the function ran every pledge of a batch in its own ``BEGIN ... EXCEPTION`` block,
@@ -38,7 +38,7 @@ from typing import Any, Sequence, Union
 from alembic import op
 
 revision: str = '0018'
-down_revision: Union[str, Sequence[str], None] = '0011'
+down_revision: Union[str, Sequence[str], None] = '0017'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
