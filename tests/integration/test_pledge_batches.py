@@ -359,7 +359,7 @@ async def test_migration_0018_goes_down_to_the_per_pledge_function_and_up_again(
 
     await container.core_db.dispose()
     await asyncio.to_thread(command.upgrade, cfg, "head")
-    assert await _function_source(container) in set_based.FUNCTION
+    assert await _function_source(container) in set_based.function_sql()
     again = await _place(desk, clock, fan, mission["id"], 1_000, key="down")
     assert again.replayed
     assert (await _place(desk, clock, fan, mission["id"], 1_000, key="up")).status_code == 201

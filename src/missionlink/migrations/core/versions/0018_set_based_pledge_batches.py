@@ -1,9 +1,9 @@
 """Place a batch of pledges with set-based statements, one pledge at a time only when refused
 
 Revision ID: 0018
-Revises: 0017
+Revises: 0016
 
-Recreates ``missionlink_place_pledges`` (last 0013) with the same parameters and outcomes.
+Recreates ``missionlink_place_pledges`` (last 0016, which refuses a wallet in debt) with the same parameters and outcomes.
 Before, the function ran every pledge of a batch in its own ``BEGIN ... EXCEPTION`` block,
 six to eight statements each. Now a batch takes a fixed number of statements, whatever its
 size, in one block (the *set pass*):
@@ -21,7 +21,7 @@ size, in one block (the *set pass*):
 5. undo the claims of the pledges the set pass did not place.
 
 Every pledge a set step refused (key taken, mission missing or closed to this user, not
-enough cash) then runs the per-pledge path of 0005 to 0013 unchanged, in its own block, so
+enough cash) then runs the per-pledge path of 0005 to 0016 unchanged, in its own block, so
 it is refused or failed on its own with the same outcome as before. If a set statement
 raises (a key held past ``p_key_wait``, a lock timeout, a deadlock, a value the table
 refuses), the set pass is undone as a whole and every pledge of the batch takes the
@@ -38,7 +38,7 @@ from typing import Any, Sequence, Union
 from alembic import op
 
 revision: str = '0018'
-down_revision: Union[str, Sequence[str], None] = '0017'
+down_revision: Union[str, Sequence[str], None] = '0016'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
@@ -127,7 +127,7 @@ BEGIN
             SELECT wanted.i, wanted.usr, wanted.amount
               FROM wanted
               JOIN wallets w ON w.user_id = wanted.usr AND w.user_id = ANY (p_users)
-             WHERE wanted.running <= w.cash_balance),
+             WHERE wanted.running <= w.cash_balance AND w.debt = 0),
         debited AS (
             UPDATE wallets w SET cash_balance = w.cash_balance - d.amount
               FROM (SELECT fitting.usr, sum(fitting.amount) AS amount
@@ -330,14 +330,25 @@ $$
 
 
 def signature() -> str:
-    """The same parameters as 0013's function."""
+    """The same parameters as 0016's (and 0013's) function."""
     return str(_previous().signature())
+
+
+def function_sql() -> str:
+    """``FUNCTION`` with 0016's debt rule in its per-pledge path: a wallet in debt places
+    nothing (the set pass already leaves its pledges out) and is told apart from one
+    without the cash."""
+    sql = FUNCTION
+    for old, new in _previous()._EDITS:
+        assert sql.count(old) == 1, old
+        sql = sql.replace(old, new)
+    return sql
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         op.execute(f"DROP FUNCTION IF EXISTS {_previous().signature()}")
-        op.get_bind().exec_driver_sql(FUNCTION)
+        op.get_bind().exec_driver_sql(function_sql())
 
 
 def downgrade() -> None:
@@ -347,9 +358,9 @@ def downgrade() -> None:
 
 
 def _previous() -> Any:
-    """0013's module, read from its own (frozen) file rather than copied here."""
-    path = Path(__file__).with_name("0013_pledge_messages.py")
-    spec = spec_from_file_location("missionlink_migration_0013", path)
+    """0016's module, read from its own (frozen) file rather than copied here."""
+    path = Path(__file__).with_name("0016_chargebacks.py")
+    spec = spec_from_file_location("missionlink_migration_0016", path)
     assert spec is not None
     assert spec.loader is not None
     module = module_from_spec(spec)
