@@ -924,21 +924,28 @@
 
   const journal = { cursors: [null], index: 0 };
 
+  /** A table row, and ``cell(text, cls)`` that appends a text cell (with an optional
+   *  class) to it and returns the cell. */
+  function tableRow() {
+    const tr = document.createElement('tr');
+    const cell = (text, cls) => {
+      const td = document.createElement('td');
+      td.textContent = text;
+      if (cls) td.className = cls;
+      tr.append(td);
+      return td;
+    };
+    return [tr, cell];
+  }
+
   /** The latest top-ups and their states (pending, awaiting a deposit, completed...). */
   async function loadTopups() {
     const table = $('#topups');
     if (!table) return [];
     const page = await api('GET', '/wallet/topups?limit=10', { auth: 'required' });
     const rows = page.items.map((x) => {
-      const tr = document.createElement('tr');
+      const [tr, cell] = tableRow();
       tr.dataset.status = x.status;
-      const cell = (text, cls) => {
-        const td = document.createElement('td');
-        td.textContent = text;
-        if (cls) td.className = cls;
-        tr.append(td);
-        return td;
-      };
       const time = document.createElement('time');
       time.dateTime = x.created_at;
       time.dataset.local = '';
@@ -1033,15 +1040,8 @@
     if (!section) return;
     const page = await api('GET', '/wallet/chargebacks?limit=20', { auth: 'required' });
     const rows = page.items.map((x) => {
-      const tr = document.createElement('tr');
+      const [tr, cell] = tableRow();
       tr.dataset.state = x.state;
-      const cell = (text, cls) => {
-        const td = document.createElement('td');
-        td.textContent = text;
-        if (cls) td.className = cls;
-        tr.append(td);
-        return td;
-      };
       const time = document.createElement('time');
       time.dateTime = x.created_at;
       time.dataset.local = '';
@@ -1062,14 +1062,7 @@
     const page = await api('GET', `/wallet/transactions${query}`, { auth: 'required' });
     journal.cursors[journal.index + 1] = page.next_cursor;
     const rows = page.items.map((line) => {
-      const tr = document.createElement('tr');
-      const cell = (text, cls) => {
-        const td = document.createElement('td');
-        td.textContent = text;
-        if (cls) td.className = cls;
-        tr.append(td);
-        return td;
-      };
+      const [tr, cell] = tableRow();
       const time = document.createElement('time');
       time.dateTime = line.created_at;
       time.dataset.local = '';
@@ -1267,14 +1260,7 @@
   }
 
   function deadLetterRow(item) {
-    const tr = document.createElement('tr');
-    const cell = (text, cls) => {
-      const td = document.createElement('td');
-      td.textContent = text;
-      if (cls) td.className = cls;
-      tr.append(td);
-      return td;
-    };
+    const [tr, cell] = tableRow();
     cell(item.id, 'mono');
     const what = item.kind === 'event' ? t('ops_event_what', { topic: item.topic })
       : t('ops_email_what', { user: item.user_id, mission: item.mission_id });
@@ -1854,15 +1840,8 @@
   async function loadWithdrawals() {
     const page = await api('GET', '/me/withdrawals?limit=20', { auth: 'required' });
     const rows = page.items.map((w) => {
-      const tr = document.createElement('tr');
+      const [tr, cell] = tableRow();
       tr.dataset.state = w.state;
-      const cell = (text, cls) => {
-        const td = document.createElement('td');
-        td.textContent = text;
-        if (cls) td.className = cls;
-        tr.append(td);
-        return td;
-      };
       const time = document.createElement('time');
       time.dateTime = w.created_at;
       time.dataset.local = '';
