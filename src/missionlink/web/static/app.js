@@ -938,6 +938,14 @@
     return [tr, cell];
   }
 
+  /** A ``<time>`` of ``iso`` that the page shows in the reader's own time zone. */
+  function localTime(iso) {
+    const time = document.createElement('time');
+    time.dateTime = iso;
+    time.dataset.local = '';
+    return time;
+  }
+
   /** The latest top-ups and their states (pending, awaiting a deposit, completed...). */
   async function loadTopups() {
     const table = $('#topups');
@@ -946,10 +954,7 @@
     const rows = page.items.map((x) => {
       const [tr, cell] = tableRow();
       tr.dataset.status = x.status;
-      const time = document.createElement('time');
-      time.dateTime = x.created_at;
-      time.dataset.local = '';
-      cell('').append(time);
+      cell('').append(localTime(x.created_at));
       cell(money(x.amount), 'num');
       cell(T[`topup_status_${x.status}`] || x.status);
       const due = x.deposit_due_at ? dateFormat.format(new Date(x.deposit_due_at)) : '';
@@ -1042,10 +1047,7 @@
     const rows = page.items.map((x) => {
       const [tr, cell] = tableRow();
       tr.dataset.state = x.state;
-      const time = document.createElement('time');
-      time.dateTime = x.created_at;
-      time.dataset.local = '';
-      cell('').append(time);
+      cell('').append(localTime(x.created_at));
       cell(money(x.amount), 'num');
       cell(T[`chargeback_state_${x.state}`] || x.state);
       cell(x.reason || '');
@@ -1063,10 +1065,7 @@
     journal.cursors[journal.index + 1] = page.next_cursor;
     const rows = page.items.map((line) => {
       const [tr, cell] = tableRow();
-      const time = document.createElement('time');
-      time.dateTime = line.created_at;
-      time.dataset.local = '';
-      cell('').append(time);
+      cell('').append(localTime(line.created_at));
       cell(T[`kind_${line.kind}`] || line.kind);
       const sign = line.amount > 0 ? '+' : '−';
       cell(sign + num(Math.abs(line.amount)) + (T[`currency_${line.currency}`] || ''),
@@ -1842,10 +1841,7 @@
     const rows = page.items.map((w) => {
       const [tr, cell] = tableRow();
       tr.dataset.state = w.state;
-      const time = document.createElement('time');
-      time.dateTime = w.created_at;
-      time.dataset.local = '';
-      cell('').append(time);
+      cell('').append(localTime(w.created_at));
       cell(money(w.gross), 'num');
       cell(money(w.withholding), 'num');
       cell(money(w.net), 'num');
