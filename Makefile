@@ -10,8 +10,9 @@ CHAOS_SEEDS   ?= 1,2,3,4,5,6,7,8,9,10
 CHAOS_SECONDS ?= 15
 MODEL_EXAMPLES ?= 250
 MODEL_STEPS    ?= 50
-#: pytest-xdist workers for `make test` (cluster, chaos and container tests share one of them).
-TEST_WORKERS   ?= 2
+#: pytest-xdist workers for `make test`: 0 runs in one process (what CI runs); 2 hands whole files
+#: to two workers, cluster, chaos and container files one at a time.
+TEST_WORKERS   ?= 0
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run monitoring-check cluster chaos model browsers clean
@@ -30,8 +31,8 @@ install: $(STAMP) ## create .venv and install the project with its dev tools
 run: $(STAMP) ## start the service on the embedded default (SQLite, in-process worker, mail to files)
 	$(BIN)/missionlink serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP) ## run the test suite in TEST_WORKERS processes (PostgreSQL tests run when MISSIONLINK_TEST_POSTGRES_URL is set)
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25
+test: $(STAMP) ## run the test suite (TEST_WORKERS=2: in two processes; PostgreSQL tests run when MISSIONLINK_TEST_POSTGRES_URL is set)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 fuzz: $(STAMP) ## schemathesis at length against a real server (FUZZ_EXAMPLES, FUZZ_SEED; PostgreSQL too when MISSIONLINK_TEST_POSTGRES_URL is set)
 	MISSIONLINK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MISSIONLINK_FUZZ_STEPS=$(FUZZ_STEPS) \

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -65,19 +67,25 @@ def redis_url_of_worker(url: str, worker: str) -> str:
     return urlunsplit(parts._replace(path=f"/{(database - int(worker[2:])) % 16}"))
 
 
-#: Tests that start clusters, chaos harnesses or container builds: one xdist worker runs
-#: them one after another while the other workers share the rest, file by file (a file's
-#: module fixtures are built once).
+#: Tests that start clusters, chaos harnesses or container builds. ``make test TEST_WORKERS=2`` hands
+#: whole files to its xdist workers (``--dist loadfile``); these files take a lock for as
+#: long as they run, so two of them never load the machine at once.
 HEAVY = ("tests/chaos/", "tests/cluster/", "tests/infra/test_container.py")
+HEAVY_LOCK = Path(tempfile.gettempdir()) / "missionlink-heavy-tests.lock"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
+@pytest.fixture(scope="module", autouse=True)
+def _heavy_files_one_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Module-scoped and autouse, so it is set up before the file's own module fixtures."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not request.node.nodeid.startswith(HEAVY):
+        yield
         return
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        group = "heavy" if path.startswith(HEAVY) else path
-        item.add_marker(pytest.mark.xdist_group(group))
+    with HEAVY_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pg_admin_url() -> str:

@@ -16,13 +16,12 @@ from missionlink.domain.clock import FrozenClock
 from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up
 
 BOM = "\ufeff"
-NOW = datetime.now(UTC).replace(microsecond=654_321)
-
-
 @pytest.fixture
 def clock() -> FrozenClock:
-    """Microseconds in every stored time, so the statement must drop them."""
-    return FrozenClock(NOW)
+    """Microseconds in every stored time, so the statement must drop them. Taken when the
+    test starts, not when the file is imported: access tokens are checked against the
+    real time too, and a long run reaches this file many minutes after collecting it."""
+    return FrozenClock(datetime.now(UTC).replace(microsecond=654_321))
 
 
 @pytest.fixture
@@ -172,6 +171,7 @@ def _kst(at: datetime) -> str:
 async def test_csv_statement_reads_like_a_bank_statement(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
+    start = clock.now()
     streamer = await make_user(container, "streamer")
     fan = await make_user(container)
     await top_up(client, fan, 30_000)
@@ -188,7 +188,7 @@ async def test_csv_statement_reads_like_a_bank_statement(
     assert rows[0] == ["거래 일시 (KST)", "구분", "미션", "상대 계정", "입금", "출금", "통화",
                        "거래 후 잔액", "거래 번호"]
     body = rows[1:]
-    assert body[0][0] == _kst(NOW + timedelta(seconds=120))
+    assert body[0][0] == _kst(start + timedelta(seconds=120))
     assert all("." not in r[0] and "T" not in r[0] for r in body)
     cash = [r for r in body if r[6] == "원"]
     # Newest first; the balance after each line adds up from the oldest.
@@ -199,7 +199,7 @@ async def test_csv_statement_reads_like_a_bank_statement(
         ("후원", "", "1000", "17000"),
         ("환불", "1000", "", "18000"),
     ]
-    assert cash[-1][0] == _kst(NOW)
+    assert cash[-1][0] == _kst(start)
     titled = {r[2] for r in cash if r[2]}
     assert titled == {"'" + evil, "'+1 라면"}, "formulas are written as text"
     assert not any(c.startswith(("=", "+", "-", "@")) for r in body for c in r)
@@ -211,7 +211,7 @@ async def test_csv_statement_reads_like_a_bank_statement(
     assert english[0] == ["Date (UTC)", "Type", "Mission", "Counterparty", "In", "Out",
                           "Currency", "Balance", "Reference"]
     topup = next(r for r in english if r[1] == "Top-up")
-    assert topup[0] == NOW.strftime("%Y-%m-%d %H:%M:%S") and topup[6] == "KRW"
+    assert topup[0] == start.strftime("%Y-%m-%d %H:%M:%S") and topup[6] == "KRW"
     assert topup[3] == "Test payment"
     assert _rows(await _csv(client, fan, "&lang=en"))[0][0] == "Date (KST)"
     for bad in ("Mars/Olympus", "../etc", "A" * 65):
