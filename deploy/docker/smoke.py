@@ -79,7 +79,7 @@ def flow(api: Api, settle_timeout: float) -> None:
     streamer_id, streamer = account(api, "streamer", tag)
     _, fan = account(api, "viewer", tag)
     expect("fan's wallet after signup", api.call("GET", "/api/v1/wallet", token=fan),
-           {"cash_balance": 0, "points_balance": SIGNUP_POINTS})
+           {"cash_balance": 0, "points_balance": SIGNUP_POINTS, "debt": 0})
     topup = api.call("POST", "/api/v1/wallet/topups", {"amount": 50_000}, token=fan, want=201)
     expect("top-up status", topup["status"], "completed")
     mission = api.call("POST", "/api/v1/missions", {
@@ -113,11 +113,11 @@ def flow(api: Api, settle_timeout: float) -> None:
     total = 15_000
     payout = total - total * FEE_BPS // 10_000
     expect("streamer's wallet", api.call("GET", "/api/v1/wallet", token=streamer),
-           {"cash_balance": payout, "points_balance": SIGNUP_POINTS})
+           {"cash_balance": payout, "points_balance": SIGNUP_POINTS, "debt": 0})
     # 50,000 - 15,000 pledged; points: 1000 - 100 staked + 100 back (sole winner)
     # + 150 earned for pledging 15,000 on a mission that succeeded.
     expect("fan's wallet", api.call("GET", "/api/v1/wallet", token=fan),
-           {"cash_balance": 35_000, "points_balance": SIGNUP_POINTS + total // 100})
+           {"cash_balance": 35_000, "points_balance": SIGNUP_POINTS + total // 100, "debt": 0})
     lines = api.call("GET", "/api/v1/wallet/transactions?limit=100", token=fan)["items"]
     kinds = {line["kind"] for line in lines}
     expect("fan's journal has top-up and pledge lines", {"topup", "pledge"} <= kinds, True)
