@@ -8,6 +8,7 @@ FUZZ_STEPS    ?= 20
 FUZZ_SEED     ?= 20250801
 CHAOS_SEEDS   ?= 1,2,3,4,5,6,7,8,9,10
 CHAOS_SECONDS ?= 15
+CHAOS_SCENARIOS ?= all
 MODEL_EXAMPLES ?= 250
 MODEL_STEPS    ?= 50
 #: pytest-xdist workers for `make test`: 0 runs in one process (what CI runs); 2 hands whole files
@@ -71,9 +72,9 @@ image-run: ## build the image with podman (on a Debian-made base where no regist
 monitoring-check: $(STAMP) ## promtool/amtool checks and alert unit tests of deploy/monitoring, dashboards and alerts against the exported metrics
 	bash deploy/monitoring/check.sh
 
-chaos: $(STAMP) ## every fault scenario (tests/chaos) over CHAOS_SEEDS, CHAOS_SECONDS of load each; writes docs/reliability.md (needs nginx, PostgreSQL's binaries, redis-server)
+chaos: $(STAMP) ## every fault scenario (tests/chaos; CHAOS_SCENARIOS=name,name for some) over CHAOS_SEEDS, CHAOS_SECONDS of load each; writes docs/reliability.md (needs nginx, PostgreSQL's binaries, redis-server)
 	rm -f var/chaos.jsonl && mkdir -p var
-	CI=true MISSIONLINK_CHAOS_SEEDS=$(CHAOS_SEEDS) MISSIONLINK_CHAOS_SECONDS=$(CHAOS_SECONDS) \
+	CI=true MISSIONLINK_CHAOS_SCENARIOS=$(CHAOS_SCENARIOS) MISSIONLINK_CHAOS_SEEDS=$(CHAOS_SEEDS) MISSIONLINK_CHAOS_SECONDS=$(CHAOS_SECONDS) \
 	MISSIONLINK_CHAOS_REPORT=var/chaos.jsonl $(BIN)/pytest -q -p no:cacheprovider tests/chaos/test_faults.py; \
 	status=$$?; $(BIN)/python -m tests.chaos.report var/chaos.jsonl docs/reliability.md $(CHAOS_SECONDS) && exit $$status
 

@@ -102,7 +102,7 @@ def render(rows: list[dict[str, Any]], *, seconds: str, commit: str,
     lines = [
         "# Reliability: faults against the multi-process topology",
         "",
-        "Written by `make chaos` (`tests/chaos/`; the short CI run is one seed of each).",
+        "Written by `make chaos` (`tests/chaos/`; `make test` runs one seed of four of them, picked by the commit).",
         "Each scenario starts two API processes behind nginx and two workers",
         "(`deploy/local/cluster.py`) on a PostgreSQL and a Redis of its own, drives a seeded",
         "load of sign-ups, top-ups, proposals, pledges, bets, accepts, rejects, cancels,",
