@@ -11,9 +11,9 @@ CHAOS_SECONDS ?= 15
 CHAOS_SCENARIOS ?= all
 MODEL_EXAMPLES ?= 250
 MODEL_STEPS    ?= 50
-#: pytest-xdist workers for `make test`: 0 runs in one process (what CI runs); 2 hands whole files
-#: to two workers, cluster, chaos and container files one at a time.
-TEST_WORKERS   ?= 0
+#: pytest-xdist workers for `make test`: 2 hands whole files to two workers (cluster, chaos and
+#: container files one at a time); 0 runs everything in one process.
+TEST_WORKERS   ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test fuzz lint typecheck check migrate worker reconcile bench bench-short bench-reads infra-check k8s-check image-check image image-run monitoring-check cluster chaos model browsers clean
@@ -32,7 +32,7 @@ install: $(STAMP) ## create .venv and install the project with its dev tools
 run: $(STAMP) ## start the service on the embedded default (SQLite, in-process worker, mail to files)
 	$(BIN)/missionlink serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP) ## run the test suite (TEST_WORKERS=2: in two processes; PostgreSQL tests run when MISSIONLINK_TEST_POSTGRES_URL is set)
+test: $(STAMP) ## run the test suite (in two processes; TEST_WORKERS=0: in one; PostgreSQL tests run when MISSIONLINK_TEST_POSTGRES_URL is set)
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 fuzz: $(STAMP) ## schemathesis at length against a real server (FUZZ_EXAMPLES, FUZZ_SEED; PostgreSQL too when MISSIONLINK_TEST_POSTGRES_URL is set)
