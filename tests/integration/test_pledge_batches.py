@@ -1,8 +1,8 @@
-"""Pledges gathered into batches on PostgreSQL (``PostgresPledgeDesk``, migration 0018).
+"""Pledges gathered into batches on PostgreSQL (``PostgresPledgeDesk``, migration 0019).
 
-Pledges that arrive together share one call and one commit: set-based statements place
-the batch, and the pledges a set step refuses take the per-pledge path, so each is still
-refused or failed on its own, answered only after the commit, and counted once. The table
+Pledges that arrive together share one call and one commit; inside it each pledge is
+placed in its own block, so each is refused or failed on its own, answered only after the
+commit, and counted once. The table
 of single refusals and successes is ``test_pledge_parity.py``; these are the batch's own
 cases.
 """
@@ -133,8 +133,8 @@ async def _events(container: Container, mission_id: int) -> list[dict[str, Any]]
 async def test_one_wallet_and_one_mission_in_a_batch_mixing_placed_refused_and_replayed(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
-    """The set-based statements place what fits; each pledge they refuse is decided on its
-    own, in the batch's order, as if the batch had been applied one pledge at a time."""
+    """Each pledge is decided on its own, in the batch's order, as if the batch had been
+    applied one pledge at a time."""
     streamer, mission = await _mission(client, container)
     (proposer,) = await _fans(client, container, 1, 10_000)
     closed = await propose(client, proposer, streamer, amount=10_000, duration=7_200)
@@ -268,8 +268,8 @@ async def test_a_batch_in_a_deadlock_still_places_every_pledge(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
     """A transaction holds a wallet, then wants a mission the batch has locked: PostgreSQL
-    fails the batch's waiting statement; whatever it undid (the set pass, a pledge, or the
-    call), every pledge is placed once and the ledger balances."""
+    fails the batch's waiting statement; whatever it undid (a pledge or the call), every
+    pledge is placed once and the ledger balances."""
     _, mission = await _mission(client, container)
     u1, u2 = await _fans(client, container, 2, 5_000)
     desk = PostgresPledgeDesk(container.core_db, container.settings)
@@ -344,14 +344,18 @@ async def _function_source(container: Container) -> str:
             "SELECT prosrc FROM pg_proc WHERE proname = 'missionlink_place_pledges'")))
 
 
-async def test_migration_0018_goes_down_to_the_per_pledge_function_and_up_again(
+async def test_migrations_0018_and_0019_switch_the_function_and_keys_survive(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
+    """0018 put the set pass in, 0019 takes it out again (0016's per-pledge body, the
+    missions locked first); a key stored under one body replays under the other."""
     set_based = _migration("0018_set_based_pledge_batches")
+    per_pledge = _migration("0019_per_pledge_batches_again")
     cfg = alembic_config("core", container.settings.core_url)
+    assert await _function_source(container) in per_pledge.function_sql()
     await container.core_db.dispose()
-    await asyncio.to_thread(command.downgrade, cfg, set_based.down_revision)
-    assert await _function_source(container) in set_based._previous().function_sql()
+    await asyncio.to_thread(command.downgrade, cfg, "0018")
+    assert await _function_source(container) in set_based.function_sql()
     _, mission = await _mission(client, container)
     (fan,) = await _fans(client, container, 1, 5_000)
     desk = PostgresPledgeDesk(container.core_db, container.settings)
@@ -359,7 +363,7 @@ async def test_migration_0018_goes_down_to_the_per_pledge_function_and_up_again(
 
     await container.core_db.dispose()
     await asyncio.to_thread(command.upgrade, cfg, "head")
-    assert await _function_source(container) in set_based.function_sql()
+    assert await _function_source(container) in per_pledge.function_sql()
     again = await _place(desk, clock, fan, mission["id"], 1_000, key="down")
     assert again.replayed
     assert (await _place(desk, clock, fan, mission["id"], 1_000, key="up")).status_code == 201

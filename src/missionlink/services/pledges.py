@@ -6,9 +6,9 @@ response, replayed for a repeated Idempotency-Key) or raise the same domain erro
 - ``TransactionalPledgeDesk`` runs ``services.missions.pledge`` inside
   ``services.idempotency.run``: portable, several statements in one transaction.
 - ``PostgresPledgeDesk`` gathers the pledges that arrive together into one autocommit
-  call to ``missionlink_place_pledges`` (migration 0018): the hot path, one round trip
-  and one commit for a whole batch, idempotency keys included, placed by set-based
-  statements (a pledge they refuse takes the per-pledge path in the same call). The function
+  call to ``missionlink_place_pledges`` (migration 0019): the hot path, one round trip
+  and one commit for a whole batch, idempotency keys included, each pledge in its own
+  block after the batch's missions are locked in id order. The function
   receives every status, account name, transfer kind, currency and topic from the domain
   constants below, and a refusal comes back as an outcome that is explained here with the
   domain's own code (``check_action``), so both paths refuse with the same words.
@@ -161,7 +161,7 @@ class _Pledge:
 class PostgresPledgeDesk:
     """The same pledge on PostgreSQL, gathered with the pledges that arrive with it.
 
-    Pledges are applied in batches by ``missionlink_place_pledges`` (migration 0018): one
+    Pledges are applied in batches by ``missionlink_place_pledges`` (migration 0019): one
     autocommit statement, one round trip and one commit for the whole batch, each pledge
     refused or failed on its own inside it. A pledge starts a batch on the event loop's
     next turn (with every pledge read in this turn) while fewer than
