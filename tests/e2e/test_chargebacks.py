@@ -278,3 +278,46 @@ async def test_a_refund_offers_what_the_chargebacks_left(
     await settle_all(container)
     assert await cash(client, fan) == 0
     await assert_ledger_ok(container)
+
+
+@pytest.mark.parametrize("provider", ["stripe"])
+async def test_a_refund_made_in_the_stripe_dashboard_is_taken_back_and_ours_is_not(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    """Money refunded at Stripe without our API (the dashboard) left the platform: it is
+    a chargeback, final at once. A refund the fan asked for through us is not."""
+    streamer, fan = await make_user(container, "streamer"), await make_user(container)
+    topup = await paid_topup(client, payer, fan, 30_000)
+    pid = topup["provider_payment_id"]
+    await propose(client, fan, streamer, amount=20_000)
+    r = await client.post(f"{API}/wallet/topups/{topup['id']}/refunds", json={"amount": 4_000},
+                          headers=fan.headers)
+    assert r.status_code == 202, r.text
+    [ours] = [x for x in payer.fakes.stripe_refunds.values() if x["payment_intent"] == pid]
+    r = await deliver(client, payer, F.stripe_refund_webhook(payer.fakes, ours["id"],
+                                                             "charge.refunded"))
+    assert r.status_code == 200, r.text
+    assert await chargebacks_of(client, fan) == []
+    assert await wallet_of(client, fan) == {"cash_balance": 6_000, "points_balance": 1000,
+                                            "debt": 0}
+
+    # Still pending at Stripe: nothing is taken yet.
+    pending = payer.fakes.stripe_dashboard_refund(pid, 26_000, status="pending")
+    signed = F.stripe_refund_webhook(payer.fakes, pending["id"], "refund.created")
+    assert (await deliver(client, payer, signed)).status_code == 200
+    assert await chargebacks_of(client, fan) == []
+    payer.fakes.settle_refund("stripe", pending["id"], "succeeded")
+    signed = F.stripe_refund_webhook(payer.fakes, pending["id"], "charge.refunded")
+    assert (await deliver(client, payer, signed)).status_code == 200
+    [cb] = await chargebacks_of(client, fan)
+    assert (cb["topup_id"], cb["amount"], cb["state"], cb["provider_dispute_id"]) == (
+        topup["id"], 26_000, "lost", pending["id"])
+    # The 6,000 of cash goes back, the 20,000 pledged is owed.
+    assert await wallet_of(client, fan) == {"cash_balance": 0, "points_balance": 1000,
+                                            "debt": 20_000}
+    # Delivered again: nothing more.
+    assert (await deliver(client, payer, signed)).status_code == 200
+    assert len(await chargebacks_of(client, fan)) == 1
+    assert (await wallet_of(client, fan))["debt"] == 20_000
+    await settle_all(container)
+    await assert_ledger_ok(container)

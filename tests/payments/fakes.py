@@ -142,6 +142,21 @@ class Fakes:
             self.stripe[intent_id].update(status="canceled",
                                           cancellation_reason="abandoned")
 
+    def stripe_dashboard_refund(self, intent_id: str, amount: int, *,
+                                status: str = "succeeded") -> dict[str, Any]:
+        """A refund made in the Stripe dashboard, not through our API: no metadata of ours."""
+        with self.lock:
+            pi = self.stripe[intent_id]
+            rid = f"re_{uuid.uuid4().hex[:24]}"
+            refund = {"id": rid, "object": "refund", "amount": amount, "currency": "krw",
+                      "payment_intent": intent_id, "charge": f"ch_{intent_id[3:]}",
+                      "status": status, "failure_reason": None,
+                      "reason": "requested_by_customer", "created": int(time.time()),
+                      "metadata": {}}
+            self.stripe_refunds[rid] = refund
+            pi["amount_refunded"] = pi.get("amount_refunded", 0) + amount
+            return dict(refund)
+
     def stripe_dispute(self, intent_id: str, *, amount: int | None = None,
                        status: str = "needs_response", dispute_id: str | None = None,
                        currency: str = "krw") -> dict[str, Any]:

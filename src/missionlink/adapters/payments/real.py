@@ -224,7 +224,8 @@ class StripeProvider(StripeRefunds):
         currency = (intent.currency or "").upper()
         if intent.status == "succeeded":
             return ProviderPayment(pid, "paid", amount=intent.amount_received,
-                                   currency=currency)
+                                   currency=currency,
+                                   disputes=await self._foreign_refunds(pid, currency))
         if intent.status == "canceled":
             return ProviderPayment(pid, "cancelled",
                                    reason=intent.cancellation_reason or "cancelled")
@@ -234,6 +235,26 @@ class StripeProvider(StripeRefunds):
                                    reason=str(getattr(error, "message", None)
                                               or getattr(error, "code", None) or "declined"))
         return ProviderPayment(pid, "pending")
+
+    async def _foreign_refunds(self, pid: str, currency: str) -> tuple[ProviderDispute, ...]:
+        """The succeeded refunds of a payment that we did not make (one from the Stripe
+        dashboard, say): money taken back without our asking, so chargebacks, final at
+        once. Ours carry ``metadata[missionlink_refund]`` (``StripeRefunds.refund``)."""
+        try:
+            listed = await self._client.v1.refunds.list_async(
+                params={"payment_intent": pid, "limit": 100})
+        except stripe.StripeError as exc:
+            raise _unavailable("Stripe", exc) from exc
+        foreign = []
+        for r in listed.data:
+            metadata: Any = r.metadata
+            if r.status != "succeeded" or (metadata is not None
+                                           and "missionlink_refund" in metadata):
+                continue
+            foreign.append(ProviderDispute(
+                str(r.id), pid, int(r.amount), (r.currency or currency).upper(), "lost",
+                reason=str(r.reason or "") or None))
+        return tuple(foreign)
 
     def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, now: datetime
