@@ -7,6 +7,7 @@ import io
 import itertools
 import logging
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,3 +126,13 @@ def service_log_lines() -> Iterator[io.StringIO]:
         root = logging.getLogger()
         for handler in [h for h in root.handlers if isinstance(h, ml_logging._StructlogHandler)]:
             root.removeHandler(handler)
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL if the process has not ended within ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

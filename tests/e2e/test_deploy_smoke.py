@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,10 +53,5 @@ def test_the_image_smoke_flow_passes_on_the_embedded_default(tmp_path: Path) -> 
         assert smoke.returncode == 0, smoke.stdout + smoke.stderr
         assert "MISSION_ID=" in smoke.stdout
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         log.close()

@@ -22,7 +22,7 @@ from missionlink.bootstrap import Container
 from missionlink.domain.clock import SystemClock
 from tests.conftest import redis_test_url
 from tests.e2e.sse import open_stream
-from tests.helpers import Actor, make_user, settle_all
+from tests.helpers import Actor, make_user, settle_all, stop_process
 
 START_TIMEOUT = 30.0
 
@@ -71,12 +71,7 @@ def _serve(container: Container, logs: Path) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, grace=10)
 
 
 async def _wait_ready(url: str, logs: Path) -> None:

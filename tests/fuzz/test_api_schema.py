@@ -33,6 +33,7 @@ from missionlink.api.app import create_app
 from missionlink.bootstrap import build
 from missionlink.config import Settings
 from tests.conftest import _admin, _db_url, pg_admin_url
+from tests.helpers import stop_process
 
 SEED = int(os.environ.get("MISSIONLINK_FUZZ_SEED", "20250801"))
 EXAMPLES = int(os.environ.get("MISSIONLINK_FUZZ_EXAMPLES", "8"))
@@ -239,12 +240,7 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield Target(backend, base_url, workdir, _seed(base_url), realistic)
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_process(proc)
         if urls:
             for url in urls.values():
                 name = url.rsplit("/", 1)[-1]
