@@ -142,6 +142,8 @@ def make_settings(tmp_path: Path, urls: dict[str, str], **overrides: object) -> 
         "rate_limit_signups_per_minute": 0,
         "rate_limit_pledges_per_minute": 0,
         "rate_limit_posts_per_minute": 0,
+        # Tests register a payout account and withdraw at once; the cool-down has its own.
+        "payout_account_cooldown_hours": 0,
         "cors_origins": ["https://app.missionlink.example.com"],
     }
     values.update(overrides)

@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     payout_hold_days: int = Field(default=7, ge=0, le=365)
     #: The smallest withdrawal, KRW.
     payout_minimum: int = Field(default=10_000, ge=1000)
+    #: Hours after the payout account is registered or changed before a withdrawal may be
+    #: paid to it, so a taken-over login cannot send the earnings to a new account at once.
+    payout_account_cooldown_hours: int = Field(default=72, ge=0, le=720)
     trusted_proxies: Annotated[list[str], NoDecode] = []
     client_ip_header: str = ""
 

@@ -222,3 +222,42 @@ async def test_payout_routes_answer_503_without_keys(
     assert r.status_code == 503
     r = await client.get("/api/v1/me/payouts", headers=viewer.headers)
     assert r.status_code == 403
+
+
+@pytest.mark.parametrize("settings_overrides", [
+    {"payout_account_keys": f"test1:{KEY}", "payout_account_cooldown_hours": 72}],
+    ids=["cooldown-72h"])
+async def test_a_new_or_changed_payout_account_cools_down_before_withdrawals(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    """Someone who took over a streamer's login cannot send the earnings to their own
+    account at once: withdrawals wait PAYOUT_ACCOUNT_COOLDOWN_HOURS after the account is
+    registered or changed, and the refusal says how long (``retry_after``)."""
+    streamer = await make_user(container, "streamer")
+    await _earn(client, container, streamer, 100_000)
+    r = await client.put("/api/v1/me/payout-account", json=ACCOUNT, headers=streamer.headers)
+    assert r.status_code == 200, r.text
+    clock.advance(7 * DAY)  # past the earnings' hold, and past the account's cool-down
+    r = await _withdraw(client, streamer, 10_000, "before-change")
+    assert r.status_code == 201, r.text
+
+    changed = {**ACCOUNT, "account_number": "220987654321"}
+    r = await client.put("/api/v1/me/payout-account", json=changed, headers=streamer.headers)
+    assert r.status_code == 200, r.text
+    clock.advance(3_600)
+    r = await _withdraw(client, streamer, 10_000, "after-change")
+    assert r.status_code == 409, r.text
+    problem = r.json()
+    assert problem["type"].endswith("/payout-account-cooling-down")
+    assert problem["retry_after"] == 71 * 3_600
+    assert r.headers["Retry-After"] == str(71 * 3_600)
+    assert (await wallet(client, streamer))["cash_balance"] == 80_000  # nothing moved
+
+    clock.advance(71 * 3_600 - 1)
+    r = await _withdraw(client, streamer, 10_000, "after-change")
+    assert r.status_code == 409 and r.json()["retry_after"] == 1
+    clock.advance(1)
+    r = await _withdraw(client, streamer, 10_000, "after-change")
+    assert r.status_code == 201, r.text
+    assert r.json()["account_number_masked"] == "***-****-4321"
+    await assert_ledger_ok(container)

@@ -217,6 +217,14 @@ class PayoutAccountMissing(Conflict):
     title = "No payout account registered"
 
 
+class PayoutAccountCoolingDown(Conflict):
+    """The payout account was registered or changed too recently; ``retry_after`` says
+    in how many seconds a withdrawal may be requested."""
+
+    code = "payout-account-cooling-down"
+    title = "The payout account was changed recently"
+
+
 class WithdrawalState(Conflict):
     code = "withdrawal-state"
     title = "The withdrawal's state does not allow this"

@@ -10,6 +10,7 @@ more than the wallet's cash.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from missionlink.domain import payouts as P
 from missionlink.domain.errors import (
     NotFound,
     NotWithdrawable,
+    PayoutAccountCoolingDown,
     PayoutAccountMissing,
     PayoutsUnavailable,
 )
@@ -136,15 +138,23 @@ def withdrawal_out(row: Any) -> dict[str, Any]:
 
 async def request_withdrawal(
     conn: AsyncConnection, *, user_id: int, amount: int, key: str, hold: timedelta,
-    minimum: int, now: datetime,
+    minimum: int, now: datetime, cooldown: timedelta = timedelta(0),
 ) -> dict[str, Any]:
     """Take ``amount`` out of the wallet: the net to the withdrawal clearing account, the
-    withheld taxes to the withholding account, in one transaction."""
+    withheld taxes to the withholding account, in one transaction. Refused while the
+    payout account is younger than ``cooldown``."""
     P.check_minimum(amount, minimum=minimum)
     account = (await conn.execute(
         select(payout_accounts).where(payout_accounts.c.user_id == user_id))).first()
     if account is None:
         raise PayoutAccountMissing("register a payout account before withdrawing")
+    ready_at = account.updated_at + cooldown
+    if now < ready_at:
+        wait = ready_at - now
+        raise PayoutAccountCoolingDown(
+            f"the payout account was registered or changed at {iso(account.updated_at)}; "
+            f"withdrawals to it open at {iso(ready_at)}",
+            retry_after=max(1, math.ceil(wait.total_seconds())))
     # The wallet row is locked first: two requests at once are counted one after the other.
     debt = await conn.scalar(select(wallets.c.debt).where(wallets.c.user_id == user_id)
                              .with_for_update())

@@ -109,7 +109,9 @@ async def payout_summary(user: CurrentStreamer, c: Deps) -> dict[str, Any]:
     responses={201: {"model": WithdrawalOut, "description": "the withdrawal, requested"},
                **_UNAVAILABLE, 409: _problem(
                    "`not-withdrawable`: more than is withdrawable now; "
-                   "`payout-account-missing`: no payout account registered")},
+                   "`payout-account-missing`: no payout account registered; "
+                   "`payout-account-cooling-down`: the account was registered or changed "
+                   "less than PAYOUT_ACCOUNT_COOLDOWN_HOURS ago (`retry_after`, seconds)")},
 )
 async def request_withdrawal(body: WithdrawalIn, request: Request, user: CurrentStreamer,
                              c: Deps, key: IdempotencyKey) -> JSONResponse:
@@ -124,7 +126,8 @@ async def request_withdrawal(body: WithdrawalIn, request: Request, user: Current
     async def work(conn: AsyncConnection) -> dict[str, Any]:
         return await payouts.request_withdrawal(
             conn, user_id=user.user_id, amount=body.amount, key=idem_key, hold=_hold(c),
-            minimum=c.settings.payout_minimum, now=c.clock.now())
+            minimum=c.settings.payout_minimum, now=c.clock.now(),
+            cooldown=timedelta(hours=c.settings.payout_account_cooldown_hours))
 
     return await run_effect(request, c, user_id=user.user_id, key=key, work=work,
                             status_code=201)

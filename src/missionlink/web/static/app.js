@@ -45,6 +45,7 @@
     'payment-provider-unavailable': ['결제사가 응답하지 않습니다. 잠시 후 다시 시도하세요', 'The payment provider is not answering; try again shortly'],
     'not-withdrawable': ['출금 가능 금액을 넘습니다', 'This is more than you can withdraw now'],
     'payout-account-missing': ['출금 계좌를 먼저 등록하세요', 'Register a payout account first'],
+    'payout-account-cooling-down': ['출금 계좌를 등록하거나 바꾼 직후에는 출금할 수 없습니다', 'Withdrawals wait a while after the payout account is registered or changed'],
     'withdrawal-state': ['출금 상태상 할 수 없습니다', 'The withdrawal’s state does not allow this'],
     'payouts-unavailable': ['지금은 출금을 이용할 수 없습니다', 'Payouts are not available right now'],
     'idempotency-in-progress': ['같은 요청을 처리하는 중입니다', 'The same request is still being processed'],
