@@ -40,6 +40,7 @@ class Demo:
     missions: dict[str, int] = field(default_factory=dict)
     post_id: int = 0
     overlay_url: str = ""
+    admin: Person | None = None  # the caller adds one: sign-up makes no admins
 
 
 async def _ok(response: httpx.Response) -> Any:

@@ -6,7 +6,7 @@ Headless Chromium (Debian's ``chromium``) via Playwright, at the sizes and langu
 directory and its search, a channel, missions in several states, a post, log in and sign
 up (also with their field errors shown), the wallet with its refund list, My page, the studio and the overlay,
 as a visitor, a viewer and the streamer (the studio's payouts page and yearly statement
-too). One browser per size; one tab per person, walked
+too), and an admin (the payouts page). One browser per size; one tab per person, walked
 from page to page. On a 390x844 phone the pledge button of the mission page is within
 the first screen and a half, and the header takes two rows at most. Skipped when
 Playwright, axe-playwright-python or /usr/bin/chromium is missing.
@@ -27,7 +27,7 @@ from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.e2e.demo import Demo, Person, seed
 from tests.e2e.sse import live_server
-from tests.helpers import browser_matrix, settle_all
+from tests.helpers import browser_matrix, make_user, settle_all
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 10_000
@@ -116,6 +116,11 @@ async def _walk(checker: Checker, browser: Any, base: str, demo: Demo, lang: str
                  f"/missions/{m['pending']}", f"/channels/{demo.streamer.id}"):
         await checker.visit(streamer, base + path + q)
 
+    # The admin's payouts page (its rows and forms are checked in test_admin_payouts_browser).
+    admin = await checker.tab(browser, lang, viewport, demo.admin)
+    await checker.visit(admin, base + "/admin/payouts" + q,
+                        ready="#admin-withdrawals-empty:not([hidden])")
+
 
 @pytest.mark.parametrize(("lang", "viewport"), browser_matrix(), ids=_ids)
 async def test_every_page_has_no_serious_accessibility_violation(
@@ -123,6 +128,8 @@ async def test_every_page_has_no_serious_accessibility_violation(
 ) -> None:
     demo = await seed(client)
     await settle_all(container)
+    admin = await make_user(container, "admin", name="운영자")
+    demo.admin = Person(admin.id, admin.name, admin.headers["Authorization"].split()[1])
     checker = Checker()
 
     async def pledge() -> None:
@@ -140,7 +147,7 @@ async def test_every_page_has_no_serious_accessibility_violation(
             await _walk(checker, browser, base, demo, lang, viewport, pledge)
         finally:
             await browser.close()
-    assert len(checker.checked) == 19, checker.checked
+    assert len(checker.checked) == 20, checker.checked
     assert not checker.found, "\n".join(checker.found)
     assert not checker.errors, checker.errors
 

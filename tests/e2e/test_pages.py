@@ -91,7 +91,7 @@ async def test_every_page_renders_in_both_languages(
     post = await _post(client, fan, streamer, "First post", body="Hello")
     paths = ["/", "/login", "/signup", "/wallet", "/me", "/studio", f"/channels/{streamer.id}",
              f"/channels/{streamer.id}/open-missions", f"/posts/{post['id']}",
-             f"/missions/{mission['id']}"]
+             f"/missions/{mission['id']}", "/admin/operations", "/admin/payouts"]
     for path in paths:
         korean = await _page(client, path)
         assert re.search("[가-힣]", korean), path

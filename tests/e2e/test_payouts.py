@@ -167,6 +167,10 @@ async def test_admin_exports_a_batch_and_marks_lines_paid_or_failed_once(
                        "reference": f"MLW{paid['id']:010d}"}
     r = await client.post("/api/v1/admin/payout-batches", headers=admin.headers)
     assert r.status_code == 409 and r.json()["type"].endswith("/withdrawal-state")
+    r = await client.get("/api/v1/admin/withdrawals?state=exported", headers=admin.headers)
+    assert [(w["id"], w["user_id"], w["display_name"], w["batch_id"])
+            for w in r.json()["items"]] == [(failed["id"], streamer.id, streamer.name, batch["id"]),
+                                            (paid["id"], streamer.id, streamer.name, batch["id"])]
 
     for _ in range(2):
         r = await client.post(f"/api/v1/admin/withdrawals/{paid['id']}/paid",

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from missionlink.adapters.db import journal
+from missionlink.adapters.db.core_tables import members
 from missionlink.adapters.db.payout_tables import payout_accounts, payout_batches, withdrawals
 from missionlink.adapters.security.vault import Vault
 from missionlink.domain import ledger as L
@@ -36,10 +37,15 @@ def reference(withdrawal_id: int) -> str:
 
 async def list_withdrawals(conn: AsyncConnection, *, state: str | None, limit: int
                            ) -> list[dict[str, Any]]:
-    stmt = select(withdrawals).order_by(withdrawals.c.id.desc()).limit(limit)
+    """Newest first, each with its streamer's id and display name."""
+    stmt = (select(withdrawals, members.c.display_name)
+            .select_from(withdrawals.outerjoin(members,
+                                               members.c.user_id == withdrawals.c.user_id))
+            .order_by(withdrawals.c.id.desc()).limit(limit))
     if state is not None:
         stmt = stmt.where(withdrawals.c.state == state)
-    return [{**withdrawal_out(r), "user_id": r.user_id} for r in await conn.execute(stmt)]
+    return [{**withdrawal_out(r), "user_id": r.user_id, "display_name": r.display_name}
+            for r in await conn.execute(stmt)]
 
 
 def _batch_out(row: Any) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from missionlink.domain.payouts import (
     ACCOUNT_NUMBER_MAX,
     ACCOUNT_NUMBER_MIN,
     BANK_CODES,
+    FAILURE_REASON_MAX,
     HOLDER_MAX,
 )
 from missionlink.domain.pledge_messages import MESSAGE_MAX
@@ -441,6 +442,14 @@ async def statement_page(request: Request, year: str) -> HTMLResponse:
 async def operations_page(request: Request) -> HTMLResponse:
     """Admins only (the figures come from GET /api/v1/admin/operations, which checks)."""
     return render(request, "operations.html", page="operations")
+
+
+@router.get("/admin/payouts", response_class=HTMLResponse)
+async def admin_payouts_page(request: Request) -> HTMLResponse:
+    """Admins only (the API checks): every streamer's withdrawals, the bank transfer batch
+    and marking each exported line paid or failed."""
+    return render(request, "admin_payouts.html", page="admin-payouts",
+                  reason_max=FAILURE_REASON_MAX)
 
 
 async def _channel_missions(c: AppContext, sid: int) -> tuple[list[dict[str, Any]], set[str]]:

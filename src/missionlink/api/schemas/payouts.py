@@ -76,6 +76,7 @@ class WithdrawalList(BaseModel):
 
 class AdminWithdrawal(WithdrawalOut):
     user_id: int
+    display_name: str | None = Field(description="the streamer's display name")
 
 
 class AdminWithdrawalList(BaseModel):

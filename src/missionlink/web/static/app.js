@@ -837,14 +837,7 @@
     async csv() {
       const r = await apiResponse('GET', `/wallet/transactions?format=csv&lang=${LANG}`,
         { auth: 'required' });
-      const url = URL.createObjectURL(await r.blob());
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = 'missionlink-statement.csv';
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      await saveFile(r, 'missionlink-statement.csv');
     },
     async 'journal-older'() { journal.index += 1; await loadJournal(); },
     async 'journal-newer'() { journal.index = Math.max(0, journal.index - 1); await loadJournal(); },
@@ -937,6 +930,18 @@
       return td;
     };
     return [tr, cell];
+  }
+
+  /** Save a response fetched with the caller's token (a CSV) as a download named ``name``. */
+  async function saveFile(response, name) {
+    const url = URL.createObjectURL(await response.blob());
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
   }
 
   /** A ``<time>`` of ``iso`` that the page shows in the reader's own time zone. */
@@ -1886,14 +1891,7 @@
     async 'statement-csv'() {
       const year = $('#statement-year').value;
       const r = await apiResponse('GET', `/me/statements/${year}`, { auth: 'required' });
-      const url = URL.createObjectURL(await r.blob());
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = `missionlink-statement-${year}.csv`;
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      await saveFile(r, `missionlink-statement-${year}.csv`);
     },
     async print() { window.print(); },
   });
@@ -1940,6 +1938,190 @@
       row(monthName.format(new Date(Date.UTC(year, i, 15))), m)));
     $('#statement tfoot').replaceChildren(row(T.statement_total, s.total));
     $('#statement-who').textContent = me.display_name || `#${me.id}`;
+  };
+
+  /* ---------- streamer payouts, the admin's side: withdrawals, batches, paid/failed ---------- */
+
+  const PAYOUT_ROWS = 100; // the API's largest page
+
+  /** A small button of ``action`` with its text and a label saying what it acts on. */
+  function smallButton(action, text, label, data = {}) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'secondary small';
+    button.dataset.action = action;
+    Object.assign(button.dataset, data);
+    button.textContent = text;
+    if (label) button.setAttribute('aria-label', label);
+    return button;
+  }
+
+  /** An exported line: "paid", and "failed" with its required reason, errors beside them. */
+  function markForm(w) {
+    const form = document.createElement('form');
+    form.method = 'post';
+    form.noValidate = true;
+    form.className = 'mark-withdrawal';
+    form.dataset.form = 'withdrawal-failed';
+    form.dataset.withdrawal = w.id;
+    const label = document.createElement('label');
+    const span = document.createElement('span');
+    span.className = 'sr-only';
+    span.textContent = t('payout_failure_reason_of', { id: w.id });
+    const input = document.createElement('input');
+    input.type = 'text';
+    input.name = 'reason';
+    input.required = true;
+    input.maxLength = Number($('#payouts-admin').dataset.reasonMax);
+    input.placeholder = T.payout_failure_reason;
+    input.autocomplete = 'off';
+    label.append(span, input);
+    const actions = document.createElement('div');
+    actions.className = 'actions';
+    const failed = document.createElement('button');
+    failed.type = 'submit';
+    failed.className = 'danger small';
+    failed.textContent = T.payout_mark_failed;
+    failed.setAttribute('aria-label', t('payout_mark_failed_label', { id: w.id }));
+    actions.append(smallButton('withdrawal-paid', T.payout_mark_paid,
+      t('payout_mark_paid_label', { id: w.id }),
+      { withdrawal: w.id, net: w.net, name: w.display_name || `#${w.user_id}` }), failed);
+    const error = document.createElement('p');
+    error.className = 'form-error';
+    error.setAttribute('role', 'alert');
+    error.hidden = true;
+    form.append(label, actions, error);
+    return form;
+  }
+
+  function adminWithdrawalRow(w) {
+    const [tr, cell] = tableRow();
+    tr.dataset.state = w.state;
+    tr.dataset.withdrawal = w.id;
+    cell(String(w.id), 'mono');
+    const who = cell('');
+    const a = document.createElement('a');
+    a.href = `/channels/${w.user_id}`;
+    a.textContent = w.display_name
+      ? t('payout_streamer_ref', { name: w.display_name, id: w.user_id }) : `#${w.user_id}`;
+    who.append(a);
+    cell('').append(localTime(w.created_at));
+    cell(money(w.gross), 'num');
+    cell(money(w.withholding), 'num');
+    cell(money(w.net), 'num');
+    cell(T[`withdrawal_state_${w.state}`] || w.state);
+    const batch = cell(w.batch_id ? `#${w.batch_id} ` : '–');
+    if (w.batch_id) {
+      batch.append(smallButton('batch-csv', 'CSV', t('payout_batch_csv_label', { id: w.batch_id }),
+        { batch: w.batch_id }));
+    }
+    const last = cell(w.failure_reason || '');
+    if (w.state === 'exported') last.append(markForm(w));
+    return tr;
+  }
+
+  async function loadAdminWithdrawals(focusHeading = false) {
+    const state = $('#payout-filter').value;
+    const query = `limit=${PAYOUT_ROWS}` + (state ? `&state=${encodeURIComponent(state)}` : '');
+    const page = await api('GET', `/admin/withdrawals?${query}`, { auth: 'required' });
+    $('#admin-withdrawals tbody').replaceChildren(...page.items.map(adminWithdrawalRow));
+    $('#admin-withdrawals').hidden = page.items.length === 0;
+    $('#admin-withdrawals-empty').hidden = page.items.length > 0;
+    const more = $('#admin-withdrawals-more');
+    more.hidden = page.items.length < PAYOUT_ROWS;
+    more.textContent = t('payout_admin_newest', { n: PAYOUT_ROWS });
+    decorate($('#admin-withdrawals'));
+    if (focusHeading) $('#admin-withdrawals-heading').focus();
+  }
+
+  /** The batch just made, with its transfer file one click away. */
+  function showBatch(batch) {
+    const box = $('#batch-result');
+    const line = document.createElement('p');
+    line.textContent = t('payout_batch_done', { id: batch.id, lines: batch.lines,
+      total: money(batch.total_net) });
+    const button = smallButton('batch-csv', T.payout_batch_csv, null, { batch: batch.id });
+    box.replaceChildren(line, button);
+  }
+
+  function showBatchNote(key) {
+    const line = document.createElement('p');
+    line.className = 'muted';
+    line.textContent = t(key);
+    $('#batch-result').replaceChildren(line);
+  }
+
+  Object.assign(FORMS, {
+    async 'withdrawal-failed'(form) {
+      const id = form.dataset.withdrawal;
+      const r = await api('POST', `/admin/withdrawals/${encodeURIComponent(id)}/failed`, {
+        auth: 'required', body: { reason: form.elements.reason.value.trim() } });
+      toast(r.applied ? t('payout_marked_failed', { id, gross: money(r.gross) })
+        : t('payout_marked_already', { id }));
+      await loadAdminWithdrawals(true);
+    },
+  });
+
+  Object.assign(ACTIONS, {
+    async 'payout-export'(button) {
+      const waiting = () => api('GET', '/admin/withdrawals?state=requested&limit=1',
+        { auth: 'required' });
+      // A retry after a lost response sends its key again (and gets that batch back);
+      // a fresh click with nothing requested is told so without asking for a batch.
+      if (!button.dataset.idempotencyKey && !(await waiting()).items.length) {
+        await loadAdminWithdrawals();
+        showBatchNote('payout_batch_nothing');
+        return;
+      }
+      // Kept until the server answers, so a retry after a lost response gets the same
+      // batch back instead of a second one.
+      button.dataset.idempotencyKey ||= newKey();
+      let batch;
+      try {
+        batch = await api('POST', '/admin/payout-batches', { auth: 'required',
+          key: button.dataset.idempotencyKey });
+      } catch (err) {
+        if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
+          delete button.dataset.idempotencyKey;
+        }
+        if (!(err instanceof ApiError && err.code === 'withdrawal-state')) throw err;
+        // Another export took them meanwhile, or took only some: say which.
+        const left = (await waiting()).items.length;
+        await loadAdminWithdrawals();
+        showBatchNote(left ? 'payout_batch_changed' : 'payout_batch_nothing');
+        return;
+      }
+      delete button.dataset.idempotencyKey;
+      await loadAdminWithdrawals();
+      showBatch(batch);
+    },
+    async 'batch-csv'(button) {
+      const id = button.dataset.batch;
+      const r = await apiResponse('GET',
+        `/admin/payout-batches/${encodeURIComponent(id)}/transfers.csv`, { auth: 'required' });
+      await saveFile(r, `payout-batch-${id}.csv`);
+    },
+    async 'withdrawal-paid'(button) {
+      const { withdrawal: id, name } = button.dataset;
+      if (!window.confirm(t('confirm_mark_paid', { id, name, net: money(button.dataset.net) }))) return;
+      const r = await api('POST', `/admin/withdrawals/${encodeURIComponent(id)}/paid`,
+        { auth: 'required' });
+      toast(t(r.applied ? 'payout_marked_paid' : 'payout_marked_already', { id }));
+      await loadAdminWithdrawals(true);
+    },
+  });
+
+  document.addEventListener('change', (event) => {
+    if (event.target.id !== 'payout-filter') return;
+    const section = event.target.closest('section');
+    clearError(section);
+    loadAdminWithdrawals().catch((err) => showError(section,
+      err instanceof ApiError ? err : new ApiError({ code: 'error' })));
+  });
+
+  PAGES['admin-payouts'] = async () => {
+    if (!me || me.role !== 'admin') return;
+    await loadAdminWithdrawals();
   };
 
   async function init() {
