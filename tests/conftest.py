@@ -67,10 +67,12 @@ def redis_url_of_worker(url: str, worker: str) -> str:
     return urlunsplit(parts._replace(path=f"/{(database - int(worker[2:])) % 16}"))
 
 
-#: Tests that start clusters, chaos harnesses or container builds. ``make test TEST_WORKERS=2`` hands
-#: whole files to its xdist workers (``--dist loadfile``); these files take a lock for as
-#: long as they run, so two of them never load the machine at once.
-HEAVY = ("tests/chaos/", "tests/cluster/", "tests/infra/test_container.py")
+#: Tests that start clusters of processes or container builds. ``make test`` hands whole
+#: files to its xdist workers (``--dist loadfile``); these files take a lock for as long as
+#: they run, so two of them never load the machine at once, and they are spread through the
+#: run (``pytest_collection_modifyitems``) so that the other worker rarely waits for it.
+HEAVY = ("tests/chaos/test_faults.py", "tests/chaos/test_crash.py", "tests/cluster/",
+         "tests/infra/test_container.py")
 HEAVY_LOCK = Path(tempfile.gettempdir()) / "missionlink-heavy-tests.lock"
 
 
@@ -86,6 +88,33 @@ def _heavy_files_one_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def spread_heavy_files(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The same items, each file's together and in its order, with the heavy files placed
+    evenly among the others instead of next to each other (tests/chaos and tests/cluster
+    sort side by side), so two workers seldom reach one at the same time."""
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    heavy = [f for f in files if f.startswith(HEAVY)]
+    light = [f for f in files if not f.startswith(HEAVY)]
+    if not heavy:
+        return items
+    order: list[str] = []
+    step = len(light) / len(heavy)
+    start = 0
+    for i, name in enumerate(heavy):  # each in the middle of its share of the light files
+        end = round((i + 0.5) * step)
+        order += [*light[start:end], name]
+        start = end
+    order += light[start:]
+    return [item for name in order for item in files[name]]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items[:] = spread_heavy_files(items)
 
 
 def pg_admin_url() -> str:
