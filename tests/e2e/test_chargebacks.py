@@ -321,3 +321,17 @@ async def test_a_refund_made_in_the_stripe_dashboard_is_taken_back_and_ours_is_n
     assert (await wallet_of(client, fan))["debt"] == 20_000
     await settle_all(container)
     await assert_ledger_ok(container)
+
+
+@pytest.mark.parametrize("provider", ["stripe"])
+async def test_a_payment_without_refunds_is_not_asked_for_its_refunds(
+    client: httpx.AsyncClient, container: Container, payer: Provider,
+) -> None:
+    """The payment is fetched with its charge expanded: refunds are listed only when the
+    charge shows a refunded amount, so confirming a top-up costs one call to Stripe."""
+    fan = await make_user(container)
+    payer.fakes.requests.clear()
+    await paid_topup(client, payer, fan, 10_000)
+    reads = [path for method, path in payer.fakes.requests if method == "GET"]
+    assert reads and all(path.startswith("/v1/payment_intents/") for path in reads), reads
+    await assert_ledger_ok(container)

@@ -393,7 +393,15 @@ def _handler(fakes: Fakes) -> type[BaseHTTPRequestHandler]:
                     fakes.stripe_keys[key] = pid
                 return self._send(200, pi)
             if method == "GET" and len(rest) == 1 and rest[0] in fakes.stripe:
-                return self._send(200, fakes.stripe[rest[0]])
+                pi = dict(fakes.stripe[rest[0]])
+                if pi["status"] == "succeeded":
+                    charge = {"id": f"ch_{pi['id'][3:]}", "object": "charge",
+                              "payment_intent": pi["id"], "amount": pi["amount_received"],
+                              "amount_refunded": pi.get("amount_refunded", 0)}
+                    query = parse_qsl(urlsplit(self.path).query)
+                    expanded = ("expand[0]", "latest_charge") in query
+                    pi["latest_charge"] = charge if expanded else charge["id"]
+                return self._send(200, pi)
             self._send(404, {"error": {"type": "invalid_request_error",
                                        "code": "resource_missing",
                                        "message": "No such payment_intent"}})

@@ -218,14 +218,20 @@ class StripeProvider(StripeRefunds):
     async def fetch(self, provider_payment_id: str) -> ProviderPayment:
         pid = provider_payment_id
         try:
-            intent = await self._client.v1.payment_intents.retrieve_async(pid)
+            # The charge comes along, so its refunded amount says whether to list refunds.
+            intent = await self._client.v1.payment_intents.retrieve_async(
+                pid, params={"expand": ["latest_charge"]})
         except stripe.StripeError as exc:
             raise _unavailable("Stripe", exc) from exc
         currency = (intent.currency or "").upper()
         if intent.status == "succeeded":
+            charge: Any = intent.latest_charge
+            refunded = isinstance(charge, str) or (
+                charge is not None and int(charge.amount_refunded or 0) > 0)
             return ProviderPayment(pid, "paid", amount=intent.amount_received,
                                    currency=currency,
-                                   disputes=await self._foreign_refunds(pid, currency))
+                                   disputes=await self._foreign_refunds(pid, currency)
+                                   if refunded else ())
         if intent.status == "canceled":
             return ProviderPayment(pid, "cancelled",
                                    reason=intent.cancellation_reason or "cancelled")
@@ -239,7 +245,8 @@ class StripeProvider(StripeRefunds):
     async def _foreign_refunds(self, pid: str, currency: str) -> tuple[ProviderDispute, ...]:
         """The succeeded refunds of a payment that we did not make (one from the Stripe
         dashboard, say): money taken back without our asking, so chargebacks, final at
-        once. Ours carry ``metadata[missionlink_refund]`` (``StripeRefunds.refund``)."""
+        once. Ours carry ``metadata[missionlink_refund]`` (``StripeRefunds.refund``).
+        Asked only when the payment's charge shows a refunded amount."""
         try:
             listed = await self._client.v1.refunds.list_async(
                 params={"payment_intent": pid, "limit": 100})
