@@ -932,6 +932,18 @@
     return [tr, cell];
   }
 
+  /** A small button of ``action`` with its text and a label saying what it acts on. */
+  function smallButton(action, text, label, data = {}) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'secondary small';
+    button.dataset.action = action;
+    Object.assign(button.dataset, data);
+    button.textContent = text;
+    if (label) button.setAttribute('aria-label', label);
+    return button;
+  }
+
   /** Save a response fetched with the caller's token (a CSV) as a download named ``name``. */
   async function saveFile(response, name) {
     const url = URL.createObjectURL(await response.blob());
@@ -968,14 +980,8 @@
         ? t('deposit_to', { account: x.virtual_account, due }) : (x.failure_reason || ''));
       if (x.refundable > 0) {
         // Unspent cash of a completed top-up goes back to the method it was paid with.
-        const button = document.createElement('button');
-        button.type = 'button';
-        button.className = 'secondary small';
-        button.dataset.action = 'refund';
-        button.dataset.topup = x.id;
-        button.dataset.amount = x.refundable;
-        button.textContent = t('refund_action', { amount: money(x.refundable) });
-        note.append(button);
+        note.append(smallButton('refund', t('refund_action', { amount: money(x.refundable) }),
+          null, { topup: x.id, amount: x.refundable }));
       }
       return tr;
     });
@@ -1285,14 +1291,8 @@
       when.append(time);
     }
     cell(item.error, 'error-text');
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'secondary small';
-    button.dataset.action = 'replay';
-    button.dataset.id = item.id;
-    button.textContent = t('ops_replay');
-    button.setAttribute('aria-label', t('ops_replay_label', { id: item.id }));
-    cell('').append(button);
+    cell('').append(smallButton('replay', t('ops_replay'), t('ops_replay_label', { id: item.id }),
+      { id: item.id }));
     return tr;
   }
 
@@ -1943,18 +1943,6 @@
   /* ---------- streamer payouts, the admin's side: withdrawals, batches, paid/failed ---------- */
 
   const PAYOUT_ROWS = 100; // the API's largest page
-
-  /** A small button of ``action`` with its text and a label saying what it acts on. */
-  function smallButton(action, text, label, data = {}) {
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'secondary small';
-    button.dataset.action = action;
-    Object.assign(button.dataset, data);
-    button.textContent = text;
-    if (label) button.setAttribute('aria-label', label);
-    return button;
-  }
 
   /** An exported line: "paid", and "failed" with its required reason, errors beside them. */
   function markForm(w) {
