@@ -8,6 +8,8 @@ import itertools
 import logging
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,3 +138,25 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def start_serve(env: dict[str, str], port: int, log: Path, *,
+                seconds: float = 90) -> subprocess.Popen[bytes]:
+    """``missionlink serve --port <port>`` with ``env``, its output appended to ``log``;
+    returns once ``/healthz`` answers 200 (a loaded machine starts slowly)."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "missionlink.cli", "serve", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    stop_process(proc)
+    raise RuntimeError(f"serve did not start in {seconds:.0f} s:\n{log.read_text()}")

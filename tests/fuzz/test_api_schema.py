@@ -19,7 +19,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from missionlink.api.app import create_app
 from missionlink.bootstrap import build
 from missionlink.config import Settings
 from tests.conftest import _admin, _db_url, pg_admin_url
-from tests.helpers import stop_process
+from tests.helpers import start_serve, stop_process
 
 SEED = int(os.environ.get("MISSIONLINK_FUZZ_SEED", "20250801"))
 EXAMPLES = int(os.environ.get("MISSIONLINK_FUZZ_EXAMPLES", "8"))
@@ -134,25 +133,6 @@ def _server_env(data_dir: Path, urls: dict[str, str], *, realistic_limits: bool)
     return env
 
 
-def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "missionlink.cli", "serve", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"serve did not start:\n{log.read_text()}")
-
-
 def _ok(r: httpx.Response, status: int) -> dict[str, Any]:
     assert r.status_code == status, f"{r.request.method} {r.request.url}: {r.status_code} {r.text}"
     body: dict[str, Any] = r.json() if r.content else {}
@@ -235,7 +215,7 @@ def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             subprocess.run([sys.executable, "-m", "missionlink.cli", "migrate"], env=env,
                            check=True, capture_output=True)
         port = _free_port()
-        proc = _start(env, port, workdir / "server.log")
+        proc = start_serve(env, port, workdir / "server.log")
         base_url = f"http://127.0.0.1:{port}"
         yield Target(backend, base_url, workdir, _seed(base_url), realistic)
     finally:

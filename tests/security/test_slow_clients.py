@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import start_serve, stop_process
 
 READ_TIMEOUT = 2  # MISSIONLINK_REQUEST_READ_TIMEOUT_SECONDS for the server under test
 WRITE_TIMEOUT = 1  # MISSIONLINK_RESPONSE_WRITE_TIMEOUT_SECONDS
@@ -40,25 +40,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
         "MISSIONLINK_RESPONSE_WRITE_TIMEOUT_SECONDS": str(WRITE_TIMEOUT),
         "MISSIONLINK_SERVE_WORKER": "0",
     })
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "missionlink.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    proc = start_serve(env, port, data_dir / "serve.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "serve exited"
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.2)
         yield "127.0.0.1", port
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop_process(proc, grace=20)
 
 
 def _connect(server: tuple[str, int]) -> socket.socket:
