@@ -14,7 +14,11 @@ from missionlink.api.app import create_app
 from missionlink.config import Env, Settings
 from missionlink.observability import metrics_listener
 from missionlink.observability.logging import configure
-from missionlink.observability.memory import pin_mmap_threshold, widen_young_generation
+from missionlink.observability.memory import (
+    freeze_startup_objects,
+    pin_mmap_threshold,
+    widen_young_generation,
+)
 
 
 def create_from_env() -> FastAPI:
@@ -27,7 +31,10 @@ def create_from_env() -> FastAPI:
     metrics_listener.start_from_env(settings.api_metrics_port)
     container = bootstrap.build(settings)
     if os.environ.get("MISSIONLINK_SERVE_WORKER", "1") != "1":
-        return create_app(container)
-    from missionlink.workers.runner import Worker  # only where the worker runs
+        app = create_app(container)
+    else:
+        from missionlink.workers.runner import Worker  # only where the worker runs
 
-    return create_app(container, worker=Worker(container))
+        app = create_app(container, worker=Worker(container))
+    freeze_startup_objects()
+    return app
