@@ -45,6 +45,10 @@ from pledge_bench.server import (
 )
 
 
+#: The bare endpoint's pool: PostgreSQL's default max_connections is 100.
+BARE_POOL_MAX = 40
+
+
 async def measure_server(state: State, args: argparse.Namespace, settings: Settings, seed: Seed,
                          port: int, reqs: Requests, meter: Meter, label: str,
                          spread_ids: list[int], hot_id: int, out: dict[str, Any]) -> list[Phase]:
@@ -102,7 +106,8 @@ async def measure_bare(state: State, args: argparse.Namespace, urls: dict[str, s
     port = free_port()
     env = clean_env()
     env.update({"BARE_DSN": urls["pgbench"].replace("postgresql+asyncpg://", "postgresql://"),
-                "BARE_POOL": str(args.concurrency)})
+                # one pool connection per request in flight, within max_connections
+                "BARE_POOL": str(min(args.concurrency, BARE_POOL_MAX))})
     spawn_bare(state, env, port)
     proc = state.server
     assert proc is not None
@@ -166,7 +171,7 @@ async def bench(state: State, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": facts, "args": vars(args) | {"profile": None},
                                "servers": {}}
     if args.pgbench_seconds > 0:
-        results["pgbench"] = await run_pgbench(urls["pgbench"], args.pgbench_scale, 8, 2,
+        results["pgbench"] = await run_pgbench(urls["pgbench"], args.pgbench_scale, args.pgbench_clients, 2,
                                                args.pgbench_seconds)
         say(f"pgbench: {results['pgbench']['tps']:.0f} tps, latency avg "
             f"{results['pgbench']['latency_avg_ms']} ms; cores used: postgres "
@@ -273,11 +278,14 @@ def parse_args(argv: list[str] | None = None, description: str | None = None
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                    help="serve --workers values to measure, one server each (default 1 2)")
-    p.add_argument("--concurrency", type=int, default=32, help="connections (default 32)")
+    p.add_argument("--concurrency", type=int, default=128,
+                   help="connections of the closed-loop phases (default 128: enough pledges "
+                        "in flight for a server's batches to fill; bench/README.md has the "
+                        "sweep)")
     p.add_argument("--fans", type=int, default=2000)
     p.add_argument("--streamers", type=int, default=20)
     p.add_argument("--missions", type=int, default=200, help="missions for the spread phase")
-    p.add_argument("--requests", type=int, default=8000, help="cap per closed-loop phase")
+    p.add_argument("--requests", type=int, default=20_000, help="cap per closed-loop phase")
     p.add_argument("--seconds", type=float, default=12, help="cap per closed-loop phase")
     p.add_argument("--warmup", type=int, default=400)
     p.add_argument("--paced-seconds", type=float, default=8)
@@ -285,10 +293,13 @@ def parse_args(argv: list[str] | None = None, description: str | None = None
                    help="earlier pledges on the mission of phase (d); 0 skips it")
     p.add_argument("--pgbench-seconds", type=int, default=20, help="0 skips pgbench")
     p.add_argument("--pgbench-scale", type=int, default=8)
+    p.add_argument("--pgbench-clients", type=int, default=8,
+                   help="pgbench -c (default 8, its best on 2 vCPUs: bench/README.md)")
     p.add_argument("--no-idempotency-key", action="store_true")
-    p.add_argument("--client", choices=["httpx", "raw"], default="httpx",
-                   help="load generator: httpx.AsyncClient (default) or a lean asyncio "
-                        "HTTP/1.1 client that leaves more of a small machine to the server")
+    p.add_argument("--client", choices=["httpx", "raw"], default="raw",
+                   help="load generator: a lean asyncio HTTP/1.1 client (default), which "
+                        "leaves most of a small machine to the server, or httpx.AsyncClient, "
+                        "which costs more CPU per request than the server does")
     p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                    help="the benchmark's own event loop (uvloop when installed)")
     p.add_argument("--profile", metavar="DIR", help="add a py-spy sampled phase per server")
