@@ -1,6 +1,6 @@
 """Pledge throughput benchmark on PostgreSQL, against a real ``missionlink serve``.
 
-What it does, in one run (about 2.5 minutes with the defaults):
+What it does, in one run (about 1.5 minutes with the defaults):
 
 1. creates its own uniquely named databases (identity, core, pgbench) through the admin URL
    ``MISSIONLINK_BENCH_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1/postgres``),

@@ -44,7 +44,6 @@ from pledge_bench.server import (
     stop_server,
 )
 
-
 #: The bare endpoint's pool: PostgreSQL's default max_connections is 100.
 BARE_POOL_MAX = 40
 
