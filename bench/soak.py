@@ -204,7 +204,7 @@ async def bench(args: argparse.Namespace) -> None:
             env["MISSIONLINK_READ_CACHE_MAX_ENTRIES"] = str(args.read_cache_entries)
         log_path = Path(data) / "serve.log"
         server = spawn_group(  # started once, before the load
-            [sys.executable, "-m", "missionlink.cli", "serve", "--host", "127.0.0.1",
+            [args.server_python, "-m", "missionlink.cli", "serve", "--host", "127.0.0.1",
              "--port", str(port)], env, log_path)
         try:
             base = f"http://127.0.0.1:{port}"
@@ -284,6 +284,10 @@ def main() -> int:
                         help="anonymous read loops over the quiet channels")
     parser.add_argument("--quiet-missions", type=int, default=6000,
                         help="missions seeded in quiet channels (3 cached reads each)")
+    parser.add_argument("--server-python", default=sys.executable, metavar="PATH",
+                        help="the interpreter that runs the server (default: this one); "
+                             "one of a venv holding only the runtime dependencies, as the "
+                             "image installs them, measures the process the image runs")
     parser.add_argument("--read-cache-entries", type=int, metavar="N",
                         help="READ_CACHE_MAX_ENTRIES for the server (0: no read model), to "
                         "tell the read model's memory from the rest")
