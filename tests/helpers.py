@@ -57,6 +57,11 @@ class Actor:
     headers: dict[str, str]
     name: str = ""
 
+    @property
+    def token(self) -> str:
+        """The access token of ``headers``, as a page keeps it in sessionStorage."""
+        return self.headers["Authorization"].removeprefix("Bearer ")
+
 
 async def make_user(container: Container, role: str = "viewer", *, name: str | None = None,
                     language: str = "ko") -> Actor:

@@ -170,8 +170,8 @@ async def bench(state: State, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": facts, "args": vars(args) | {"profile": None},
                                "servers": {}}
     if args.pgbench_seconds > 0:
-        results["pgbench"] = await run_pgbench(urls["pgbench"], args.pgbench_scale, args.pgbench_clients, 2,
-                                               args.pgbench_seconds)
+        results["pgbench"] = await run_pgbench(urls["pgbench"], args.pgbench_scale,
+                                               args.pgbench_clients, 2, args.pgbench_seconds)
         say(f"pgbench: {results['pgbench']['tps']:.0f} tps, latency avg "
             f"{results['pgbench']['latency_avg_ms']} ms; cores used: postgres "
             f"{results['pgbench']['postgres_cores']}, pgbench "

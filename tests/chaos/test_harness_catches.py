@@ -40,7 +40,7 @@ async def _run(client: httpx.AsyncClient, container: Container,
     streamer = await make_user(container, "streamer")
 
     def actor(a: Any) -> Actor:
-        return Actor(a.id, a.email, a.headers["Authorization"].removeprefix("Bearer "))
+        return Actor(a.id, a.email, a.token)
 
     fans = [actor(await make_user(container)) for _ in range(3)]
     for fan in fans:

@@ -11,7 +11,6 @@ when Playwright or Chromium is missing."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from pathlib import Path
@@ -24,9 +23,10 @@ from missionlink.api.app import create_app
 from missionlink.api.problems import TYPE_BASE
 from missionlink.bootstrap import Container
 from missionlink.domain.clock import FrozenClock
+from tests.e2e.a11y import blocking_violations
 from tests.e2e.test_pages_live_browser import CHROMIUM, TIMEOUT_MS, _ids, _text, browsing
-from tests.e2e.test_payouts import ACCOUNT, _earn, _withdraw
-from tests.helpers import Actor, assert_ledger_ok, browser_matrix, make_user
+from tests.e2e.test_payouts import ACCOUNT, PAYOUT_SETTINGS, _earn, _withdraw
+from tests.helpers import assert_ledger_ok, browser_matrix, make_user
 
 WORDS = {
     "ko": {"won": "원", "requested": "신청됨", "exported": "이체 처리 중",
@@ -41,7 +41,6 @@ WORDS = {
            "required": "This field is required", "paid_toast": "marked paid",
            "admins_only": "Only admins can see this page.", "reason": "account closed"},
 }
-BLOCKING = ("serious", "critical")
 
 playwright_api = pytest.importorskip("playwright.async_api")
 pytestmark = [
@@ -52,22 +51,7 @@ pytestmark = [
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"payout_account_keys": f"adm1:{base64.b64encode(b'a' * 32).decode()}"}
-
-
-def _token(actor: Actor) -> str:
-    return actor.headers["Authorization"].removeprefix("Bearer ")
-
-
-async def _axe(page: Any) -> list[str]:
-    """The serious and critical axe violations on ``page`` ([] without axe installed)."""
-    try:
-        from axe_playwright_python.async_playwright import Axe
-    except ImportError:
-        return []
-    results = await Axe().run(page)
-    return [f"{v['id']} ({v['impact']}) {[n['target'] for n in v['nodes'][:3]]}"
-            for v in results.response["violations"] if v["impact"] in BLOCKING]
+    return dict(PAYOUT_SETTINGS)
 
 
 @pytest.mark.parametrize(("lang", "viewport"), browser_matrix(), ids=_ids)
@@ -87,7 +71,7 @@ async def test_an_admin_exports_a_batch_and_marks_lines_paid_and_failed(
     to_fail = (await _withdraw(client, streamer, 20_000, "p-2")).json()
     assert (to_pay["net"], to_fail["net"]) == (48_350, 19_340)
 
-    async with browsing(create_app(container), lang, viewport, token=_token(admin)) as browser:
+    async with browsing(create_app(container), lang, viewport, token=admin.token) as browser:
         page = await browser.page(f"/admin/payouts?lang={lang}")
         paid_row = page.locator(f"#admin-withdrawals tr[data-withdrawal='{to_pay['id']}']")
         failed_row = page.locator(f"#admin-withdrawals tr[data-withdrawal='{to_fail['id']}']")
@@ -137,7 +121,7 @@ async def test_an_admin_exports_a_batch_and_marks_lines_paid_and_failed(
                     words["required"])
         assert await failed_row.locator("input[name=reason]").get_attribute(
             "aria-invalid") == "true"
-        assert await _axe(page) == []
+        assert await blocking_violations(page) == []
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= viewport["width"], width
 
@@ -161,7 +145,7 @@ async def test_an_admin_exports_a_batch_and_marks_lines_paid_and_failed(
 
         # A viewer who finds the address gets the notice, not the list.
         other = await browser.context.browser.new_context(viewport=viewport)
-        saved = json.dumps({"token": _token(viewer), "exp": (time.time() + 600) * 1000})
+        saved = json.dumps({"token": viewer.token, "exp": (time.time() + 600) * 1000})
         await other.add_init_script(
             f"sessionStorage.setItem('missionlink-access', {json.dumps(saved)})")
         seen = await other.new_page()

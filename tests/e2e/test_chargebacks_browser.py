@@ -56,7 +56,7 @@ async def test_the_wallet_shows_the_debt_and_repays_it(
     r = await client.post(f"/api/v1/missions/{mission['id']}/reject", headers=streamer.headers)
     assert r.status_code == 200, r.text
     await settle_all(container)
-    token = fan.headers["Authorization"].removeprefix("Bearer ")
+    token = fan.token
     words = WORDS[lang]
     async with browsing(create_app(container), lang, viewport, token=token) as browser:
         page = await browser.page(f"/wallet?lang={lang}")

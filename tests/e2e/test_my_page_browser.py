@@ -58,10 +58,6 @@ pytestmark = [
 ]
 
 
-def _token(who: Actor) -> str:
-    return who.headers["Authorization"].removeprefix("Bearer ")
-
-
 async def _call(client: httpx.AsyncClient, who: Actor, path: str, body: Any = None) -> None:
     r = await client.post(f"/api/v1/missions/{path}", json=body, headers=who.headers)
     assert r.status_code in (200, 201), r.text
@@ -101,7 +97,7 @@ async def test_a_backer_sees_the_reject_reason_and_my_page_shows_outcomes(
     app = create_app(container)
 
     # The streamer gives a reason with the reject; the page shows it, as text, live.
-    async with browsing(app, lang, viewport, token=_token(streamer)) as browser:
+    async with browsing(app, lang, viewport, token=streamer.token) as browser:
         page = await browser.page(f"/missions/{rejected['id']}?lang={lang}")
         box = page.locator("#mission-card input[name=reject_reason]")
         await box.wait_for(timeout=TIMEOUT_MS)
@@ -131,7 +127,7 @@ async def test_a_backer_sees_the_reject_reason_and_my_page_shows_outcomes(
     assert got["reject_reason"] == REASON
     await settle_all(container)
 
-    async with browsing(app, lang, viewport, token=_token(backer)) as browser:
+    async with browsing(app, lang, viewport, token=backer.token) as browser:
         # A backer reads it on the mission page ...
         page = await browser.page(f"/missions/{rejected['id']}?lang={lang}")
         await _text(page, "#mission-card .reject-reason", REASON)

@@ -200,7 +200,7 @@ async def test_studio_and_channel_follow_the_channel_and_a_rejection_settles_liv
     await top_up(client, fan, 100_000)
     first = await propose(client, fan, streamer, amount=10_000, title="첫 미션")
     await settle_all(container)
-    token = streamer.headers["Authorization"].removeprefix("Bearer ")
+    token = streamer.token
     app = create_app(container)
     async with browsing(app, lang, viewport, token=token) as browser:
         studio = await browser.page(f"/studio?lang={lang}")
@@ -281,7 +281,7 @@ async def test_a_burst_shares_few_reloads_and_a_reload_keeps_what_the_viewer_typ
     mission = await propose(client, creator, streamer, amount=10_000)
     mid = mission["id"]
     await settle_all(container)
-    token = viewer.headers["Authorization"].removeprefix("Bearer ")
+    token = viewer.token
     async with browsing(create_app(container), "ko", DESKTOP, token=token) as browser:
         page = await browser.page(f"/missions/{mid}")
         await _text(page, "#live-status.on", WORDS["ko"]["live"])

@@ -24,12 +24,14 @@ from missionlink.services.wallet import KST
 from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up, wallet
 
 KEY = base64.b64encode(b"k" * 32).decode()
+#: Payouts on: one sealing key (the payout browser tests use it too).
+PAYOUT_SETTINGS: dict[str, object] = {"payout_account_keys": f"test1:{KEY}"}
 DAY = 86_400
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"payout_account_keys": f"test1:{KEY}"}
+    return dict(PAYOUT_SETTINGS)
 
 
 async def _earn(client: httpx.AsyncClient, container: Container, streamer: Actor,
@@ -229,7 +231,7 @@ async def test_payout_routes_answer_503_without_keys(
 
 
 @pytest.mark.parametrize("settings_overrides", [
-    {"payout_account_keys": f"test1:{KEY}", "payout_account_cooldown_hours": 72}],
+    {**PAYOUT_SETTINGS, "payout_account_cooldown_hours": 72}],
     ids=["cooldown-72h"])
 async def test_a_new_or_changed_payout_account_cools_down_before_withdrawals(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock

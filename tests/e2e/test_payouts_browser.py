@@ -5,7 +5,6 @@ English on a desktop (``browser_matrix``). Skipped when Playwright or Chromium i
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from missionlink.bootstrap import Container
 from missionlink.domain.clock import FrozenClock
 from missionlink.services.wallet import KST
 from tests.e2e.test_pages_live_browser import CHROMIUM, _ids, _text, browsing
-from tests.e2e.test_payouts import _earn
+from tests.e2e.test_payouts import PAYOUT_SETTINGS, _earn
 from tests.helpers import browser_matrix, make_user
 
 WORDS = {
@@ -34,7 +33,7 @@ pytestmark = [
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"payout_account_keys": f"web1:{base64.b64encode(b'w' * 32).decode()}"}
+    return dict(PAYOUT_SETTINGS)
 
 
 @pytest.mark.parametrize(("lang", "viewport"), browser_matrix(), ids=_ids)
@@ -47,7 +46,7 @@ async def test_a_streamer_registers_an_account_and_withdraws_on_the_payouts_page
     await _earn(client, container, streamer, 100_000)
     year = clock.now().astimezone(KST).year
     clock.advance(8 * 86_400)
-    token = streamer.headers["Authorization"].removeprefix("Bearer ")
+    token = streamer.token
 
     async with browsing(create_app(container), lang, viewport, token=token) as browser:
         page = await browser.page(f"/studio/payouts?lang={lang}")

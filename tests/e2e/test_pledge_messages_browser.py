@@ -53,7 +53,7 @@ async def test_a_fan_pledges_with_a_message_anonymously_and_the_streamer_hides_i
     await settle_all(container)
     app = create_app(container)
 
-    fan_token = fan.headers["Authorization"].removeprefix("Bearer ")
+    fan_token = fan.token
     async with browsing(app, lang, viewport, token=fan_token) as browser:
         page = await browser.page(f"/missions/{mid}?lang={lang}")
         form = page.locator("form[data-form=pledge]")
@@ -70,7 +70,7 @@ async def test_a_fan_pledges_with_a_message_anonymously_and_the_streamer_hides_i
         # Only the mission's streamer sees the hide button.
         assert not await row.locator("button[data-action=hide-message]").is_visible()
 
-    streamer_token = streamer.headers["Authorization"].removeprefix("Bearer ")
+    streamer_token = streamer.token
     async with browsing(app, lang, viewport, token=streamer_token) as browser:
         page = await browser.page(f"/missions/{mid}?lang={lang}")
         page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))

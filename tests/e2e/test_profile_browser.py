@@ -92,7 +92,7 @@ async def browser(container: Container, lang: str,
                                                  timezone_id="Asia/Seoul")
             await context.add_cookies([{"name": "ml_lang", "value": lang, "url": base}])
             if who is not None:
-                token = who.headers["Authorization"].removeprefix("Bearer ")
+                token = who.token
                 saved = json.dumps({"token": token, "exp": (time.time() + 600) * 1000})
                 await context.add_init_script(
                     f"sessionStorage.setItem('missionlink-access', {json.dumps(saved)})")

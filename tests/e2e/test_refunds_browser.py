@@ -53,7 +53,7 @@ async def test_a_fan_refunds_a_top_up_from_the_wallet_page(
             context = await browser.new_context(viewport=viewport, locale=words["locale"],
                                                 timezone_id="Asia/Seoul")
             await context.add_cookies([{"name": "ml_lang", "value": lang, "url": base}])
-            token = fan.headers["Authorization"].removeprefix("Bearer ")
+            token = fan.token
             saved = json.dumps({"token": token, "exp": (time.time() + 600) * 1000})
             await context.add_init_script(
                 f"sessionStorage.setItem('missionlink-access', {json.dumps(saved)})")

@@ -13,7 +13,7 @@ import pytest
 from missionlink.api.app import create_app
 from missionlink.bootstrap import Container
 from tests.e2e.test_pages_live_browser import CHROMIUM, TIMEOUT_MS, _ids, _pledge, browsing
-from tests.helpers import Actor, browser_matrix, make_user, propose, settle_all, top_up
+from tests.helpers import browser_matrix, make_user, propose, settle_all, top_up
 
 WORDS = {
     "ko": {"escrow": "보관 중인 후원금", "total": "7,000원", "pending": "수락 대기",
@@ -35,10 +35,6 @@ def settings_overrides() -> dict[str, object]:
     return {"proposal_cooldown_seconds": 0}
 
 
-def _token(who: Actor) -> str:
-    return who.headers["Authorization"].removeprefix("Bearer ")
-
-
 @pytest.mark.parametrize(("lang", "viewport"), browser_matrix(), ids=_ids)
 async def test_the_wallet_shows_escrow_and_titles_and_a_refunded_mission_says_so(
     client: httpx.AsyncClient, container: Container, lang: str, viewport: dict[str, int],
@@ -54,7 +50,7 @@ async def test_the_wallet_shows_escrow_and_titles_and_a_refunded_mission_says_so
     assert r.status_code == 200, r.text
     await settle_all(container)
 
-    async with browsing(create_app(container), lang, viewport, token=_token(fan)) as browser:
+    async with browsing(create_app(container), lang, viewport, token=fan.token) as browser:
         page = await browser.page(f"/wallet?lang={lang}")
         escrow = page.locator("#escrow")
         await escrow.locator("#escrow-items tbody tr").first.wait_for(timeout=TIMEOUT_MS)

@@ -28,10 +28,10 @@ from missionlink.bootstrap import Container
 from missionlink.domain import events as topics
 from missionlink.domain.clock import FrozenClock
 from missionlink.domain.errors import DomainError
+from missionlink.migrations.earlier import core_revision
 from missionlink.migrations.runner import alembic_config
 from missionlink.services.pledges import PledgeFailed, PostgresPledgeDesk
 from tests.helpers import Actor, assert_ledger_ok, make_user, propose, settle_all, top_up
-from tests.integration.test_pledge_parity import _migration
 
 #: Batches are the PostgreSQL desk's; SQLite runs one transaction per pledge.
 pytestmark = pytest.mark.parametrize(
@@ -349,8 +349,8 @@ async def test_migrations_0018_and_0019_switch_the_function_and_keys_survive(
 ) -> None:
     """0018 put the set pass in, 0019 takes it out again (0016's per-pledge body, the
     missions locked first); a key stored under one body replays under the other."""
-    set_based = _migration("0018_set_based_pledge_batches")
-    per_pledge = _migration("0019_per_pledge_batches_again")
+    set_based = core_revision("0018_set_based_pledge_batches")
+    per_pledge = core_revision("0019_per_pledge_batches_again")
     cfg = alembic_config("core", container.settings.core_url)
     assert await _function_source(container) in per_pledge.function_sql()
     await container.core_db.dispose()

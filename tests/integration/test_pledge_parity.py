@@ -12,8 +12,6 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib.util import module_from_spec, spec_from_file_location
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +33,7 @@ from missionlink.domain import events as topics
 from missionlink.domain import ledger as L
 from missionlink.domain.clock import FrozenClock
 from missionlink.domain.missions import Status
+from missionlink.migrations.earlier import core_revision
 from missionlink.services.chargebacks import apply_dispute
 from missionlink.services.missions import expire_due
 from missionlink.services.pledges import PostgresPledgeDesk, TransactionalPledgeDesk
@@ -428,17 +427,6 @@ async def test_each_backend_places_pledges_through_its_own_desk(container: Conta
     assert type(container.pledges) is expected
 
 
-def _migration(name: str) -> Any:
-    path = (Path(__file__).resolve().parents[2] / "src" / "missionlink" / "migrations"
-            / "core" / "versions" / f"{name}.py")
-    spec = spec_from_file_location(f"migration_{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("name", ["0004_place_pledge_function",
                                   "0005_place_pledges_in_batches",
                                   "0018_set_based_pledge_batches",
@@ -446,7 +434,7 @@ def _migration(name: str) -> Any:
 def test_the_pledge_function_spells_out_no_domain_value(name: str) -> None:
     """Statuses, accounts, kinds, currencies and topics reach it as call parameters, so a
     change of a domain constant cannot leave the function behind."""
-    module = _migration(name)
+    module = core_revision(name)
     sql = module.function_sql() if hasattr(module, "function_sql") else module.FUNCTION
     values = [*(s.value for s in Status), *(k.value for k in L.TransferKind), L.KRW,
               topics.PLEDGE_CREATED]

@@ -15,10 +15,10 @@ API process allocates is freed by reference counting, so a larger young generati
 a little memory and saves those passes.
 
 The same process also holds everything its imports and its startup built (modules,
-classes, the OpenAPI schema, pydantic validators, SQLAlchemy's tables): some 400,000
-tracked objects that live as long as the process. Each full collection walked them all,
-a 30-80 ms pause of the event loop every few seconds under load: the tail of a pledge's
-latency. They are moved out of the collector's sight once startup is done.
+classes, pydantic validators, SQLAlchemy's tables): about 180,000 tracked objects that
+live as long as the process. Each full collection walked them all, a 30-80 ms pause of
+the event loop every few seconds under load: the tail of a pledge's latency. They are
+moved out of the collector's sight once startup is done.
 """
 
 from __future__ import annotations

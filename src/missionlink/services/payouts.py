@@ -138,7 +138,7 @@ def withdrawal_out(row: Any) -> dict[str, Any]:
 
 async def request_withdrawal(
     conn: AsyncConnection, *, user_id: int, amount: int, key: str, hold: timedelta,
-    minimum: int, now: datetime, cooldown: timedelta = timedelta(0),
+    minimum: int, now: datetime, cooldown: timedelta,
 ) -> dict[str, Any]:
     """Take ``amount`` out of the wallet: the net to the withdrawal clearing account, the
     withheld taxes to the withholding account, in one transaction. Refused while the

@@ -13,11 +13,11 @@ one hot mission, against 0.24-0.28 ms for both with the per-pledge body; its fix
 number of statements does not pay for itself at the batch sizes a server gathers
 (bench/README.md). Same signature and outcomes; downgrade restores 0018's body.
 """
-from importlib.util import module_from_spec, spec_from_file_location
-from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Sequence, Union
 
 from alembic import op
+
+from missionlink.migrations.earlier import core_revision as _migration
 
 revision: str = '0019'
 down_revision: Union[str, Sequence[str], None] = '0018'
@@ -67,13 +67,3 @@ def downgrade() -> None:
         op.execute(f"DROP FUNCTION IF EXISTS {signature()}")
         op.get_bind().exec_driver_sql(_migration('0018_set_based_pledge_batches').function_sql())
 
-
-def _migration(name: str) -> Any:
-    """An earlier migration's module, read from its own (frozen) file rather than copied here."""
-    path = Path(__file__).with_name(f"{name}.py")
-    spec = spec_from_file_location(f"missionlink_migration_{name[:4]}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
